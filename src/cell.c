@@ -1,0 +1,84 @@
+#include "cell.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "linalg.h"
+
+const CellKind *cell_by_name(const char *name) {
+    if (strcmp(name, "rnn") == 0) return &cell_rnn;
+    if (strcmp(name, "lstm") == 0) return &cell_lstm;
+    if (strcmp(name, "gru") == 0) return &cell_gru;
+    return NULL;
+}
+
+static float *alloc_floats(size_t n, const char *what) {
+    float *p = NULL;
+    if (posix_memalign((void **)&p, 64, (n ? n : 1) * sizeof(float)) != 0)
+        rt_die(EXIT_RUNTIME, "out of memory allocating %zu floats for %s", n, what);
+    memset(p, 0, (n ? n : 1) * sizeof(float));
+    return p;
+}
+
+void layer_init(Layer *l, const CellKind *kind, int D, int H, int B, int Tmax) {
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->D = D;
+    l->H = H;
+    l->B = B;
+    l->Tmax = Tmax;
+    size_t GH = (size_t)kind->gates * H, BH = (size_t)B * H;
+    l->gates = alloc_floats((size_t)Tmax * B * GH, "gate activations");
+    l->h = alloc_floats((size_t)(Tmax + 1) * BH, "hidden states");
+    if (kind == &cell_lstm) l->c = alloc_floats((size_t)(Tmax + 1) * BH, "cell states");
+    if (kind == &cell_gru) {
+        l->c = alloc_floats((size_t)Tmax * BH, "gru W_hn h + b_hn");
+        l->rec = alloc_floats((size_t)Tmax * B * GH, "gru recurrent gradients");
+    }
+    l->dh = alloc_floats(BH, "hidden gradient");
+    l->dc = alloc_floats(BH, "cell gradient");
+}
+
+void layer_free(Layer *l) {
+    free(l->gates);
+    free(l->h);
+    free(l->c);
+    free(l->rec);
+    free(l->dh);
+    free(l->dc);
+    memset(l, 0, sizeof *l);
+}
+
+void layer_carry(Layer *l, int T) {
+    size_t BH = (size_t)l->B * l->H;
+    memmove(l->h, l->h + (size_t)T * BH, BH * sizeof(float));
+    if (l->kind->has_cell) memmove(l->c, l->c + (size_t)T * BH, BH * sizeof(float));
+}
+
+void layer_reset(Layer *l) {
+    size_t BH = (size_t)l->B * l->H;
+    memset(l->h, 0, BH * sizeof(float));
+    if (l->kind->has_cell) memset(l->c, 0, BH * sizeof(float));
+}
+
+void cell_input_projection(Layer *l, const float *x, int T, int bias_hh_cols) {
+    int rows = T * l->B, GH = l->kind->gates * l->H;
+    la_matmul_nt(l->gates, x, l->w_ih, rows, GH, l->D, 0.0f);
+    for (int r = 0; r < rows; r++) {
+        float *a = l->gates + (size_t)r * GH;
+        for (int j = 0; j < bias_hh_cols; j++) a[j] += l->b_ih[j] + l->b_hh[j];
+        for (int j = bias_hh_cols; j < GH; j++) a[j] += l->b_ih[j];
+    }
+}
+
+void cell_weight_gradients(Layer *l, const float *x, const float *dA_in, const float *dA_rec,
+                           float *dx, int T) {
+    int rows = T * l->B, GH = l->kind->gates * l->H;
+    la_matmul_tn(l->dw_hh, dA_rec, l->h, GH, l->H, rows, 1.0f); /* h[0..T-1] */
+    la_matmul_tn(l->dw_ih, dA_in, x, GH, l->D, rows, 1.0f);
+    la_colsum_add(l->db_ih, dA_in, rows, GH);
+    la_colsum_add(l->db_hh, dA_rec, rows, GH);
+    if (dx) la_matmul_nn(dx, dA_in, l->w_ih, rows, l->D, GH, 0.0f);
+}
+

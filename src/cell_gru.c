@@ -1,0 +1,74 @@
+/* GRU, PyTorch gate order r, z, n:
+ *   r = s(W_ir x + b_ir + W_hr h + b_hr),  z = s(W_iz x + b_iz + W_hz h + b_hz),
+ *   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h.
+ * Because r multiplies the recurrent part of n, the input and recurrent pre-activation
+ * gradients differ in the n block: dA_in = [dr dz dn], dA_rec = [dr dz dn*r]. */
+#include <math.h>
+#include <string.h>
+
+#include "cell.h"
+#include "linalg.h"
+
+static void gru_forward(Layer *l, const float *x, int T) {
+    int B = l->B, H = l->H, GH = 3 * H;
+    size_t BH = (size_t)B * H;
+    cell_input_projection(l, x, T, 2 * H);           /* b_hn stays out: r multiplies it */
+    float *rec = l->rec;                             /* (B,3H) scratch: h W_hh^T */
+    for (int t = 0; t < T; t++) {
+        float *a = l->gates + (size_t)t * B * GH;    /* (B,3H) */
+        const float *hprev = l->h + t * BH;
+        la_matmul_nt(rec, hprev, l->w_hh, B, GH, H, 0.0f);
+        float *hn = l->c + t * BH, *h = l->h + (t + 1) * BH;
+        const float *b_hn = l->b_hh + 2 * H;
+        for (int b = 0; b < B; b++) {
+            float *ab = a + (size_t)b * GH;
+            const float *rb = rec + (size_t)b * GH;
+            for (int j = 0; j < H; j++) {
+                size_t k = (size_t)b * H + j;
+                float r = cell_sigmoid(ab[j] + rb[j]);
+                float z = cell_sigmoid(ab[H + j] + rb[H + j]);
+                hn[k] = rb[2 * H + j] + b_hn[j];
+                float n = tanhf(ab[2 * H + j] + r * hn[k]);
+                h[k] = (1.0f - z) * n + z * hprev[k];
+                ab[j] = r;
+                ab[H + j] = z;
+                ab[2 * H + j] = n;
+            }
+        }
+    }
+}
+
+static void gru_backward(Layer *l, const float *x, const float *dy, float *dx, float *dh0,
+                         float *dc0, int T) {
+    (void)dc0;
+    int B = l->B, H = l->H, GH = 3 * H;
+    size_t BH = (size_t)B * H;
+    float *dh = l->dh;                               /* (B,H), carried to t-1 */
+    memset(dh, 0, BH * sizeof(float));
+    for (int t = T - 1; t >= 0; t--) {
+        float *a = l->gates + (size_t)t * B * GH;    /* [r z n] in, dA_in out */
+        float *ar = l->rec + (size_t)t * B * GH;     /* dA_rec out */
+        const float *dyt = dy + t * BH, *hprev = l->h + t * BH, *hn = l->c + t * BH;
+        for (int b = 0; b < B; b++) {
+            float *ab = a + (size_t)b * GH, *rb = ar + (size_t)b * GH;
+            for (int j = 0; j < H; j++) {
+                size_t k = (size_t)b * H + j;
+                float r = ab[j], z = ab[H + j], n = ab[2 * H + j];
+                float dhk = dyt[k] + dh[k];
+                float dn = dhk * (1.0f - z) * (1.0f - n * n);
+                float dr = dn * hn[k] * r * (1.0f - r);
+                float dz = dhk * (hprev[k] - n) * z * (1.0f - z);
+                ab[j] = rb[j] = dr;
+                ab[H + j] = rb[H + j] = dz;
+                ab[2 * H + j] = dn;
+                rb[2 * H + j] = dn * r;
+                dh[k] = dhk * z;
+            }
+        }
+        if (t > 0 || dh0) la_matmul_nn(dh, ar, l->w_hh, B, H, GH, 1.0f);
+    }
+    if (dh0) memcpy(dh0, dh, BH * sizeof(float));
+    cell_weight_gradients(l, x, l->gates, l->rec, dx, T);
+}
+
+const CellKind cell_gru = {"gru", 3, 0, gru_forward, gru_backward};

@@ -1,0 +1,76 @@
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "dist.h"
+
+void rt_die(int status, const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (dist_size() > 1)
+        fprintf(stderr, "rnntrain[rank %d]: error: %s\n", dist_rank(), msg);
+    else
+        fprintf(stderr, "rnntrain: error: %s\n", msg);
+    fflush(stderr);
+    dist_abort(status);
+}
+
+void rt_fail_check(const char *file, int line, const char *expr) {
+    rt_die(EXIT_RUNTIME, "internal check failed at %s:%d: %s (please report this)", file, line,
+           expr);
+}
+
+void rt_log(const char *fmt, ...) {
+    if (dist_rank() != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fflush(stderr);
+}
+
+void *rt_malloc(size_t bytes, const char *what) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) rt_die(EXIT_RUNTIME, "out of memory allocating %zu bytes for %s", bytes, what);
+    return p;
+}
+
+void *rt_calloc(size_t count, size_t size, const char *what) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        rt_die(EXIT_RUNTIME, "out of memory allocating %zu x %zu bytes for %s", count, size,
+               what);
+    return p;
+}
+
+void *rt_realloc(void *p, size_t bytes, const char *what) {
+    void *q = realloc(p, bytes ? bytes : 1);
+    if (!q) rt_die(EXIT_RUNTIME, "out of memory growing %s to %zu bytes", what, bytes);
+    return q;
+}
+
+char *rt_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = rt_malloc(n, "string");
+    memcpy(p, s, n);
+    return p;
+}
+
+double rt_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double rt_peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}

@@ -1,0 +1,47 @@
+/* common: errors that stop the job, checked allocation, checks that stay on, logging.
+ *
+ * Every failure goes through rt_die(): it prints "rnntrain: <where>: <message>" tagged with
+ * the MPI rank when there are several, then ends the whole job (dist_abort) with the given
+ * exit status. Exit statuses are documented in README.md:
+ *   0 success, 1 runtime failure, 2 bad command line, 3 bad input file. */
+#ifndef RNNTRAIN_COMMON_H
+#define RNNTRAIN_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define RNNTRAIN_VERSION "0.1.0"
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INPUT = 3 };
+
+#if defined(__GNUC__)
+#define RT_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define RT_NORETURN __attribute__((noreturn))
+#else
+#define RT_PRINTF(a, b)
+#define RT_NORETURN
+#endif
+
+void rt_die(int status, const char *fmt, ...) RT_PRINTF(2, 3) RT_NORETURN;
+/* Like rt_die but for internal invariants: names the source location. */
+void rt_fail_check(const char *file, int line, const char *expr) RT_NORETURN;
+/* Informational message on rank 0 only (stderr). */
+void rt_log(const char *fmt, ...) RT_PRINTF(1, 2);
+
+/* REQUIRE stays on in release builds (no assert). */
+#define REQUIRE(cond)                                                                      \
+    do {                                                                                   \
+        if (!(cond)) rt_fail_check(__FILE__, __LINE__, #cond);                             \
+    } while (0)
+
+void *rt_malloc(size_t bytes, const char *what);
+void *rt_calloc(size_t count, size_t size, const char *what);
+void *rt_realloc(void *p, size_t bytes, const char *what);
+char *rt_strdup(const char *s);
+/* Monotonic wall clock in seconds. */
+double rt_seconds(void);
+/* Peak resident set size of this process in MiB (from getrusage). */
+double rt_peak_rss_mb(void);
+
+#endif

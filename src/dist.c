@@ -1,0 +1,105 @@
+#include "dist.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common.h"
+
+static int g_initialized = 0;
+static int g_rank = 0;
+static int g_size = 1;
+
+/* An MPI failure is a runtime failure of the job: report and abort (errors are returned,
+ * not fatal, because we install MPI_ERRORS_RETURN on the world communicator). */
+static void check_mpi(int rc, const char *what) {
+    if (rc == MPI_SUCCESS) return;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    rt_die(EXIT_RUNTIME, "MPI call %s failed: %s", what, msg);
+}
+
+void dist_init(int *argc, char ***argv) {
+    if (g_initialized) return;
+    int rc = MPI_Init(argc, argv);
+    if (rc != MPI_SUCCESS) {
+        fprintf(stderr, "rnntrain: error: MPI_Init failed (code %d)\n", rc);
+        exit(EXIT_RUNTIME);
+    }
+    g_initialized = 1;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank), "MPI_Comm_rank");
+    check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &g_size), "MPI_Comm_size");
+}
+
+void dist_finalize(void) {
+    if (!g_initialized) return;
+    MPI_Finalize();
+    g_initialized = 0;
+}
+
+int dist_rank(void) { return g_rank; }
+int dist_size(void) { return g_size; }
+
+void dist_abort(int status) {
+    fflush(stdout);
+    fflush(stderr);
+    if (g_initialized && g_size > 1) MPI_Abort(MPI_COMM_WORLD, status);
+    if (g_initialized) MPI_Finalize();
+    exit(status);
+}
+
+void dist_barrier(void) {
+    if (g_size == 1) return;
+    check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+}
+
+/* MPI counts are int: long buffers go in pieces. */
+static void sum_pieces(void *buf, size_t n, size_t elem, MPI_Datatype type, MPI_Op op,
+                       const char *what) {
+    if (g_size == 1) return;
+    char *p = buf;
+    while (n > 0) {
+        int count = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        check_mpi(MPI_Allreduce(MPI_IN_PLACE, p, count, type, op, MPI_COMM_WORLD), what);
+        p += (size_t)count * elem;
+        n -= (size_t)count;
+    }
+}
+
+void dist_sum_f32(float *buf, size_t n) {
+    sum_pieces(buf, n, sizeof *buf, MPI_FLOAT, MPI_SUM, "MPI_Allreduce(float sum)");
+}
+void dist_sum_f64(double *buf, size_t n) {
+    sum_pieces(buf, n, sizeof *buf, MPI_DOUBLE, MPI_SUM, "MPI_Allreduce(double sum)");
+}
+void dist_sum_i64(int64_t *buf, size_t n) {
+    sum_pieces(buf, n, sizeof *buf, MPI_INT64_T, MPI_SUM, "MPI_Allreduce(int64 sum)");
+}
+void dist_max_i64(int64_t *buf, size_t n) {
+    sum_pieces(buf, n, sizeof *buf, MPI_INT64_T, MPI_MAX, "MPI_Allreduce(int64 max)");
+}
+
+static void bcast_pieces(void *buf, size_t n, size_t elem, MPI_Datatype type) {
+    if (g_size == 1) return;
+    char *p = buf;
+    while (n > 0) {
+        int count = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        check_mpi(MPI_Bcast(p, count, type, 0, MPI_COMM_WORLD), "MPI_Bcast");
+        p += (size_t)count * elem;
+        n -= (size_t)count;
+    }
+}
+
+void dist_bcast_f32(float *buf, size_t n) { bcast_pieces(buf, n, sizeof *buf, MPI_FLOAT); }
+void dist_bcast_bytes(void *buf, size_t n) { bcast_pieces(buf, n, 1, MPI_BYTE); }
+
+int dist_all_equal_u64(uint64_t v) {
+    if (g_size == 1) return 1;
+    uint64_t lohi[2] = {v, ~v};
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, lohi, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD),
+              "MPI_Allreduce(check)");
+    return lohi[0] == v && lohi[1] == ~v;
+}

@@ -1,0 +1,31 @@
+/* dist: the only module that talks to MPI. Everything else sees ranks, sums and aborts.
+ *
+ * Before dist_init (and for tools that never call it) the process behaves as rank 0 of 1,
+ * so errors during argument parsing still print and exit cleanly. */
+#ifndef RNNTRAIN_DIST_H
+#define RNNTRAIN_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void dist_init(int *argc, char ***argv);
+void dist_finalize(void);
+int dist_rank(void);
+int dist_size(void);
+/* Ends the whole job with this status: MPI_Abort when MPI is up, exit() otherwise. */
+void dist_abort(int status) __attribute__((noreturn));
+void dist_barrier(void);
+
+/* In-place sums across ranks. */
+void dist_sum_f32(float *buf, size_t n);
+void dist_sum_f64(double *buf, size_t n);
+void dist_sum_i64(int64_t *buf, size_t n);
+/* In-place maximum across ranks. */
+void dist_max_i64(int64_t *buf, size_t n);
+/* Broadcast from rank 0. */
+void dist_bcast_f32(float *buf, size_t n);
+void dist_bcast_bytes(void *buf, size_t n);
+/* 1 if the 64-bit value is the same on every rank, else 0 (on every rank). */
+int dist_all_equal_u64(uint64_t v);
+
+#endif

@@ -1,0 +1,226 @@
+#include "h5util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+hid_t h5_open_read(const char *path, const char *what) {
+    if (access(path, R_OK) != 0)
+        rt_die(EXIT_INPUT, "%s '%s': cannot read it (%s)", what, path, strerror(errno));
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) rt_die(EXIT_INPUT, "%s '%s': not an HDF5 file", what, path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) rt_die(EXIT_INPUT, "%s '%s': HDF5 cannot open it (damaged?)", what, path);
+    return f;
+}
+
+hid_t h5_create(const char *path) {
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) rt_die(EXIT_RUNTIME, "cannot create HDF5 file '%s'", path);
+    return f;
+}
+
+void h5_close_file(hid_t f, const char *path) {
+    if (H5Fclose(f) < 0) rt_die(EXIT_RUNTIME, "closing HDF5 file '%s' failed", path);
+}
+
+int h5_exists(hid_t loc, const char *name) {
+    /* H5Lexists fails on a missing intermediate group: walk the path. */
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *p = buf; (p = strchr(p + 1, '/')) != NULL;) {
+        *p = 0;
+        if (buf[0] && H5Lexists(loc, buf, H5P_DEFAULT) <= 0) return 0;
+        *p = '/';
+    }
+    return H5Lexists(loc, buf, H5P_DEFAULT) > 0;
+}
+
+void h5_make_parents(hid_t f, const char *name, const char *path) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *p = buf; (p = strchr(p + 1, '/')) != NULL;) {
+        *p = 0;
+        if (buf[0] && H5Lexists(f, buf, H5P_DEFAULT) <= 0) {
+            hid_t g = H5Gcreate2(f, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            if (g < 0) rt_die(EXIT_RUNTIME, "%s: cannot create group '%s'", path, buf);
+            H5Gclose(g);
+        }
+        *p = '/';
+    }
+}
+
+int h5_attr_exists(hid_t loc, const char *name) { return H5Aexists(loc, name) > 0; }
+
+static hid_t open_attr(hid_t loc, const char *name, const char *path) {
+    if (!h5_attr_exists(loc, name))
+        rt_die(EXIT_INPUT, "%s: attribute '%s' is missing (not a file written by rnntrain?)",
+               path, name);
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) rt_die(EXIT_INPUT, "%s: cannot open attribute '%s'", path, name);
+    return a;
+}
+
+int64_t h5_read_attr_int(hid_t loc, const char *name, const char *path) {
+    hid_t a = open_attr(loc, name, path);
+    hid_t t = H5Aget_type(a);
+    if (H5Tget_class(t) != H5T_INTEGER)
+        rt_die(EXIT_INPUT, "%s: attribute '%s' should be an integer", path, name);
+    int64_t v = 0;
+    if (H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+        rt_die(EXIT_INPUT, "%s: cannot read attribute '%s'", path, name);
+    H5Tclose(t);
+    H5Aclose(a);
+    return v;
+}
+
+double h5_read_attr_double(hid_t loc, const char *name, const char *path) {
+    hid_t a = open_attr(loc, name, path);
+    double v = 0;
+    if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
+        rt_die(EXIT_INPUT, "%s: cannot read attribute '%s' as a number", path, name);
+    H5Aclose(a);
+    return v;
+}
+
+void h5_read_attr_str(hid_t loc, const char *name, char *buf, size_t size, const char *path) {
+    hid_t a = open_attr(loc, name, path);
+    hid_t t = H5Aget_type(a);
+    if (H5Tget_class(t) != H5T_STRING)
+        rt_die(EXIT_INPUT, "%s: attribute '%s' should be a string", path, name);
+    if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        if (H5Aread(a, mt, &s) < 0 || !s)
+            rt_die(EXIT_INPUT, "%s: cannot read attribute '%s'", path, name);
+        snprintf(buf, size, "%s", s);
+        H5free_memory(s);
+        H5Tclose(mt);
+    } else {
+        size_t n = H5Tget_size(t);
+        char *tmp = rt_calloc(n + 1, 1, "attribute");
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, n);
+        if (H5Aread(a, mt, tmp) < 0)
+            rt_die(EXIT_INPUT, "%s: cannot read attribute '%s'", path, name);
+        snprintf(buf, size, "%s", tmp);
+        free(tmp);
+        H5Tclose(mt);
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+}
+
+static void write_attr(hid_t loc, const char *name, hid_t type, const void *v,
+                       const char *path) {
+    if (h5_attr_exists(loc, name)) H5Adelete(loc, name);
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, type, s, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, type, v) < 0)
+        rt_die(EXIT_RUNTIME, "%s: cannot write attribute '%s'", path, name);
+    H5Aclose(a);
+    H5Sclose(s);
+}
+
+void h5_write_attr_int(hid_t loc, const char *name, int64_t v, const char *path) {
+    write_attr(loc, name, H5T_NATIVE_INT64, &v, path);
+}
+void h5_write_attr_double(hid_t loc, const char *name, double v, const char *path) {
+    write_attr(loc, name, H5T_NATIVE_DOUBLE, &v, path);
+}
+void h5_write_attr_str(hid_t loc, const char *name, const char *v, const char *path) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    write_attr(loc, name, t, v, path);
+    H5Tclose(t);
+}
+
+int h5_dataset_shape(hid_t f, const char *name, uint64_t *dims, const char *path) {
+    if (!h5_exists(f, name)) rt_die(EXIT_INPUT, "%s: dataset '%s' is missing", path, name);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) rt_die(EXIT_INPUT, "%s: '%s' is not a dataset", path, name);
+    hid_t s = H5Dget_space(d);
+    int nd = H5Sget_simple_extent_ndims(s);
+    if (nd < 0 || nd > 8) rt_die(EXIT_INPUT, "%s: dataset '%s' has a bad shape", path, name);
+    hsize_t hd[8];
+    H5Sget_simple_extent_dims(s, hd, NULL);
+    for (int i = 0; i < nd; i++) dims[i] = hd[i];
+    H5Sclose(s);
+    H5Dclose(d);
+    return nd;
+}
+
+static void shape_str(char *buf, size_t size, int nd, const uint64_t *dims) {
+    size_t used = (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < nd && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, i ? ",%llu" : "%llu",
+                                 (unsigned long long)dims[i]);
+    if (used < size) snprintf(buf + used, size - used, nd == 1 ? ",)" : ")");
+}
+
+static void read_checked(hid_t f, const char *name, void *buf, hid_t memtype,
+                         H5T_class_t want, int ndim, const uint64_t *dims, const char *path) {
+    uint64_t have[8];
+    int nd = h5_dataset_shape(f, name, have, path);
+    int same = nd == ndim;
+    for (int i = 0; same && i < nd; i++) same = have[i] == dims[i];
+    if (!same) {
+        char a[128], b[128];
+        shape_str(a, sizeof a, ndim, dims);
+        shape_str(b, sizeof b, nd, have);
+        rt_die(EXIT_INPUT, "%s: dataset '%s' should have shape %s, found %s", path, name, a,
+               b);
+    }
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t t = H5Dget_type(d);
+    H5T_class_t cls = H5Tget_class(t);
+    if (cls != want)
+        rt_die(EXIT_INPUT, "%s: dataset '%s' should hold %s, found another type", path, name,
+               want == H5T_FLOAT ? "floats" : "integers");
+    if (H5Dread(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        rt_die(EXIT_INPUT, "%s: reading dataset '%s' failed (damaged file?)", path, name);
+    H5Tclose(t);
+    H5Dclose(d);
+}
+
+void h5_read_f32(hid_t f, const char *name, float *buf, int ndim, const uint64_t *dims,
+                 const char *path) {
+    read_checked(f, name, buf, H5T_NATIVE_FLOAT, H5T_FLOAT, ndim, dims, path);
+}
+void h5_read_f64(hid_t f, const char *name, double *buf, int ndim, const uint64_t *dims,
+                 const char *path) {
+    read_checked(f, name, buf, H5T_NATIVE_DOUBLE, H5T_FLOAT, ndim, dims, path);
+}
+void h5_read_i32(hid_t f, const char *name, int32_t *buf, int ndim, const uint64_t *dims,
+                 const char *path) {
+    read_checked(f, name, buf, H5T_NATIVE_INT32, H5T_INTEGER, ndim, dims, path);
+}
+
+static void write_ds(hid_t f, const char *name, const void *buf, hid_t filetype,
+                     hid_t memtype, int ndim, const uint64_t *dims, const char *path) {
+    hsize_t hd[8];
+    for (int i = 0; i < ndim; i++) hd[i] = dims[i];
+    h5_make_parents(f, name, path);
+    hid_t s = H5Screate_simple(ndim, hd, NULL);
+    hid_t d = H5Dcreate2(f, name, filetype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0 || H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        rt_die(EXIT_RUNTIME, "%s: cannot write dataset '%s'", path, name);
+    H5Dclose(d);
+    H5Sclose(s);
+}
+
+void h5_write_f32(hid_t f, const char *name, const float *buf, int ndim, const uint64_t *dims,
+                  const char *path) {
+    write_ds(f, name, buf, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, dims, path);
+}
+void h5_write_i32(hid_t f, const char *name, const int32_t *buf, int ndim,
+                  const uint64_t *dims, const char *path) {
+    write_ds(f, name, buf, H5T_STD_I32LE, H5T_NATIVE_INT32, ndim, dims, path);
+}

@@ -1,0 +1,46 @@
+/* h5util: checked HDF5 helpers. Every failure names the file and the object, says what
+ * was expected and what was found, and stops the job with EXIT_INPUT (bad input file) or
+ * EXIT_RUNTIME (cannot write). HDF5's own error stack printing is switched off so users
+ * see one clear line instead of a trace. */
+#ifndef RNNTRAIN_H5UTIL_H
+#define RNNTRAIN_H5UTIL_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+/* Silence HDF5's automatic error printing (call once at start). */
+void h5_quiet(void);
+/* Opens an existing HDF5 file read-only; `what` says what it is for ("data file"). */
+hid_t h5_open_read(const char *path, const char *what);
+/* Creates (truncates) a file for writing. */
+hid_t h5_create(const char *path);
+void h5_close_file(hid_t f, const char *path);
+int h5_exists(hid_t loc, const char *name);
+/* Creates the groups on the way to name ("a/b/c" creates a and a/b). */
+void h5_make_parents(hid_t f, const char *name, const char *path);
+
+int h5_attr_exists(hid_t loc, const char *name);
+int64_t h5_read_attr_int(hid_t loc, const char *name, const char *path);
+double h5_read_attr_double(hid_t loc, const char *name, const char *path);
+/* Reads a string attribute (fixed or variable length) into buf (NUL-terminated). */
+void h5_read_attr_str(hid_t loc, const char *name, char *buf, size_t size, const char *path);
+void h5_write_attr_int(hid_t loc, const char *name, int64_t v, const char *path);
+void h5_write_attr_double(hid_t loc, const char *name, double v, const char *path);
+void h5_write_attr_str(hid_t loc, const char *name, const char *v, const char *path);
+
+/* Rank and dims of a dataset (dims has room for 8); dies if missing. Returns the rank. */
+int h5_dataset_shape(hid_t f, const char *name, uint64_t *dims, const char *path);
+/* Reads a whole float32 dataset whose shape must be exactly dims[0..ndim). */
+void h5_read_f32(hid_t f, const char *name, float *buf, int ndim, const uint64_t *dims,
+                 const char *path);
+void h5_read_f64(hid_t f, const char *name, double *buf, int ndim, const uint64_t *dims,
+                 const char *path);
+/* Reads a whole integer dataset (any integer dtype, converted) of shape dims. */
+void h5_read_i32(hid_t f, const char *name, int32_t *buf, int ndim, const uint64_t *dims,
+                 const char *path);
+void h5_write_f32(hid_t f, const char *name, const float *buf, int ndim, const uint64_t *dims,
+                  const char *path);
+void h5_write_i32(hid_t f, const char *name, const int32_t *buf, int ndim,
+                  const uint64_t *dims, const char *path);
+
+#endif

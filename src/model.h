@@ -1,0 +1,63 @@
+/* model: embedding -> L recurrent layers -> linear head, run over one TBPTT chunk.
+ *
+ * Dimensions: B streams on this rank, T chunk length, E embedding width, H hidden size,
+ * V vocabulary, L layers. Tokens and activations are time-major: row t*B + b is stream b
+ * at step t. The carried state lives in each layer's h[0] (and c[0]).
+ *
+ * One training step on a chunk:
+ *   model_forward(m, inputs, T);                 logits (T,B,V)
+ *   loss = model_loss(m, targets, T, scale, 1);  logits -> scale * dLoss/dlogits
+ *   model_backward(m, T, NULL, NULL);            += gradients
+ *   model_carry(m, T);                           state for the next chunk */
+#ifndef RNNTRAIN_MODEL_H
+#define RNNTRAIN_MODEL_H
+
+#include <stdint.h>
+
+#include "cell.h"
+#include "params.h"
+#include "rng.h"
+
+#define MODEL_MAX_LAYERS 16
+
+typedef struct {
+    const CellKind *cell;
+    int L, H, E, V;
+} ModelShape;
+
+typedef struct {
+    ModelShape shape;
+    int B, Tmax;
+    Params params;
+    int emb, head_w, head_b; /* parameter indices */
+    Layer layers[MODEL_MAX_LAYERS];
+    int32_t *inputs;  /* (Tmax,B) */
+    float *x0;        /* (Tmax,B,E) embedded inputs */
+    float *logits;    /* (Tmax,B,V) logits, then their gradients */
+    float *dbuf[2];   /* (Tmax,B,max(E,H)) gradients flowing down the stack */
+} Model;
+
+typedef enum { INIT_PYTORCH, INIT_UNIFORM, INIT_ORTHOGONAL } InitKind;
+
+/* Builds the parameter layout (PyTorch names) and allocates activations for B x Tmax. */
+void model_init(Model *m, ModelShape shape, int B, int Tmax);
+void model_free(Model *m);
+/* PyTorch default init; INIT_UNIFORM: every parameter U(-a, a) (char-rnn);
+ * INIT_ORTHOGONAL: PyTorch default with each gate block of W_hh orthogonal. */
+void model_init_weights(Model *m, InitKind kind, float a, Rng *rng);
+/* Forward over T <= Tmax steps; inputs (T,B) time-major token ids in [0,V). */
+void model_forward(Model *m, const int32_t *inputs, int T);
+/* Sum over the T*B predictions of -log softmax(logits)[target]. With grad, replaces the
+ * logits by scale * dLoss_sum/dlogits (scale = 1 / global number of predictions). A
+ * negative target is masked: no loss, no gradient. Returns the loss sum in double. */
+double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad);
+/* Backward through head, layers and embedding; accumulates into m->params.grad. If dh0 /
+ * dc0 are non-NULL they receive (L,B,H) gradients w.r.t. the initial states. */
+void model_backward(Model *m, int T, float *dh0, float *dc0);
+void model_carry(Model *m, int T);
+void model_reset_state(Model *m);
+/* Per-token multiply-adds x2 of one forward pass (matmul FLOPs only). */
+double model_forward_flops_per_token(const ModelShape *s);
+int model_layer_input(const ModelShape *s, int layer);
+
+#endif

@@ -1,0 +1,114 @@
+#include "model_io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "h5util.h"
+
+static int tensor_dims(const ParamTensor *t, uint64_t *dims) {
+    dims[0] = (uint64_t)t->rows;
+    dims[1] = (uint64_t)t->cols;
+    return t->cols > 0 ? 2 : 1;
+}
+
+void model_io_write_params(hid_t f, const char *group, const Params *p, const char *path) {
+    for (int i = 0; i < p->count; i++) {
+        char name[256];
+        uint64_t dims[2];
+        snprintf(name, sizeof name, "%s/%s", group, p->tensors[i].name);
+        int nd = tensor_dims(&p->tensors[i], dims);
+        h5_write_f32(f, name, params_value(p, i), nd, dims, path);
+    }
+}
+
+void model_io_read_params(hid_t f, const char *group, Params *p, const char *path) {
+    for (int i = 0; i < p->count; i++) {
+        char name[256];
+        uint64_t dims[2];
+        snprintf(name, sizeof name, "%s/%s", group, p->tensors[i].name);
+        int nd = tensor_dims(&p->tensors[i], dims);
+        h5_read_f32(f, name, params_value(p, i), nd, dims, path);
+    }
+}
+
+void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    hid_t f = h5_create(tmp);
+    const ModelShape *s = &m->shape;
+    h5_write_attr_str(f, "format", "rnntrain-model", tmp);
+    h5_write_attr_int(f, "version", 1, tmp);
+    h5_write_attr_str(f, "cell", s->cell->name, tmp);
+    h5_write_attr_int(f, "layers", s->L, tmp);
+    h5_write_attr_int(f, "hidden", s->H, tmp);
+    h5_write_attr_int(f, "embed", s->E, tmp);
+    h5_write_attr_int(f, "vocab_size", s->V, tmp);
+    h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), tmp);
+    h5_write_attr_str(f, "config", config ? config : "", tmp);
+    uint64_t vd[1] = {(uint64_t)vocab->V};
+    h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
+    model_io_write_params(f, "params", &m->params, tmp);
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
+    h5_close_file(f, tmp);
+    if (rename(tmp, path) != 0)
+        rt_die(EXIT_RUNTIME, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+}
+
+char *model_io_path(const char *dir_or_file) {
+    struct stat st;
+    if (stat(dir_or_file, &st) != 0)
+        rt_die(EXIT_INPUT, "model '%s': %s", dir_or_file, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        size_t n = strlen(dir_or_file) + 16;
+        char *p = rt_malloc(n, "path");
+        snprintf(p, n, "%s/model.h5", dir_or_file);
+        return p;
+    }
+    return rt_strdup(dir_or_file);
+}
+
+void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab) {
+    char *path = model_io_path(path_in);
+    hid_t f = h5_open_read(path, "model file");
+    char buf[64];
+    h5_read_attr_str(f, "format", buf, sizeof buf, path);
+    if (strcmp(buf, "rnntrain-model") != 0 && strcmp(buf, "rnntrain-checkpoint") != 0)
+        rt_die(EXIT_INPUT, "model file '%s': format is '%s', expected 'rnntrain-model'", path,
+               buf);
+    int64_t version = h5_read_attr_int(f, "version", path);
+    if (version != 1)
+        rt_die(EXIT_INPUT, "model file '%s': version %lld, this rnntrain reads version 1", path,
+               (long long)version);
+    ModelShape s;
+    h5_read_attr_str(f, "cell", buf, sizeof buf, path);
+    s.cell = cell_by_name(buf);
+    if (!s.cell)
+        rt_die(EXIT_INPUT, "model file '%s': cell '%s', expected rnn, lstm or gru", path, buf);
+    int64_t L = h5_read_attr_int(f, "layers", path), H = h5_read_attr_int(f, "hidden", path);
+    int64_t E = h5_read_attr_int(f, "embed", path), V = h5_read_attr_int(f, "vocab_size", path);
+    if (L < 1 || L > MODEL_MAX_LAYERS || H < 1 || H > 65536 || E < 1 || E > 65536 || V < 2 ||
+        V > 0x110000)
+        rt_die(EXIT_INPUT, "model file '%s': bad shape layers=%lld hidden=%lld embed=%lld "
+               "vocab_size=%lld", path, (long long)L, (long long)H, (long long)E, (long long)V);
+    s.L = (int)L;
+    s.H = (int)H;
+    s.E = (int)E;
+    s.V = (int)V;
+    h5_read_attr_str(f, "vocab_kind", buf, sizeof buf, path);
+    int k = vocab_kind_by_name(buf);
+    if (k < 0) rt_die(EXIT_INPUT, "model file '%s': vocab_kind '%s' unknown", path, buf);
+    vocab->kind = (VocabKind)k;
+    vocab->V = s.V;
+    vocab->symbols = rt_malloc((size_t)V * sizeof(int32_t), "vocabulary");
+    uint64_t vd[1] = {(uint64_t)V};
+    h5_read_i32(f, "vocab", vocab->symbols, 1, vd, path);
+    model_init(m, s, B, Tmax);
+    model_io_read_params(f, "params", &m->params, path);
+    H5Fclose(f);
+    free(path);
+}

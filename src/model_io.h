@@ -1,0 +1,23 @@
+/* model_io: the model file (DIR/model.h5, schema in docs/formats.md): PyTorch state_dict
+ * names and shapes under /params, the shape and vocabulary as attributes. Written to a
+ * temporary file and renamed, so an existing model is never half-overwritten. */
+#ifndef RNNTRAIN_MODEL_IO_H
+#define RNNTRAIN_MODEL_IO_H
+
+#include <hdf5.h>
+
+#include "data.h"
+#include "model.h"
+
+/* Writes every tensor of p as group/<name> (float32, PyTorch shape). */
+void model_io_write_params(hid_t f, const char *group, const Params *p, const char *path);
+/* Reads every tensor of p from group/<name>; shapes must match exactly. */
+void model_io_read_params(hid_t f, const char *group, Params *p, const char *path);
+void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config);
+/* path may be a directory holding model.h5. Builds m for B streams x Tmax steps and fills
+ * vocab. */
+void model_io_load(const char *path, Model *m, int B, int Tmax, Vocab *vocab);
+/* Resolves DIR_OR_FILE to the model file path (caller frees). */
+char *model_io_path(const char *dir_or_file);
+
+#endif
