@@ -18,7 +18,15 @@ static float *alloc_floats(size_t n, const char *what) {
     return p;
 }
 
-void model_init(Model *m, ModelShape s, int B, int Tmax) {
+static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *share);
+
+void model_init(Model *m, ModelShape s, int B, int Tmax) { model_build(m, s, B, Tmax, NULL); }
+
+void model_init_shared(Model *m, const Model *owner, int B, int Tmax) {
+    model_build(m, owner->shape, B, Tmax, &owner->params);
+}
+
+static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *share) {
     REQUIRE(s.cell && s.L >= 1 && s.L <= MODEL_MAX_LAYERS && s.H > 0 && s.E > 0 && s.V > 0);
     REQUIRE(B > 0 && Tmax > 0);
     memset(m, 0, sizeof *m);
@@ -42,7 +50,15 @@ void model_init(Model *m, ModelShape s, int B, int Tmax) {
     }
     m->head_w = params_add(p, "head.weight", s.V, s.H);
     m->head_b = params_add(p, "head.bias", s.V, 0);
-    params_alloc(p);
+    if (share) {
+        REQUIRE(share->total == p->total);
+        p->value = share->value;
+        p->grad = share->grad;
+        p->state1 = share->state1;
+        p->state2 = share->state2;
+    } else {
+        params_alloc(p);
+    }
     for (int k = 0; k < s.L; k++) {
         Layer *l = &m->layers[k];
         layer_init(l, s.cell, model_layer_input(&s, k), s.H, B, Tmax);

@@ -41,6 +41,9 @@ typedef enum { INIT_PYTORCH, INIT_UNIFORM, INIT_ORTHOGONAL } InitKind;
 
 /* Builds the parameter layout (PyTorch names) and allocates activations for B x Tmax. */
 void model_init(Model *m, ModelShape shape, int B, int Tmax);
+/* A second model over the SAME parameter arrays as owner (e.g. for evaluation with another
+ * number of streams): own activations, borrowed values and gradients. */
+void model_init_shared(Model *m, const Model *owner, int B, int Tmax);
 void model_free(Model *m);
 /* PyTorch default init; INIT_UNIFORM: every parameter U(-a, a) (char-rnn);
  * INIT_ORTHOGONAL: PyTorch default with each gate block of W_hh orthogonal. */

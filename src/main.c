@@ -1,0 +1,52 @@
+/* rnntrain: train recurrent language models with truncated BPTT over MPI ranks.
+ * main dispatches to a subcommand; MPI is started once here and finished on return. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+#include "dist.h"
+#include "h5util.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: rnntrain COMMAND [options]   (rnntrain COMMAND --help for its options)\n\n"
+            "commands:\n"
+            "  prepare   text files -> HDF5 token dataset (train/valid/test splits)\n"
+            "  train     train an RNN/LSTM/GRU language model (mpirun -np N for N ranks)\n"
+            "  eval      nats/token, bits/token and perplexity of a model on a split\n"
+            "  sample    generate text from a model\n\n"
+            "exit status: 0 success, 1 runtime failure, 2 bad command line, 3 bad input file\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("rnntrain %s\n", RNNTRAIN_VERSION);
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } commands[] = {{"prepare", cmd_prepare}, {"train", cmd_train}, {"eval", cmd_eval},
+                    {"sample", cmd_sample}};
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        if (strcmp(cmd, commands[i].name) != 0) continue;
+        dist_init(&argc, &argv);
+        h5_quiet();
+        int rc = commands[i].run(argc - 1, argv + 1);
+        dist_finalize();
+        return rc;
+    }
+    fprintf(stderr, "rnntrain: error: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,261 @@
+/* train: the TBPTT training loop (rnntrain train).
+ *
+ * Prolog: parse and validate options, check every rank has the same configuration, open the
+ * data, build the model (rank 0's initial weights broadcast to all).
+ * Loop: read the next chunk of this rank's streams; forward, loss, backward; carry the
+ * state; sum gradients and loss over ranks; clip the global norm; update. At an epoch's end
+ * the streams restart from their beginning with zero state.
+ * Epilog: final validation, model file written by rank 0. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "common.h"
+#include "data.h"
+#include "dist.h"
+#include "eval.h"
+#include "linalg.h"
+#include "model.h"
+#include "model_io.h"
+#include "optim.h"
+
+typedef struct {
+    char *data, *cell, *optim, *out, *log, *init, *schedule;
+    int layers, hidden, embed, batch, bptt, threads, eval_batch;
+    int64_t steps, seed, print_every, eval_every, warmup, decay_every;
+    double lr, clip, init_scale, min_lr, gamma, weight_decay, momentum, beta1, beta2, eps,
+        rms_alpha;
+} TrainOptions;
+
+static void make_dir(const char *dir) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        rt_die(EXIT_RUNTIME, "--out: cannot create directory '%s': %s", dir, strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        rt_die(EXIT_USAGE, "--out: '%s' exists and is not a directory", dir);
+}
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static FILE *open_metrics(const char *path) {
+    FILE *f = fopen(path, "a");
+    if (!f) rt_die(EXIT_RUNTIME, "--log: cannot open '%s' for writing: %s", path, strerror(errno));
+    return f;
+}
+
+int cmd_train(int argc, char **argv) {
+    TrainOptions o = {.cell = "lstm", .optim = "adam", .init = "pytorch",
+                      .schedule = "constant", .layers = 2, .hidden = 256, .embed = 0,
+                      .batch = 32, .bptt = 64, .threads = 1, .eval_batch = 32, .steps = 1000,
+                      .seed = 1234, .print_every = 50, .eval_every = 0, .warmup = 0,
+                      .decay_every = 1000, .lr = 2e-3, .clip = 5.0, .init_scale = 0.08,
+                      .min_lr = 0.0, .gamma = 0.5, .weight_decay = 0.0, .momentum = 0.9,
+                      .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99};
+    const double INF = 1e308;
+    CliOption opts[] = {
+        {"data", CLI_STR, &o.data, "DATA.h5", "token dataset (rnntrain prepare)", 1, 0, NULL, 1, 0},
+        {"out", CLI_STR, &o.out, "DIR", "output directory: model.h5, metrics.jsonl", 1, 0, NULL, 1, 0},
+        {"model", CLI_STR, &o.cell, "CELL", "rnn|lstm|gru (default lstm)", 1, 0, "rnn|lstm|gru", 0, 0},
+        {"layers", CLI_INT, &o.layers, "L", "stacked layers (default 2)", 1, MODEL_MAX_LAYERS, NULL, 0, 0},
+        {"hidden", CLI_INT, &o.hidden, "H", "hidden size (default 256)", 1, 65536, NULL, 0, 0},
+        {"embed", CLI_INT, &o.embed, "E", "embedding width (default: = hidden)", 0, 65536, NULL, 0, 0},
+        {"batch", CLI_INT, &o.batch, "B", "GLOBAL number of streams; each of N ranks takes B/N "
+         "(default 32)", 1, 1 << 20, NULL, 0, 0},
+        {"bptt", CLI_INT, &o.bptt, "T", "truncated-BPTT chunk length (default 64)", 1, 1 << 20, NULL, 0, 0},
+        {"optim", CLI_STR, &o.optim, "NAME", "sgd|adam|adamw|rmsprop (default adam)", 1, 0,
+         "sgd|adam|adamw|rmsprop", 0, 0},
+        {"lr", CLI_DOUBLE, &o.lr, "X", "learning rate (default 2e-3)", 1e-300, 1e6, NULL, 0, 0},
+        {"clip", CLI_DOUBLE, &o.clip, "C", "clip the global gradient norm to C; 0 = off "
+         "(default 5)", 0, INF, NULL, 0, 0},
+        {"steps", CLI_I64, &o.steps, "N", "updates to run (default 1000)", 1, 1e15, NULL, 0, 0},
+        {"seed", CLI_I64, &o.seed, "S", "random seed (default 1234)", 0, 9e15, NULL, 0, 0},
+        {"log", CLI_STR, &o.log, "FILE", "metrics, JSON lines (default OUT/metrics.jsonl)", 1, 0, NULL, 0, 0},
+        {"init", CLI_STR, &o.init, "KIND", "pytorch|uniform|orthogonal (default pytorch)", 1, 0,
+         "pytorch|uniform|orthogonal", 0, 0},
+        {"init-scale", CLI_DOUBLE, &o.init_scale, "A", "uniform init: U(-A, A) (default 0.08)", 1e-12, 1e6, NULL, 0, 0},
+        {"schedule", CLI_STR, &o.schedule, "KIND", "constant|cosine|step (default constant)", 1, 0,
+         "constant|cosine|step", 0, 0},
+        {"warmup", CLI_I64, &o.warmup, "N", "linear warm-up steps (default 0)", 0, 1e15, NULL, 0, 0},
+        {"min-lr", CLI_DOUBLE, &o.min_lr, "X", "cosine: final learning rate (default 0)", 0, 1e6, NULL, 0, 0},
+        {"decay-every", CLI_I64, &o.decay_every, "N", "step: decay every N steps (default 1000)", 1, 1e15, NULL, 0, 0},
+        {"decay-gamma", CLI_DOUBLE, &o.gamma, "G", "step: multiply lr by G (default 0.5)", 1e-12, 1, NULL, 0, 0},
+        {"weight-decay", CLI_DOUBLE, &o.weight_decay, "W", "L2 (sgd/adam/rmsprop) or decoupled "
+         "(adamw) weight decay (default 0)", 0, 1e6, NULL, 0, 0},
+        {"momentum", CLI_DOUBLE, &o.momentum, "M", "sgd momentum (default 0.9)", 0, 0.999999, NULL, 0, 0},
+        {"beta1", CLI_DOUBLE, &o.beta1, "B1", "adam beta1 (default 0.9)", 0, 0.999999, NULL, 0, 0},
+        {"beta2", CLI_DOUBLE, &o.beta2, "B2", "adam beta2 (default 0.999)", 0, 0.99999999, NULL, 0, 0},
+        {"eps", CLI_DOUBLE, &o.eps, "E", "adam/rmsprop epsilon (default 1e-8)", 1e-300, 1, NULL, 0, 0},
+        {"rms-alpha", CLI_DOUBLE, &o.rms_alpha, "A", "rmsprop smoothing (default 0.99)", 0, 0.999999, NULL, 0, 0},
+        {"threads", CLI_INT, &o.threads, "K", "BLAS threads per rank (default 1)", 1, 256, NULL, 0, 0},
+        {"print-every", CLI_I64, &o.print_every, "N", "progress line every N steps (default 50)", 1, 1e15, NULL, 0, 0},
+        {"eval-every", CLI_I64, &o.eval_every, "N", "validate every N steps; 0 = only at the end "
+         "(default 0)", 0, 1e15, NULL, 0, 0},
+        {"eval-batch", CLI_INT, &o.eval_batch, "S", "streams for validation (default 32)", 1, 1 << 20, NULL, 0, 0},
+    };
+    int nopts = (int)(sizeof opts / sizeof *opts);
+    cli_parse("train", "Train an RNN/LSTM/GRU language model with truncated BPTT; data-parallel "
+              "over MPI ranks.", opts, nopts, argc, argv);
+
+    int N = dist_size(), rank = dist_rank();
+    if (o.batch % N != 0)
+        cli_bad("batch", "%d streams cannot be shared evenly by %d ranks (use a multiple of %d)",
+                o.batch, N, N);
+    if (o.eval_batch % N != 0)
+        cli_bad("eval-batch", "%d streams cannot be shared evenly by %d ranks", o.eval_batch, N);
+    if (o.embed == 0) o.embed = o.hidden;
+    char *config = rt_calloc(1, 65536, "configuration");
+    cli_format_config(opts, nopts, config, 65536);
+    if (!dist_all_equal_u64(fnv1a(config)))
+        rt_die(EXIT_USAGE, "the ranks were started with different options; every rank must get "
+               "the same command line");
+
+    const char *core = la_setup(o.threads);
+    if (rank == 0) make_dir(o.out);
+    dist_barrier();
+    char metrics_path[4096];
+    snprintf(metrics_path, sizeof metrics_path, "%s", o.log ? o.log : "");
+    if (!o.log) snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o.out);
+    FILE *metrics = rank == 0 ? open_metrics(metrics_path) : NULL;
+
+    TokenFile tf;
+    data_open(&tf, o.data);
+    if (!dist_all_equal_u64((uint64_t)data_split_len(&tf, "train") ^ fnv1a(tf.path)))
+        rt_die(EXIT_USAGE, "--data: the ranks opened different data files");
+    int B = o.batch / N;
+    StreamReader sr;
+    stream_init(&sr, &tf, "train", o.batch, rank * B, B, o.bptt, 1);
+
+    ModelShape shape = {cell_by_name(o.cell), o.layers, o.hidden, o.embed, tf.vocab.V};
+    Model m;
+    model_init(&m, shape, B, o.bptt);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)o.seed);
+    InitKind ik = strcmp(o.init, "uniform") == 0      ? INIT_UNIFORM
+                  : strcmp(o.init, "orthogonal") == 0 ? INIT_ORTHOGONAL
+                                                      : INIT_PYTORCH;
+    model_init_weights(&m, ik, (float)o.init_scale, &rng);
+    dist_bcast_f32(m.params.value, m.params.total);
+
+    Model eval_model;
+    model_init_shared(&eval_model, &m, o.eval_batch / N, o.bptt);
+
+    Optim opt;
+    optim_defaults(&opt, (OptimKind)optim_kind_by_name(o.optim));
+    opt.momentum = o.momentum;
+    opt.beta1 = o.beta1;
+    opt.beta2 = o.beta2;
+    opt.eps = o.eps;
+    opt.alpha = o.rms_alpha;
+    opt.weight_decay = o.weight_decay;
+    Schedule sched = {(SchedKind)sched_kind_by_name(o.schedule), o.lr, o.min_lr, o.warmup,
+                      o.steps, o.decay_every, o.gamma};
+
+    double flops_tok = 3.0 * model_forward_flops_per_token(&shape);
+    int64_t tokens_per_step = (int64_t)o.batch * o.bptt;
+    rt_log("rnntrain %s | %s %dx%d embed %d vocab %d (%s) | %zu parameters\n", RNNTRAIN_VERSION,
+           o.cell, o.layers, o.hidden, o.embed, tf.vocab.V, vocab_kind_name(tf.vocab.kind),
+           m.params.total);
+    rt_log("ranks %d x %d BLAS threads (%s) | streams %d global, %d per rank, %lld tokens each | "
+           "T %d | %lld chunks per epoch\n", N, o.threads, core, o.batch, B, (long long)sr.L,
+           o.bptt, (long long)stream_chunks_per_epoch(&sr));
+
+    float scale = 1.0f / (float)tokens_per_step;
+    int64_t cursor = 0, epoch = 0, skipped = 0;
+    double t_start = rt_seconds(), t_eval = 0.0, t_mark = t_start, eval_mark = 0.0;
+    int64_t step_mark = 0;
+    double loss_acc = 0.0;
+    int64_t loss_n = 0;
+    for (int64_t step = 0; step < o.steps; step++) {
+        int T = stream_read(&sr, cursor);
+        REQUIRE(T == o.bptt);
+        params_zero_grad(&m.params);
+        model_forward(&m, sr.inputs, T);
+        double loss = model_loss(&m, sr.targets, T, scale, 1);
+        model_backward(&m, T, NULL, NULL);
+        model_carry(&m, T);
+        dist_sum_f32(m.params.grad, m.params.total);
+        dist_sum_f64(&loss, 1);
+        loss /= (double)tokens_per_step;
+        double gnorm = optim_clip(&m.params, o.clip);
+        double lr = sched_lr(&sched, step);
+        if (isfinite(loss) && isfinite(gnorm)) {
+            optim_step(&opt, &m.params, lr);
+            loss_acc += loss;
+            loss_n++;
+        } else {
+            skipped++;
+            rt_log("step %lld: non-finite loss or gradient norm; update skipped (%lld so far)\n",
+                   (long long)step + 1, (long long)skipped);
+        }
+        cursor += T;
+        if (cursor + o.bptt + 1 > sr.L) {
+            cursor = 0;
+            epoch++;
+            model_reset_state(&m);
+        }
+        int64_t done = step + 1;
+        if (done % o.print_every == 0 || done == o.steps) {
+            double now = rt_seconds();
+            double span = now - t_mark - (t_eval - eval_mark);
+            double tps = (double)(done - step_mark) * tokens_per_step / (span > 0 ? span : 1e-9);
+            double elapsed = now - t_start, per_step = (elapsed - t_eval) / (double)done;
+            double mean = loss_n ? loss_acc / (double)loss_n : NAN;
+            double ep = (double)epoch + (double)cursor / (double)(sr.L - 1);
+            rt_log("step %lld/%lld | epoch %.3f | loss %.4f | %.3f bits | lr %.3e | gnorm %.3f | "
+                   "%.0f tok/s | %.1f GFLOP/s | %.1f s | ETA %.0f s\n", (long long)done,
+                   (long long)o.steps, ep, mean, mean / log(2.0), lr, gnorm, tps,
+                   tps * flops_tok * 1e-9, elapsed, per_step * (double)(o.steps - done));
+            if (metrics) {
+                fprintf(metrics, "{\"kind\": \"train\", \"step\": %lld, \"epoch\": %.6f, "
+                        "\"tokens\": %lld, \"loss\": %.9g, \"bits\": %.9g, \"lr\": %.9g, "
+                        "\"grad_norm\": %.9g, \"tokens_per_s\": %.6g, \"elapsed\": %.6g, "
+                        "\"skipped\": %lld}\n", (long long)done, ep,
+                        (long long)(done * tokens_per_step), mean, mean / log(2.0), lr, gnorm,
+                        tps, elapsed, (long long)skipped);
+                fflush(metrics);
+            }
+            loss_acc = 0.0;
+            loss_n = 0;
+            t_mark = now;
+            eval_mark = t_eval;
+            step_mark = done;
+        }
+        if ((o.eval_every > 0 && done % o.eval_every == 0) || done == o.steps) {
+            double t0 = rt_seconds();
+            EvalResult r = eval_split(&eval_model, &tf, "valid", o.eval_batch);
+            double nats = eval_nats(r);
+            t_eval += rt_seconds() - t0;
+            rt_log("valid step %lld | %.4f nats | %.4f bits | perplexity %.3f | %lld tokens\n",
+                   (long long)done, nats, nats / log(2.0), exp(nats), (long long)r.tokens);
+            if (metrics) {
+                fprintf(metrics, "{\"kind\": \"valid\", \"step\": %lld, \"tokens\": %lld, "
+                        "\"nats\": %.9g, \"bits\": %.9g, \"perplexity\": %.9g}\n",
+                        (long long)done, (long long)(done * tokens_per_step), nats,
+                        nats / log(2.0), exp(nats));
+                fflush(metrics);
+            }
+        }
+    }
+    if (rank == 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/model.h5", o.out);
+        model_io_save(path, &m, &tf.vocab, config);
+        rt_log("model written to %s | peak RSS %.1f MB (rank 0)\n", path, rt_peak_rss_mb());
+    }
+    if (metrics) fclose(metrics);
+    model_free(&eval_model);
+    model_free(&m);
+    stream_free(&sr);
+    data_close(&tf);
+    free(config);
+    return 0;
+}
