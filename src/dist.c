@@ -21,8 +21,19 @@ static void check_mpi(int rc, const char *what) {
     rt_die(EXIT_RUNTIME, "MPI call %s failed: %s", what, msg);
 }
 
+/* Started by an MPI launcher (mpirun/mpiexec, srun --mpi=pmix, hydra)? A process started
+ * by hand runs as one rank without MPI_Init: an Open MPI singleton start costs ~0.5 s and
+ * needs the root override, for nothing. RNNTRAIN_MPI=1 forces MPI on. */
+static int launched_by_mpi(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK",
+                                       "PMI_SIZE", "RNNTRAIN_MPI"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+
 void dist_init(int *argc, char ***argv) {
-    if (g_initialized) return;
+    if (g_initialized || !launched_by_mpi()) return;
     int rc = MPI_Init(argc, argv);
     if (rc != MPI_SUCCESS) {
         fprintf(stderr, "rnntrain: error: MPI_Init failed (code %d)\n", rc);
