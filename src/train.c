@@ -27,7 +27,7 @@
 typedef struct {
     char *data, *cell, *optim, *out, *log, *init, *schedule;
     int layers, hidden, embed, batch, bptt, threads, eval_batch;
-    int64_t steps, seed, print_every, eval_every, warmup, decay_every;
+    int64_t steps, seed, print_every, eval_every, warmup, decay_every, verify_every;
     double lr, clip, init_scale, min_lr, gamma, weight_decay, momentum, beta1, beta2, eps,
         rms_alpha;
 } TrainOptions;
@@ -99,6 +99,8 @@ int cmd_train(int argc, char **argv) {
         {"print-every", CLI_I64, &o.print_every, "N", "progress line every N steps (default 50)", 1, 1e15, NULL, 0, 0},
         {"eval-every", CLI_I64, &o.eval_every, "N", "validate every N steps; 0 = only at the end "
          "(default 0)", 0, 1e15, NULL, 0, 0},
+        {"verify-every", CLI_I64, &o.verify_every, "N", "check every N steps that all ranks hold "
+         "bitwise identical parameters; 0 = never (default 0)", 0, 1e15, NULL, 0, 0},
         {"eval-batch", CLI_INT, &o.eval_batch, "S", "streams for validation (default 32)", 1, 1 << 20, NULL, 0, 0},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
@@ -203,6 +205,10 @@ int cmd_train(int argc, char **argv) {
             model_reset_state(&m);
         }
         int64_t done = step + 1;
+        if (o.verify_every > 0 && done % o.verify_every == 0 &&
+            !dist_all_equal_u64(params_checksum(&m.params)))
+            rt_die(EXIT_RUNTIME, "after step %lld the ranks hold different parameters (checksum "
+                   "%016llx on rank %d)", (long long)done, params_checksum(&m.params), rank);
         if (done % o.print_every == 0 || done == o.steps) {
             double now = rt_seconds();
             double span = now - t_mark - (t_eval - eval_mark);
