@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Install everything rnntrain needs to build, test and run, from Debian's packages.
+#
+# Usage: bash scripts/install-deps.sh
+#   Debian 12 (or a Debian-based Ubuntu) with apt-get. Runs as root, or through sudo
+#   when not root. Idempotent: when every package is already installed it only checks
+#   (dpkg-query, well under 2 s) and runs neither `apt-get update` nor `apt-get install`.
+#
+# Packages and why:
+#   build-essential cmake pkg-config   compiler, build system, library discovery
+#   libopenmpi-dev openmpi-bin         Open MPI: ranks, gradient all-reduce, mpirun
+#   libopenblas-dev                    OpenBLAS: every matrix product (cblas)
+#   libhdf5-openmpi-dev hdf5-tools     parallel HDF5: datasets and models; h5dump/h5ls
+#   check                              Check: the C unit-test framework
+#   python3-h5py python3-numpy python3-torch
+#                                      PyTorch reference checks in the test suite and scripts
+#   python3-matplotlib                 scripts/plot_metrics.py (learning curves)
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config
+  libopenmpi-dev openmpi-bin
+  libopenblas-dev
+  libhdf5-openmpi-dev hdf5-tools
+  check
+  python3-h5py python3-numpy python3-torch python3-matplotlib
+)
+
+die() { echo "install-deps: ERROR: $*" >&2; exit 1; }
+log() { echo "install-deps: $*"; }
+
+command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+  || die "this script needs a Debian/Ubuntu system with apt-get and dpkg-query; install by hand: ${PKGS[*]}"
+
+# Packages of PKGS that are not fully installed.
+missing_packages() {
+  local p status
+  for p in "${PKGS[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || echo "$p"
+  done
+}
+
+mapfile -t missing < <(missing_packages)
+if [ "${#missing[@]}" -eq 0 ]; then
+  log "all ${#PKGS[@]} packages already installed; nothing to do"
+  exit 0
+fi
+log "missing: ${missing[*]}"
+
+# Root, or sudo when available.
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 \
+    || die "not root and sudo not found: run this script as root (packages: ${missing[*]})"
+  SUDO=(sudo)
+fi
+APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
+
+start=$SECONDS
+log "apt-get update"
+"${APT[@]}" -q update \
+  || die "apt-get update failed (is the Debian package archive reachable?)"
+log "apt-get install ${missing[*]}"
+"${APT[@]}" -q -y install --no-install-recommends "${missing[@]}" \
+  || die "apt-get install failed for: ${missing[*]}"
+
+mapfile -t still < <(missing_packages)
+[ "${#still[@]}" -eq 0 ] || die "still not installed after apt-get install: ${still[*]}"
+log "installed ${#missing[@]} package(s) in $((SECONDS - start)) s"
