@@ -38,6 +38,7 @@ void layer_init(Layer *l, const CellKind *kind, int D, int H, int B, int Tmax) {
     }
     l->dh = alloc_floats(BH, "hidden gradient");
     l->dc = alloc_floats(BH, "cell gradient");
+    l->tmp = alloc_floats(BH, "cell scratch");
 }
 
 void layer_free(Layer *l) {
@@ -47,6 +48,7 @@ void layer_free(Layer *l) {
     free(l->rec);
     free(l->dh);
     free(l->dc);
+    free(l->tmp);
     memset(l, 0, sizeof *l);
 }
 

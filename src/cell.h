@@ -44,6 +44,7 @@ struct Layer {
     float *rec;      /* gru: (Tmax,B,G*H) recurrent pre-activation gradients;
                         forward scratch (B,G*H) for h . W_hh^T */
     float *dh, *dc;  /* (B,H) gradients carried backwards through time */
+    float *tmp;      /* (B,H) scratch: tanh(c_t) */
 };
 
 extern const CellKind cell_rnn, cell_lstm, cell_gru;
@@ -68,9 +69,5 @@ void cell_input_projection(Layer *l, const float *x, int T, int bias_hh_cols);
 void cell_weight_gradients(Layer *l, const float *x, const float *dA_in, const float *dA_rec,
                            float *dx, int T);
 
-/* Pointwise helpers shared by the cells. */
-static inline float cell_sigmoid(float x);
-#include <math.h>
-static inline float cell_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 #endif

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "activ.h"
 #include "cell.h"
 #include "linalg.h"
 
@@ -22,17 +23,18 @@ static void gru_forward(Layer *l, const float *x, int T) {
         const float *b_hn = l->b_hh + 2 * H;
         for (int b = 0; b < B; b++) {
             float *ab = a + (size_t)b * GH;
-            const float *rb = rec + (size_t)b * GH;
+            const float *rb = rec + (size_t)b * GH, *hp = hprev + (size_t)b * H;
+            float *hnb = hn + (size_t)b * H, *hb = h + (size_t)b * H;
+            for (int j = 0; j < 2 * H; j++) ab[j] += rb[j];
+            activ_sigmoid(ab, ab, 2 * (size_t)H);          /* r, z */
             for (int j = 0; j < H; j++) {
-                size_t k = (size_t)b * H + j;
-                float r = cell_sigmoid(ab[j] + rb[j]);
-                float z = cell_sigmoid(ab[H + j] + rb[H + j]);
-                hn[k] = rb[2 * H + j] + b_hn[j];
-                float n = tanhf(ab[2 * H + j] + r * hn[k]);
-                h[k] = (1.0f - z) * n + z * hprev[k];
-                ab[j] = r;
-                ab[H + j] = z;
-                ab[2 * H + j] = n;
+                hnb[j] = rb[2 * H + j] + b_hn[j];
+                ab[2 * H + j] += ab[j] * hnb[j];
+            }
+            activ_tanh(ab + 2 * H, ab + 2 * H, (size_t)H); /* n */
+            for (int j = 0; j < H; j++) {
+                float z = ab[H + j], n = ab[2 * H + j];
+                hb[j] = (1.0f - z) * n + z * hp[j];
             }
         }
     }

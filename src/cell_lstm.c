@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "activ.h"
 #include "cell.h"
 #include "linalg.h"
 
@@ -19,17 +20,18 @@ static void lstm_forward(Layer *l, const float *x, int T) {
         float *c = l->c + (t + 1) * BH, *h = l->h + (t + 1) * BH;
         for (int b = 0; b < B; b++) {
             float *ab = a + (size_t)b * GH;
-            for (int j = 0; j < H; j++) {
-                float i = cell_sigmoid(ab[j]), f = cell_sigmoid(ab[H + j]);
-                float g = tanhf(ab[2 * H + j]), o = cell_sigmoid(ab[3 * H + j]);
-                size_t k = (size_t)b * H + j;
-                c[k] = f * cprev[k] + i * g;
-                h[k] = o * tanhf(c[k]);
-                ab[j] = i;
-                ab[H + j] = f;
-                ab[2 * H + j] = g;
-                ab[3 * H + j] = o;
-            }
+            activ_sigmoid(ab, ab, 2 * (size_t)H);          /* i, f */
+            activ_tanh(ab + 2 * H, ab + 2 * H, (size_t)H); /* g */
+            activ_sigmoid(ab + 3 * H, ab + 3 * H, (size_t)H); /* o */
+            const float *cp = cprev + (size_t)b * H;
+            float *cb = c + (size_t)b * H;
+            for (int j = 0; j < H; j++) cb[j] = ab[H + j] * cp[j] + ab[j] * ab[2 * H + j];
+        }
+        activ_tanh(l->tmp, c, BH);
+        for (int b = 0; b < B; b++) {
+            const float *o = a + (size_t)b * GH + 3 * H, *tc = l->tmp + (size_t)b * H;
+            float *hb = h + (size_t)b * H;
+            for (int j = 0; j < H; j++) hb[j] = o[j] * tc[j];
         }
     }
 }
@@ -44,13 +46,14 @@ static void lstm_backward(Layer *l, const float *x, const float *dy, float *dx, 
     for (int t = T - 1; t >= 0; t--) {
         float *a = l->gates + (size_t)t * B * GH;    /* gates in, dA_t out (B,4H) */
         const float *dyt = dy + t * BH;
-        const float *c = l->c + (t + 1) * BH, *cprev = l->c + t * BH;
+        const float *cprev = l->c + t * BH;
+        activ_tanh(l->tmp, l->c + (t + 1) * BH, BH);
         for (int b = 0; b < B; b++) {
             float *ab = a + (size_t)b * GH;
             for (int j = 0; j < H; j++) {
                 size_t k = (size_t)b * H + j;
                 float i = ab[j], f = ab[H + j], g = ab[2 * H + j], o = ab[3 * H + j];
-                float tc = tanhf(c[k]);
+                float tc = l->tmp[k];
                 float dhk = dyt[k] + dh[k];
                 float dck = dc[k] + dhk * o * (1.0f - tc * tc);
                 ab[j] = dck * g * i * (1.0f - i);

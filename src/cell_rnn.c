@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "activ.h"
 #include "cell.h"
 #include "linalg.h"
 
@@ -13,7 +14,8 @@ static void rnn_forward(Layer *l, const float *x, int T) {
         float *a = l->gates + t * BH;               /* (B,H) */
         la_matmul_nt(a, l->h + t * BH, l->w_hh, B, H, H, 1.0f);
         float *h = l->h + (t + 1) * BH;              /* (B,H) */
-        for (size_t k = 0; k < BH; k++) h[k] = a[k] = tanhf(a[k]);
+        activ_tanh(a, a, BH);
+        memcpy(h, a, BH * sizeof(float));
     }
 }
 

@@ -228,6 +228,29 @@ void model_carry(Model *m, int T) {
     for (int k = 0; k < m->shape.L; k++) layer_carry(&m->layers[k], T);
 }
 
+size_t model_state_size(const Model *m) {
+    return (size_t)m->shape.L * (m->shape.cell->has_cell ? 2 : 1) * m->B * m->shape.H;
+}
+
+/* Copies the state between the layers and a flat (L,S,B,H) buffer. */
+static void state_copy(Model *m, float *flat, int to_flat) {
+    size_t BH = (size_t)m->B * m->shape.H;
+    for (int k = 0; k < m->shape.L; k++) {
+        Layer *l = &m->layers[k];
+        float *parts[2] = {l->h, l->c};
+        for (int s = 0; s < (m->shape.cell->has_cell ? 2 : 1); s++) {
+            if (to_flat)
+                memcpy(flat, parts[s], BH * sizeof(float));
+            else
+                memcpy(parts[s], flat, BH * sizeof(float));
+            flat += BH;
+        }
+    }
+}
+
+void model_get_state(const Model *m, float *out) { state_copy((Model *)m, out, 1); }
+void model_set_state(Model *m, const float *in) { state_copy(m, (float *)in, 0); }
+
 void model_reset_state(Model *m) {
     for (int k = 0; k < m->shape.L; k++) layer_reset(&m->layers[k]);
 }

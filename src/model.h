@@ -58,6 +58,11 @@ double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad
  * dc0 are non-NULL they receive (L,B,H) gradients w.r.t. the initial states. */
 void model_backward(Model *m, int T, float *dh0, float *dc0);
 void model_carry(Model *m, int T);
+/* The carried state of every layer (h, and c for lstm): (L, S, B, H) with S = 2 for lstm,
+ * else 1. Used to set evaluation aside and to checkpoint. */
+size_t model_state_size(const Model *m);
+void model_get_state(const Model *m, float *out);
+void model_set_state(Model *m, const float *in);
 void model_reset_state(Model *m);
 /* Per-token multiply-adds x2 of one forward pass (matmul FLOPs only). */
 double model_forward_flops_per_token(const ModelShape *s);

@@ -147,8 +147,14 @@ int cmd_train(int argc, char **argv) {
     model_init_weights(&m, ik, (float)o.init_scale, &rng);
     dist_bcast_f32(m.params.value, m.params.total);
 
-    Model eval_model;
-    model_init_shared(&eval_model, &m, o.eval_batch / N, o.bptt);
+    /* Validation runs on the training model itself (its state set aside) when it has as
+     * many streams per rank; otherwise on a second model over the same parameters. */
+    Model eval_own, *eval_model = &m;
+    if (o.eval_batch / N != B) {
+        model_init_shared(&eval_own, &m, o.eval_batch / N, o.bptt);
+        eval_model = &eval_own;
+    }
+    float *saved_state = rt_malloc(model_state_size(&m) * sizeof(float), "carried state");
 
     Optim opt;
     optim_defaults(&opt, (OptimKind)optim_kind_by_name(o.optim));
@@ -237,7 +243,9 @@ int cmd_train(int argc, char **argv) {
         }
         if ((o.eval_every > 0 && done % o.eval_every == 0) || done == o.steps) {
             double t0 = rt_seconds();
-            EvalResult r = eval_split(&eval_model, &tf, "valid", o.eval_batch);
+            model_get_state(&m, saved_state);
+            EvalResult r = eval_split(eval_model, &tf, "valid", o.eval_batch);
+            model_set_state(&m, saved_state);
             double nats = eval_nats(r);
             t_eval += rt_seconds() - t0;
             rt_log("valid step %lld | %.4f nats | %.4f bits | perplexity %.3f | %lld tokens\n",
@@ -258,7 +266,8 @@ int cmd_train(int argc, char **argv) {
         rt_log("model written to %s | peak RSS %.1f MB (rank 0)\n", path, rt_peak_rss_mb());
     }
     if (metrics) fclose(metrics);
-    model_free(&eval_model);
+    if (eval_model != &m) model_free(&eval_own);
+    free(saved_state);
     model_free(&m);
     stream_free(&sr);
     data_close(&tf);
