@@ -41,6 +41,11 @@ void layer_init(Layer *l, const CellKind *kind, int D, int H, int B, int Tmax) {
     l->tmp = alloc_floats(BH, "cell scratch");
 }
 
+size_t layer_pack_floats(const CellKind *kind, int H) {
+    size_t fwd = la_packed_floats(kind->gates * H, H), bwd = la_packed_floats(H, kind->gates * H);
+    return fwd > bwd ? fwd : bwd;
+}
+
 void layer_free(Layer *l) {
     free(l->gates);
     free(l->h);

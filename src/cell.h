@@ -17,6 +17,8 @@
 #ifndef RNNTRAIN_CELL_H
 #define RNNTRAIN_CELL_H
 
+#include <stddef.h>
+
 typedef struct Layer Layer;
 
 typedef struct {
@@ -45,6 +47,8 @@ struct Layer {
                         forward scratch (B,G*H) for h . W_hh^T */
     float *dh, *dc;  /* (B,H) gradients carried backwards through time */
     float *tmp;      /* (B,H) scratch: tanh(c_t) */
+    float *pack;     /* W_hh packed for the per-step product; scratch shared by all layers of
+                        a model (layers run one after another), set by the model */
 };
 
 extern const CellKind cell_rnn, cell_lstm, cell_gru;
@@ -58,6 +62,9 @@ void layer_free(Layer *l);
 /* Carried state: copy the state after step T to the start (c too for lstm). */
 void layer_carry(Layer *l, int T);
 void layer_reset(Layer *l);
+
+/* Floats of packing scratch a layer of this kind needs (forward and backward). */
+size_t layer_pack_floats(const CellKind *kind, int H);
 
 /* Shared by the cells. Input projection of the whole chunk, biases included:
  * gates (T*B,G*H) = x (T*B,D) . W_ih^T + b_ih + b_hh (a cell that keeps part of b_hh out,

@@ -15,10 +15,12 @@ static void gru_forward(Layer *l, const float *x, int T) {
     size_t BH = (size_t)B * H;
     cell_input_projection(l, x, T, 2 * H);           /* b_hn stays out: r multiplies it */
     float *rec = l->rec;                             /* (B,3H) scratch: h W_hh^T */
+    LaPacked whh;
+    la_pack_nt(&whh, l->pack, l->w_hh, GH, H);
     for (int t = 0; t < T; t++) {
         float *a = l->gates + (size_t)t * B * GH;    /* (B,3H) */
         const float *hprev = l->h + t * BH;
-        la_matmul_nt(rec, hprev, l->w_hh, B, GH, H, 0.0f);
+        la_matmul_packed(rec, hprev, &whh, B, 0.0f);
         float *hn = l->c + t * BH, *h = l->h + (t + 1) * BH;
         const float *b_hn = l->b_hh + 2 * H;
         for (int b = 0; b < B; b++) {
@@ -47,6 +49,8 @@ static void gru_backward(Layer *l, const float *x, const float *dy, float *dx, f
     size_t BH = (size_t)B * H;
     float *dh = l->dh;                               /* (B,H), carried to t-1 */
     memset(dh, 0, BH * sizeof(float));
+    LaPacked whh;
+    la_pack_nn(&whh, l->pack, l->w_hh, GH, H);
     for (int t = T - 1; t >= 0; t--) {
         float *a = l->gates + (size_t)t * B * GH;    /* [r z n] in, dA_in out */
         float *ar = l->rec + (size_t)t * B * GH;     /* dA_rec out */
@@ -67,7 +71,7 @@ static void gru_backward(Layer *l, const float *x, const float *dy, float *dx, f
                 dh[k] = dhk * z;
             }
         }
-        if (t > 0 || dh0) la_matmul_nn(dh, ar, l->w_hh, B, H, GH, 1.0f);
+        if (t > 0 || dh0) la_matmul_packed(dh, ar, &whh, B, 1.0f);
     }
     if (dh0) memcpy(dh0, dh, BH * sizeof(float));
     cell_weight_gradients(l, x, l->gates, l->rec, dx, T);

@@ -12,10 +12,12 @@ static void lstm_forward(Layer *l, const float *x, int T) {
     int B = l->B, H = l->H, GH = 4 * H;
     size_t BH = (size_t)B * H;
     cell_input_projection(l, x, T, GH);
+    LaPacked whh;
+    la_pack_nt(&whh, l->pack, l->w_hh, GH, H);
     for (int t = 0; t < T; t++) {
         float *a = l->gates + (size_t)t * B * GH;    /* (B,4H) */
         const float *hprev = l->h + t * BH;          /* (B,H) */
-        la_matmul_nt(a, hprev, l->w_hh, B, GH, H, 1.0f);
+        la_matmul_packed(a, hprev, &whh, B, 1.0f);
         const float *cprev = l->c + t * BH;
         float *c = l->c + (t + 1) * BH, *h = l->h + (t + 1) * BH;
         for (int b = 0; b < B; b++) {
@@ -43,6 +45,8 @@ static void lstm_backward(Layer *l, const float *x, const float *dy, float *dx, 
     float *dh = l->dh, *dc = l->dc;                  /* (B,H), carried to t-1 */
     memset(dh, 0, BH * sizeof(float));
     memset(dc, 0, BH * sizeof(float));
+    LaPacked whh;
+    la_pack_nn(&whh, l->pack, l->w_hh, GH, H);
     for (int t = T - 1; t >= 0; t--) {
         float *a = l->gates + (size_t)t * B * GH;    /* gates in, dA_t out (B,4H) */
         const float *dyt = dy + t * BH;
@@ -63,7 +67,7 @@ static void lstm_backward(Layer *l, const float *x, const float *dy, float *dx, 
                 dc[k] = dck * f;
             }
         }
-        if (t > 0 || dh0) la_matmul_nn(dh, a, l->w_hh, B, H, GH, 0.0f);
+        if (t > 0 || dh0) la_matmul_packed(dh, a, &whh, B, 0.0f);
     }
     if (dh0) memcpy(dh0, dh, BH * sizeof(float));
     if (dc0) memcpy(dc0, dc, BH * sizeof(float));

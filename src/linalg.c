@@ -1,6 +1,12 @@
 #include "linalg.h"
 
 #include <cblas.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LA_HAVE_X86 1
+#endif
 
 void la_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, float beta) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, beta, C,
@@ -45,3 +51,113 @@ const char *la_setup(int threads) {
 }
 
 int la_threads(void) { return openblas_get_num_threads(); }
+
+size_t la_packed_floats(int N, int K) {
+    size_t panels = ((size_t)N + LA_PANEL - 1) / LA_PANEL;
+    return panels * (size_t)K * LA_PANEL;
+}
+
+/* panels[j][k][c] = element (row k, column j*LA_PANEL + c) of the logical B (K,N). */
+static void pack(LaPacked *p, float *panels, const float *W, int N, int K, int w_is_nk) {
+    p->panels = panels;
+    p->w = W;
+    p->N = N;
+    p->K = K;
+    p->w_is_nk = w_is_nk;
+    if (!la_packed_native()) return;
+    int np = (N + LA_PANEL - 1) / LA_PANEL;
+    for (int j = 0; j < np; j++) {
+        float *dst = panels + (size_t)j * K * LA_PANEL;
+        int cols = N - j * LA_PANEL < LA_PANEL ? N - j * LA_PANEL : LA_PANEL;
+        if (w_is_nk) {
+            memset(dst, 0, (size_t)K * LA_PANEL * sizeof(float));
+            for (int c = 0; c < cols; c++) {
+                const float *row = W + (size_t)(j * LA_PANEL + c) * K;
+                for (int k = 0; k < K; k++) dst[(size_t)k * LA_PANEL + c] = row[k];
+            }
+        } else {
+            for (int k = 0; k < K; k++) {
+                float *d = dst + (size_t)k * LA_PANEL;
+                memcpy(d, W + (size_t)k * N + j * LA_PANEL, (size_t)cols * sizeof(float));
+                memset(d + cols, 0, (size_t)(LA_PANEL - cols) * sizeof(float));
+            }
+        }
+    }
+}
+
+void la_pack_nt(LaPacked *p, float *panels, const float *W, int N, int K) {
+    pack(p, panels, W, N, K, 1);
+}
+
+void la_pack_nn(LaPacked *p, float *panels, const float *W, int K, int N) {
+    pack(p, panels, W, N, K, 0);
+}
+
+#ifdef LA_HAVE_X86
+/* C rows [0,mr) x columns [0,nr) (mr <= 8, nr <= 32) = beta*C + A . panel. Rows past mr
+ * read row 0 (valid memory) and are not stored. */
+__attribute__((target("avx512f"))) static void kernel_8x32(int K, const float *A, int lda,
+                                                           const float *panel, float *C,
+                                                           int ldc, int mr, int nr,
+                                                           float beta) {
+    __m512 c0[8], c1[8];
+    const float *a[8];
+    for (int r = 0; r < 8; r++) {
+        c0[r] = _mm512_setzero_ps();
+        c1[r] = _mm512_setzero_ps();
+        a[r] = A + (size_t)(r < mr ? r : 0) * lda;
+    }
+    for (int k = 0; k < K; k++) {
+        __m512 b0 = _mm512_load_ps(panel + (size_t)k * LA_PANEL);
+        __m512 b1 = _mm512_load_ps(panel + (size_t)k * LA_PANEL + 16);
+        for (int r = 0; r < 8; r++) {
+            __m512 av = _mm512_set1_ps(a[r][k]);
+            c0[r] = _mm512_fmadd_ps(av, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(av, b1, c1[r]);
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    __m512 vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < mr; r++) {
+        float *crow = C + (size_t)r * ldc;
+        if (beta != 0.0f) {
+            c0[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, crow), c0[r]);
+            c1[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, crow + 16), c1[r]);
+        }
+        _mm512_mask_storeu_ps(crow, m0, c0[r]);
+        _mm512_mask_storeu_ps(crow + 16, m1, c1[r]);
+    }
+}
+#endif
+
+int la_packed_native(void) {
+#ifdef LA_HAVE_X86
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+void la_matmul_packed(float *C, const float *A, const LaPacked *p, int M, float beta) {
+    int N = p->N, K = p->K;
+#ifdef LA_HAVE_X86
+    if (la_packed_native()) {
+        int np = (N + LA_PANEL - 1) / LA_PANEL;
+        for (int j = 0; j < np; j++) {
+            const float *panel = p->panels + (size_t)j * K * LA_PANEL;
+            int nr = N - j * LA_PANEL < LA_PANEL ? N - j * LA_PANEL : LA_PANEL;
+            for (int i = 0; i < M; i += 8)
+                kernel_8x32(K, A + (size_t)i * K, K, panel, C + (size_t)i * N + j * LA_PANEL, N,
+                            M - i < 8 ? M - i : 8, nr, beta);
+        }
+        return;
+    }
+#endif
+    if (p->w_is_nk)
+        la_matmul_nt(C, A, p->w, M, N, K, beta);
+    else
+        la_matmul_nn(C, A, p->w, M, N, K, beta);
+}

@@ -8,11 +8,35 @@
 #ifndef RNNTRAIN_LINALG_H
 #define RNNTRAIN_LINALG_H
 
+#include <stddef.h>
+
 void la_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 void la_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 /* db(N) += sum over the M rows of A(M,N). */
 void la_colsum_add(float *db, const float *A, int M, int N);
+/* The per-step recurrent product C(M,N) = beta*C + A(M,K) . W^T with small M (the streams
+ * of one rank) and the same W for all T steps of a chunk. OpenBLAS would repack W on every
+ * call (for W_hh that was ~1 GB of copying per LSTM 2x512 step); instead W is packed once
+ * per chunk into panels of LA_PANEL columns, (ceil(N/LA_PANEL), K, LA_PANEL), zero-padded,
+ * and an AVX-512 kernel keeps an 8 x 32 block of C in registers over the whole of K. On
+ * CPUs without AVX-512 the product falls back to cblas_sgemm on the unpacked W. */
+#define LA_PANEL 32
+typedef struct {
+    float *panels; /* caller-provided, la_packed_floats(N, K) floats, 64-byte aligned */
+    const float *w; /* the unpacked matrix, for the fallback */
+    int N, K, w_is_nk; /* w_is_nk: w is (N,K) (used transposed); else (K,N) */
+} LaPacked;
+
+size_t la_packed_floats(int N, int K);
+/* Packs W (N,K) for C = A . W^T. */
+void la_pack_nt(LaPacked *p, float *panels, const float *W, int N, int K);
+/* Packs W (K,N) for C = A . W. */
+void la_pack_nn(LaPacked *p, float *panels, const float *W, int K, int N);
+void la_matmul_packed(float *C, const float *A, const LaPacked *p, int M, float beta);
+/* 1 if the packed AVX-512 kernel is in use on this CPU. */
+int la_packed_native(void);
+
 /* Naive triple loops in double, for tests. */
 void la_ref_matmul(float *C, const float *A, const float *B, int M, int N, int K, float beta,
                    int transA, int transB);

@@ -71,6 +71,8 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
         l->db_ih = params_grad(p, idx[k][2]);
         l->db_hh = params_grad(p, idx[k][3]);
     }
+    m->pack = alloc_floats(layer_pack_floats(s.cell, s.H), "packed recurrent weights");
+    for (int k = 0; k < s.L; k++) m->layers[k].pack = m->pack;
     size_t rows = (size_t)Tmax * B;
     int widest = s.E > s.H ? s.E : s.H;
     m->inputs = rt_calloc(rows, sizeof *m->inputs, "chunk inputs");
@@ -88,6 +90,7 @@ void model_free(Model *m) {
     free(m->logits);
     free(m->dbuf[0]);
     free(m->dbuf[1]);
+    free(m->pack);
     memset(m, 0, sizeof *m);
 }
 

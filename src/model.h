@@ -35,6 +35,7 @@ typedef struct {
     float *x0;        /* (Tmax,B,E) embedded inputs */
     float *logits;    /* (Tmax,B,V) logits, then their gradients */
     float *dbuf[2];   /* (Tmax,B,max(E,H)) gradients flowing down the stack */
+    float *pack;      /* packed W_hh scratch shared by the layers */
 } Model;
 
 typedef enum { INIT_PYTORCH, INIT_UNIFORM, INIT_ORTHOGONAL } InitKind;
