@@ -3,7 +3,8 @@
  * Every failure goes through rt_die(): it prints "rnntrain: <where>: <message>" tagged with
  * the MPI rank when there are several, then ends the whole job (dist_abort) with the given
  * exit status. Exit statuses are documented in README.md:
- *   0 success, 1 runtime failure, 2 bad command line, 3 bad input file. */
+ *   0 success, 1 runtime failure, 2 bad command line, 3 bad input file,
+ *   75 stopped by a signal after writing a checkpoint (resume to continue; EX_TEMPFAIL). */
 #ifndef RNNTRAIN_COMMON_H
 #define RNNTRAIN_COMMON_H
 
@@ -13,7 +14,7 @@
 
 #define RNNTRAIN_VERSION "0.1.0"
 
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INPUT = 3 };
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INPUT = 3, EXIT_CHECKPOINTED = 75 };
 
 #if defined(__GNUC__)
 #define RT_PRINTF(a, b) __attribute__((format(printf, a, b)))

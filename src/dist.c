@@ -114,3 +114,13 @@ int dist_all_equal_u64(uint64_t v) {
               "MPI_Allreduce(check)");
     return lohi[0] == v && lohi[1] == ~v;
 }
+
+void dist_gather_f32(const float *send, size_t n, float *recv) {
+    if (g_size == 1) {
+        for (size_t i = 0; i < n; i++) recv[i] = send[i];
+        return;
+    }
+    if (n > (size_t)INT_MAX) rt_die(EXIT_RUNTIME, "gather of %zu floats is too large", n);
+    check_mpi(MPI_Gather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, 0, MPI_COMM_WORLD),
+              "MPI_Gather");
+}

@@ -25,6 +25,9 @@ void dist_max_i64(int64_t *buf, size_t n);
 /* Broadcast from rank 0. */
 void dist_bcast_f32(float *buf, size_t n);
 void dist_bcast_bytes(void *buf, size_t n);
+/* Rank 0 receives every rank's n floats, in rank order, into recv (size*n); recv may be
+ * NULL elsewhere. */
+void dist_gather_f32(const float *send, size_t n, float *recv);
 /* 1 if the 64-bit value is the same on every rank, else 0 (on every rank). */
 int dist_all_equal_u64(uint64_t v);
 

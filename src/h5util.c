@@ -203,6 +203,15 @@ void h5_read_i32(hid_t f, const char *name, int32_t *buf, int ndim, const uint64
     read_checked(f, name, buf, H5T_NATIVE_INT32, H5T_INTEGER, ndim, dims, path);
 }
 
+void h5_read_i64(hid_t f, const char *name, int64_t *buf, int ndim, const uint64_t *dims,
+                 const char *path) {
+    read_checked(f, name, buf, H5T_NATIVE_INT64, H5T_INTEGER, ndim, dims, path);
+}
+void h5_read_u64(hid_t f, const char *name, uint64_t *buf, int ndim, const uint64_t *dims,
+                 const char *path) {
+    read_checked(f, name, buf, H5T_NATIVE_UINT64, H5T_INTEGER, ndim, dims, path);
+}
+
 static void write_ds(hid_t f, const char *name, const void *buf, hid_t filetype,
                      hid_t memtype, int ndim, const uint64_t *dims, const char *path) {
     hsize_t hd[8];
@@ -223,4 +232,114 @@ void h5_write_f32(hid_t f, const char *name, const float *buf, int ndim, const u
 void h5_write_i32(hid_t f, const char *name, const int32_t *buf, int ndim,
                   const uint64_t *dims, const char *path) {
     write_ds(f, name, buf, H5T_STD_I32LE, H5T_NATIVE_INT32, ndim, dims, path);
+}
+
+uint64_t h5_hash(const void *buf, size_t bytes) {
+    const unsigned char *p = buf;
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)bytes;
+    size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    for (; i < bytes; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    h ^= h >> 29;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 32);
+}
+
+void h5_set_checksum(hid_t f, const char *name, const void *buf, size_t bytes,
+                     const char *path) {
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) rt_die(EXIT_RUNTIME, "%s: cannot open '%s' to checksum it", path, name);
+    uint64_t h = h5_hash(buf, bytes);
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(d, "checksum", H5T_STD_U64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_UINT64, &h) < 0)
+        rt_die(EXIT_RUNTIME, "%s: cannot write the checksum of '%s'", path, name);
+    H5Aclose(a);
+    H5Sclose(s);
+    H5Dclose(d);
+}
+
+typedef struct {
+    char *why;
+    size_t size;
+    int bad;
+    long checked;
+} VerifyState;
+
+static herr_t verify_one(hid_t loc, const char *name, const H5O_info_t *info, void *data) {
+    VerifyState *st = data;
+    if (info->type != H5O_TYPE_DATASET) return 0;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) {
+        snprintf(st->why, st->size, "dataset '%s' cannot be opened", name);
+        st->bad = 1;
+        return 1;
+    }
+    int ok = 0;
+    uint64_t want = 0;
+    hid_t t = H5Dget_type(d), nt = t >= 0 ? H5Tget_native_type(t, H5T_DIR_DEFAULT) : -1;
+    hid_t sp = H5Dget_space(d);
+    hssize_t npts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    size_t tsize = nt >= 0 ? H5Tget_size(nt) : 0;
+    if (H5Aexists(d, "checksum") <= 0) {
+        snprintf(st->why, st->size, "dataset '%s' has no checksum", name);
+    } else {
+        hid_t a = H5Aopen(d, "checksum", H5P_DEFAULT);
+        if (a < 0 || H5Aread(a, H5T_NATIVE_UINT64, &want) < 0)
+            snprintf(st->why, st->size, "the checksum of '%s' cannot be read", name);
+        else if (npts < 0 || tsize == 0)
+            snprintf(st->why, st->size, "dataset '%s' has an unreadable shape or type", name);
+        else {
+            size_t bytes = (size_t)npts * tsize;
+            void *buf = malloc(bytes ? bytes : 1);
+            if (!buf)
+                snprintf(st->why, st->size, "out of memory verifying '%s'", name);
+            else if (H5Dread(d, nt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+                snprintf(st->why, st->size, "dataset '%s' cannot be read (truncated file?)",
+                         name);
+            else if (h5_hash(buf, bytes) != want)
+                snprintf(st->why, st->size, "dataset '%s' fails its checksum (corrupted)", name);
+            else
+                ok = 1;
+            free(buf);
+        }
+        if (a >= 0) H5Aclose(a);
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (nt >= 0) H5Tclose(nt);
+    if (t >= 0) H5Tclose(t);
+    H5Dclose(d);
+    st->checked++;
+    if (!ok) st->bad = 1;
+    return ok ? 0 : 1;
+}
+
+int h5_verify_checksums(hid_t f, char *why, size_t size) {
+    VerifyState st = {why, size, 0, 0};
+    why[0] = 0;
+    herr_t rc = H5Ovisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, verify_one, &st);
+    if (st.bad) return -1;
+    if (rc < 0) {
+        snprintf(why, size, "the file's structure cannot be read (truncated or corrupted)");
+        return -1;
+    }
+    if (st.checked == 0) {
+        snprintf(why, size, "it holds no datasets");
+        return -1;
+    }
+    return 0;
+}
+
+void h5_write_i64(hid_t f, const char *name, const int64_t *buf, int ndim,
+                  const uint64_t *dims, const char *path) {
+    write_ds(f, name, buf, H5T_STD_I64LE, H5T_NATIVE_INT64, ndim, dims, path);
+}
+void h5_write_u64(hid_t f, const char *name, const uint64_t *buf, int ndim,
+                  const uint64_t *dims, const char *path) {
+    write_ds(f, name, buf, H5T_STD_U64LE, H5T_NATIVE_UINT64, ndim, dims, path);
 }

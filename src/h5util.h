@@ -38,9 +38,26 @@ void h5_read_f64(hid_t f, const char *name, double *buf, int ndim, const uint64_
 /* Reads a whole integer dataset (any integer dtype, converted) of shape dims. */
 void h5_read_i32(hid_t f, const char *name, int32_t *buf, int ndim, const uint64_t *dims,
                  const char *path);
+void h5_read_i64(hid_t f, const char *name, int64_t *buf, int ndim, const uint64_t *dims,
+                 const char *path);
+void h5_read_u64(hid_t f, const char *name, uint64_t *buf, int ndim, const uint64_t *dims,
+                 const char *path);
+void h5_write_i64(hid_t f, const char *name, const int64_t *buf, int ndim,
+                  const uint64_t *dims, const char *path);
+void h5_write_u64(hid_t f, const char *name, const uint64_t *buf, int ndim,
+                  const uint64_t *dims, const char *path);
 void h5_write_f32(hid_t f, const char *name, const float *buf, int ndim, const uint64_t *dims,
                   const char *path);
 void h5_write_i32(hid_t f, const char *name, const int32_t *buf, int ndim,
                   const uint64_t *dims, const char *path);
+
+/* 64-bit checksum of a byte buffer (multiply-xorshift over 8-byte words). */
+uint64_t h5_hash(const void *buf, size_t bytes);
+/* Stores h5_hash(buf) as the uint64 attribute "checksum" of dataset name. */
+void h5_set_checksum(hid_t f, const char *name, const void *buf, size_t bytes,
+                     const char *path);
+/* Verifies every dataset of the file that has a "checksum" attribute and that every dataset
+ * has one. Never dies: returns 0 if all good, else -1 with a reason in why. */
+int h5_verify_checksums(hid_t f, char *why, size_t size);
 
 #endif

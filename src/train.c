@@ -5,14 +5,20 @@
  * Loop: read the next chunk of this rank's streams; forward, loss, backward; carry the
  * state; sum gradients and loss over ranks; clip the global norm; update. At an epoch's end
  * the streams restart from their beginning with zero state.
+ * Checkpoints: every --ckpt-every steps, every --ckpt-minutes, at the end, and when a
+ * signal (USR1, TERM, INT) asks the job to stop: all ranks agree on that at a step boundary
+ * (one small all-reduce per step), write a checkpoint and exit with status 75.
  * Epilog: final validation, model file written by rank 0. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "checkpoint.h"
 #include "cli.h"
 #include "commands.h"
 #include "common.h"
@@ -25,9 +31,11 @@
 #include "optim.h"
 
 typedef struct {
-    char *data, *cell, *optim, *out, *log, *init, *schedule;
+    char *data, *cell, *optim, *out, *log, *init, *schedule, *ckpt_dir, *resume;
     int layers, hidden, embed, batch, bptt, threads, eval_batch;
     int64_t steps, seed, print_every, eval_every, warmup, decay_every, verify_every;
+    int64_t ckpt_every, keep, max_bad;
+    double ckpt_minutes, rollback_factor;
     double lr, clip, init_scale, min_lr, gamma, weight_decay, momentum, beta1, beta2, eps,
         rms_alpha;
 } TrainOptions;
@@ -38,6 +46,30 @@ static void make_dir(const char *dir) {
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         rt_die(EXIT_USAGE, "--out: '%s' exists and is not a directory", dir);
+}
+
+/* Set by USR1/TERM/INT; the loop checkpoints and stops at the next step boundary. A second
+ * INT stops at once. */
+static volatile sig_atomic_t g_stop_signal = 0;
+
+static void on_signal(int sig) {
+    if (sig == SIGINT && g_stop_signal == SIGINT) {
+        static const char msg[] = "rnntrain: second interrupt: stopping now, no checkpoint\n";
+        ssize_t ignored = write(2, msg, sizeof msg - 1);
+        (void)ignored;
+        _exit(130);
+    }
+    g_stop_signal = sig;
+}
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
 }
 
 static uint64_t fnv1a(const char *s) {
@@ -57,7 +89,8 @@ int cmd_train(int argc, char **argv) {
                       .schedule = "constant", .layers = 2, .hidden = 256, .embed = 0,
                       .batch = 32, .bptt = 64, .threads = 1, .eval_batch = 32, .steps = 1000,
                       .seed = 1234, .print_every = 50, .eval_every = 0, .warmup = 0,
-                      .decay_every = 1000, .lr = 2e-3, .clip = 5.0, .init_scale = 0.08,
+                      .decay_every = 1000, .ckpt_every = 0, .keep = 3, .max_bad = 10,
+                      .ckpt_minutes = 15.0, .rollback_factor = 0.5, .lr = 2e-3, .clip = 5.0, .init_scale = 0.08,
                       .min_lr = 0.0, .gamma = 0.5, .weight_decay = 0.0, .momentum = 0.9,
                       .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99};
     const double INF = 1e308;
@@ -102,6 +135,17 @@ int cmd_train(int argc, char **argv) {
         {"verify-every", CLI_I64, &o.verify_every, "N", "check every N steps that all ranks hold "
          "bitwise identical parameters; 0 = never (default 0)", 0, 1e15, NULL, 0, 0},
         {"eval-batch", CLI_INT, &o.eval_batch, "S", "streams for validation (default 32)", 1, 1 << 20, NULL, 0, 0},
+        {"ckpt-dir", CLI_STR, &o.ckpt_dir, "DIR", "checkpoint directory (default OUT/checkpoints)", 1, 0, NULL, 0, 0},
+        {"ckpt-every", CLI_I64, &o.ckpt_every, "N", "checkpoint every N steps; 0 = off (default 0)", 0, 1e15, NULL, 0, 0},
+        {"ckpt-minutes", CLI_DOUBLE, &o.ckpt_minutes, "M", "checkpoint every M minutes; 0 = off "
+         "(default 15)", 0, 1e9, NULL, 0, 0},
+        {"keep", CLI_I64, &o.keep, "K", "keep the K newest checkpoints; 0 = all (default 3)", 0, 1e9, NULL, 0, 0},
+        {"resume", CLI_STR, &o.resume, "auto|PATH", "continue from the newest valid checkpoint "
+         "in the checkpoint directory (auto; starts afresh if there is none) or from PATH", 1, 0, NULL, 0, 0},
+        {"max-bad-steps", CLI_I64, &o.max_bad, "K", "after K non-finite steps in a row, roll back "
+         "to the last checkpoint with a lower lr (default 10)", 1, 1e9, NULL, 0, 0},
+        {"rollback-lr-factor", CLI_DOUBLE, &o.rollback_factor, "F", "lr multiplier after a "
+         "rollback (default 0.5)", 1e-6, 1, NULL, 0, 0},
     };
     int nopts = (int)(sizeof opts / sizeof *opts);
     cli_parse("train", "Train an RNN/LSTM/GRU language model with truncated BPTT; data-parallel "
@@ -121,8 +165,15 @@ int cmd_train(int argc, char **argv) {
                "the same command line");
 
     const char *core = la_setup(o.threads);
-    if (rank == 0) make_dir(o.out);
+    char ckpt_dir[4096];
+    snprintf(ckpt_dir, sizeof ckpt_dir, "%s", o.ckpt_dir ? o.ckpt_dir : "");
+    if (!o.ckpt_dir) snprintf(ckpt_dir, sizeof ckpt_dir, "%s/checkpoints", o.out);
+    if (rank == 0) {
+        make_dir(o.out);
+        make_dir(ckpt_dir);
+    }
     dist_barrier();
+    install_signal_handlers();
     char metrics_path[4096];
     snprintf(metrics_path, sizeof metrics_path, "%s", o.log ? o.log : "");
     if (!o.log) snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o.out);
@@ -167,6 +218,19 @@ int cmd_train(int argc, char **argv) {
     Schedule sched = {(SchedKind)sched_kind_by_name(o.schedule), o.lr, o.min_lr, o.warmup,
                       o.steps, o.decay_every, o.gamma};
 
+    Progress prog = {0, 0, 0, 0, 1.0, rng};
+    RunShape rs = {o.batch, o.bptt, data_split_len(&tf, "train")};
+    char *last_ckpt = NULL;
+    if (o.resume) {
+        last_ckpt = ckpt_find(ckpt_dir, o.resume);
+        if (last_ckpt) {
+            ckpt_load(last_ckpt, &m, &opt, &prog, &rs);
+            rt_log("resumed from %s: step %lld, epoch %lld\n", last_ckpt, (long long)prog.step,
+                   (long long)prog.epoch);
+        } else {
+            rt_log("no checkpoint in %s: starting afresh\n", ckpt_dir);
+        }
+    }
     double flops_tok = 3.0 * model_forward_flops_per_token(&shape);
     int64_t tokens_per_step = (int64_t)o.batch * o.bptt;
     rt_log("rnntrain %s | %s %dx%d embed %d vocab %d (%s) | %zu parameters\n", RNNTRAIN_VERSION,
@@ -177,12 +241,15 @@ int cmd_train(int argc, char **argv) {
            o.bptt, (long long)stream_chunks_per_epoch(&sr));
 
     float scale = 1.0f / (float)tokens_per_step;
-    int64_t cursor = 0, epoch = 0, skipped = 0;
+    int64_t cursor = prog.cursor, epoch = prog.epoch, skipped = prog.skipped, bad_run = 0;
+    int64_t rollbacks = 0;
     double t_start = rt_seconds(), t_eval = 0.0, t_mark = t_start, eval_mark = 0.0;
-    int64_t step_mark = 0;
+    double t_ckpt = t_start;
+    int64_t step_mark = prog.step, first_step = prog.step;
+    int stopped = 0;
     double loss_acc = 0.0;
     int64_t loss_n = 0;
-    for (int64_t step = 0; step < o.steps; step++) {
+    for (int64_t step = prog.step; step < o.steps; step++) {
         int T = stream_read(&sr, cursor);
         REQUIRE(T == o.bptt);
         params_zero_grad(&m.params);
@@ -194,15 +261,35 @@ int cmd_train(int argc, char **argv) {
         dist_sum_f64(&loss, 1);
         loss /= (double)tokens_per_step;
         double gnorm = optim_clip(&m.params, o.clip);
-        double lr = sched_lr(&sched, step);
+        double lr = sched_lr(&sched, step) * prog.lr_scale;
         if (isfinite(loss) && isfinite(gnorm)) {
             optim_step(&opt, &m.params, lr);
             loss_acc += loss;
             loss_n++;
+            bad_run = 0;
         } else {
             skipped++;
-            rt_log("step %lld: non-finite loss or gradient norm; update skipped (%lld so far)\n",
-                   (long long)step + 1, (long long)skipped);
+            bad_run++;
+            rt_log("step %lld: non-finite loss or gradient norm; update skipped (%lld in a row, "
+                   "%lld in all)\n", (long long)step + 1, (long long)bad_run, (long long)skipped);
+            if (bad_run >= o.max_bad) {
+                if (!last_ckpt || rollbacks >= 3)
+                    rt_die(EXIT_RUNTIME, "%lld non-finite steps in a row at step %lld and %s; "
+                           "lower --lr or --clip", (long long)bad_run, (long long)step + 1,
+                           last_ckpt ? "3 rollbacks already" : "no checkpoint to roll back to");
+                double lr_scale = prog.lr_scale * o.rollback_factor;
+                ckpt_load(last_ckpt, &m, &opt, &prog, &rs);
+                prog.lr_scale = lr_scale;
+                prog.skipped = skipped;
+                rollbacks++;
+                rt_log("rolled back to %s (step %lld); learning rate now x%g\n", last_ckpt,
+                       (long long)prog.step, prog.lr_scale);
+                cursor = prog.cursor;
+                epoch = prog.epoch;
+                bad_run = 0;
+                step = prog.step - 1;
+                continue;
+            }
         }
         cursor += T;
         if (cursor + o.bptt + 1 > sr.L) {
@@ -211,6 +298,31 @@ int cmd_train(int argc, char **argv) {
             model_reset_state(&m);
         }
         int64_t done = step + 1;
+        prog.step = done;
+        prog.cursor = cursor;
+        prog.epoch = epoch;
+        prog.skipped = skipped;
+        /* stop request and checkpoint clock, agreed by all ranks */
+        int64_t flags[2] = {g_stop_signal != 0,
+                            rank == 0 && o.ckpt_minutes > 0 &&
+                                rt_seconds() - t_ckpt >= 60.0 * o.ckpt_minutes};
+        dist_max_i64(flags, 2);
+        if ((o.ckpt_every > 0 && done % o.ckpt_every == 0) || flags[0] || flags[1] ||
+            done == o.steps) {
+            ckpt_save(ckpt_dir, (int)o.keep, &m, &opt, &prog, &rs, &tf.vocab, config);
+            free(last_ckpt);
+            size_t n = strlen(ckpt_dir) + 32;
+            last_ckpt = rt_malloc(n, "path");
+            snprintf(last_ckpt, n, "%s/ckpt-%010lld.h5", ckpt_dir, (long long)done);
+            t_ckpt = rt_seconds();
+        }
+        if (flags[0]) {
+            rt_log("stop requested by a signal: checkpoint %s written at step %lld; exiting with "
+                   "status %d (resume with --resume auto)\n", last_ckpt, (long long)done,
+                   EXIT_CHECKPOINTED);
+            stopped = 1;
+            break;
+        }
         if (o.verify_every > 0 && done % o.verify_every == 0 &&
             !dist_all_equal_u64(params_checksum(&m.params)))
             rt_die(EXIT_RUNTIME, "after step %lld the ranks hold different parameters (checksum "
@@ -219,7 +331,8 @@ int cmd_train(int argc, char **argv) {
             double now = rt_seconds();
             double span = now - t_mark - (t_eval - eval_mark);
             double tps = (double)(done - step_mark) * tokens_per_step / (span > 0 ? span : 1e-9);
-            double elapsed = now - t_start, per_step = (elapsed - t_eval) / (double)done;
+            double elapsed = now - t_start;
+            double per_step = (elapsed - t_eval) / (double)(done - first_step);
             double mean = loss_n ? loss_acc / (double)loss_n : NAN;
             double ep = (double)epoch + (double)cursor / (double)(sr.L - 1);
             rt_log("step %lld/%lld | epoch %.3f | loss %.4f | %.3f bits | lr %.3e | gnorm %.3f | "
@@ -259,18 +372,19 @@ int cmd_train(int argc, char **argv) {
             }
         }
     }
-    if (rank == 0) {
+    if (rank == 0 && !stopped) {
         char path[4096];
         snprintf(path, sizeof path, "%s/model.h5", o.out);
         model_io_save(path, &m, &tf.vocab, config);
         rt_log("model written to %s | peak RSS %.1f MB (rank 0)\n", path, rt_peak_rss_mb());
     }
     if (metrics) fclose(metrics);
+    free(last_ckpt);
     if (eval_model != &m) model_free(&eval_own);
     free(saved_state);
     model_free(&m);
     stream_free(&sr);
     data_close(&tf);
     free(config);
-    return 0;
+    return stopped ? EXIT_CHECKPOINTED : 0;
 }

@@ -1,0 +1,348 @@
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "dist.h"
+#include "h5util.h"
+#include "model_io.h"
+
+#define CKPT_VERSION 1
+
+/* (L, B_local, H) blocks of rank r land at columns [r*B_local, (r+1)*B_local). */
+static void gather_state(const Model *m, int global_streams, float *h, float *c) {
+    const ModelShape *s = &m->shape;
+    int S = s->cell->has_cell ? 2 : 1, N = dist_size(), B = m->B, H = s->H, L = s->L;
+    size_t local = model_state_size(m); /* (L,S,B,H) */
+    float *mine = rt_malloc(local * sizeof(float), "state");
+    model_get_state(m, mine);
+    float *all = dist_rank() == 0 ? rt_malloc(local * N * sizeof(float), "state") : NULL;
+    dist_gather_f32(mine, local, all);
+    if (dist_rank() == 0) {
+        for (int r = 0; r < N; r++)
+            for (int k = 0; k < L; k++)
+                for (int part = 0; part < S; part++) {
+                    const float *src = all + r * local + ((size_t)k * S + part) * B * H;
+                    float *dst = (part == 0 ? h : c) + ((size_t)k * global_streams + r * B) * H;
+                    memcpy(dst, src, (size_t)B * H * sizeof(float));
+                }
+    }
+    free(all);
+    free(mine);
+}
+
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+static void write_f32_checked(hid_t f, const char *name, const float *buf, int nd,
+                              const uint64_t *dims, const char *path) {
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= dims[i];
+    h5_write_f32(f, name, buf, nd, dims, path);
+    h5_set_checksum(f, name, buf, n * sizeof(float), path);
+}
+
+static void write_params_array(hid_t f, const char *group, const Params *p, const float *base,
+                               const char *path) {
+    for (int i = 0; i < p->count; i++) {
+        const ParamTensor *t = &p->tensors[i];
+        char name[256];
+        uint64_t dims[2] = {(uint64_t)t->rows, (uint64_t)t->cols};
+        snprintf(name, sizeof name, "%s/%s", group, t->name);
+        write_f32_checked(f, name, base + t->offset, t->cols ? 2 : 1, dims, path);
+    }
+}
+
+static void fsync_path(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return;
+    fsync(fd);
+    close(fd);
+}
+
+static int is_ckpt_name(const char *name, long long *step) {
+    char tail[8];
+    return sscanf(name, "ckpt-%lld.%3s", step, tail) == 2 && strcmp(tail, "h5") == 0 &&
+           strlen(name) > 8;
+}
+
+/* Checkpoints in dir, newest first. */
+static int list_ckpts(const char *dir, char ***names_out) {
+    DIR *d = opendir(dir);
+    *names_out = NULL;
+    if (!d) return 0;
+    char **names = NULL;
+    long long *steps = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long long st;
+        if (!is_ckpt_name(e->d_name, &st)) continue;
+        names = rt_realloc(names, (size_t)(n + 1) * sizeof *names, "checkpoint list");
+        steps = rt_realloc(steps, (size_t)(n + 1) * sizeof *steps, "checkpoint list");
+        names[n] = rt_strdup(e->d_name);
+        steps[n++] = st;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++) /* insertion sort, newest first */
+        for (int j = i; j > 0 && steps[j] > steps[j - 1]; j--) {
+            long long ts = steps[j];
+            steps[j] = steps[j - 1];
+            steps[j - 1] = ts;
+            char *tn = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = tn;
+        }
+    free(steps);
+    *names_out = names;
+    return n;
+}
+
+void ckpt_save(const char *dir, int keep, const Model *m, const Optim *o, const Progress *p,
+               const RunShape *rs, const Vocab *vocab, const char *config) {
+    const ModelShape *s = &m->shape;
+    const Params *pa = &m->params;
+    size_t plane = (size_t)s->L * rs->global_streams * s->H;
+    float *h = NULL, *c = NULL;
+    if (dist_rank() == 0) {
+        h = rt_calloc(plane, sizeof(float), "state");
+        c = rt_calloc(plane, sizeof(float), "state");
+    }
+    gather_state(m, rs->global_streams, h, c);
+    if (dist_rank() != 0) return;
+    /* never write NaN or Inf: the stability logic skips such updates, so this is a bug */
+    if (!all_finite(pa->value, pa->total) || !all_finite(h, plane) || !all_finite(c, plane))
+        rt_die(EXIT_RUNTIME, "refusing to write a checkpoint at step %lld: parameters or state "
+               "hold NaN/Inf", (long long)p->step);
+    char final[4096], tmp[4200];
+    snprintf(final, sizeof final, "%s/ckpt-%010lld.h5", dir, (long long)p->step);
+    snprintf(tmp, sizeof tmp, "%s/.ckpt-%010lld.h5.tmp.%ld", dir, (long long)p->step,
+             (long)getpid());
+    hid_t f = h5_create(tmp);
+    h5_write_attr_str(f, "format", "rnntrain-checkpoint", tmp);
+    h5_write_attr_int(f, "version", CKPT_VERSION, tmp);
+    h5_write_attr_str(f, "cell", s->cell->name, tmp);
+    h5_write_attr_int(f, "layers", s->L, tmp);
+    h5_write_attr_int(f, "hidden", s->H, tmp);
+    h5_write_attr_int(f, "embed", s->E, tmp);
+    h5_write_attr_int(f, "vocab_size", s->V, tmp);
+    h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), tmp);
+    h5_write_attr_str(f, "config", config, tmp);
+    h5_write_attr_int(f, "step", p->step, tmp);
+    h5_write_attr_int(f, "epoch", p->epoch, tmp);
+    h5_write_attr_int(f, "skipped", p->skipped, tmp);
+    h5_write_attr_double(f, "lr_scale", p->lr_scale, tmp);
+    h5_write_attr_int(f, "global_streams", rs->global_streams, tmp);
+    h5_write_attr_int(f, "bptt", rs->bptt, tmp);
+    h5_write_attr_int(f, "train_tokens", rs->train_tokens, tmp);
+    h5_write_attr_int(f, "ranks", dist_size(), tmp);
+    h5_write_attr_str(f, "optim", optim_kind_name(o->kind), tmp);
+    h5_write_attr_int(f, "optim_step", o->step, tmp);
+    uint64_t vd[1] = {(uint64_t)vocab->V};
+    h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
+    h5_set_checksum(f, "vocab", vocab->symbols, (size_t)vocab->V * sizeof(int32_t), tmp);
+    write_params_array(f, "params", pa, pa->value, tmp);
+    write_params_array(f, "optim/state1", pa, pa->state1, tmp);
+    write_params_array(f, "optim/state2", pa, pa->state2, tmp);
+    uint64_t sd[3] = {(uint64_t)s->L, (uint64_t)rs->global_streams, (uint64_t)s->H};
+    write_f32_checked(f, "state/h", h, 3, sd, tmp);
+    if (s->cell->has_cell) write_f32_checked(f, "state/c", c, 3, sd, tmp);
+    /* the cursor of every global stream (all equal: streams advance together) and the RNG */
+    int64_t *cursor = rt_malloc((size_t)rs->global_streams * sizeof(int64_t), "cursors");
+    for (int g = 0; g < rs->global_streams; g++) cursor[g] = p->cursor;
+    uint64_t cd[1] = {(uint64_t)rs->global_streams}, rd[1] = {4};
+    h5_write_i64(f, "data/cursor", cursor, 1, cd, tmp);
+    h5_set_checksum(f, "data/cursor", cursor, (size_t)rs->global_streams * sizeof(int64_t), tmp);
+    free(cursor);
+    h5_write_u64(f, "rng", p->rng.s, 1, rd, tmp);
+    h5_set_checksum(f, "rng", p->rng.s, sizeof p->rng.s, tmp);
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
+    h5_close_file(f, tmp);
+    fsync_path(tmp);
+    if (rename(tmp, final) != 0)
+        rt_die(EXIT_RUNTIME, "cannot rename checkpoint '%s' to '%s': %s", tmp, final,
+               strerror(errno));
+    fsync_path(dir);
+    free(h);
+    free(c);
+    char **names;
+    int n = list_ckpts(dir, &names);
+    for (int i = 0; i < n; i++) {
+        if (keep > 0 && i >= keep) {
+            char old[4400];
+            snprintf(old, sizeof old, "%s/%s", dir, names[i]);
+            unlink(old);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+int ckpt_verify(const char *path, char *why, size_t size) {
+    if (access(path, R_OK) != 0) {
+        snprintf(why, size, "cannot read it (%s)", strerror(errno));
+        return -1;
+    }
+    if (H5Fis_hdf5(path) <= 0) {
+        snprintf(why, size, "not an HDF5 file (truncated or overwritten?)");
+        return -1;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        snprintf(why, size, "HDF5 cannot open it (truncated or corrupted)");
+        return -1;
+    }
+    int rc = -1;
+    char fmt[64] = "";
+    int64_t version = -1;
+    if (H5Aexists(f, "format") > 0) {
+        hid_t a = H5Aopen(f, "format", H5P_DEFAULT), t = H5Aget_type(a);
+        if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) <= 0 &&
+            H5Tget_size(t) < sizeof fmt) {
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5Tget_size(t));
+            if (H5Aread(a, mt, fmt) < 0) fmt[0] = 0;
+            H5Tclose(mt);
+        }
+        H5Tclose(t);
+        H5Aclose(a);
+    }
+    if (H5Aexists(f, "version") > 0) {
+        hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
+        if (H5Aread(a, H5T_NATIVE_INT64, &version) < 0) version = -1;
+        H5Aclose(a);
+    }
+    if (strcmp(fmt, "rnntrain-checkpoint") != 0)
+        snprintf(why, size, "format is '%s', expected 'rnntrain-checkpoint'", fmt);
+    else if (version != CKPT_VERSION)
+        snprintf(why, size, "checkpoint format version %lld, this rnntrain reads version %d",
+                 (long long)version, CKPT_VERSION);
+    else
+        rc = h5_verify_checksums(f, why, size);
+    H5Fclose(f);
+    return rc;
+}
+
+char *ckpt_find(const char *dir, const char *resume) {
+    char chosen[4400] = "";
+    int64_t status = 0; /* 0 none, 1 found, -1 error */
+    if (dist_rank() == 0) {
+        char why[512];
+        if (strcmp(resume, "auto") != 0) {
+            if (ckpt_verify(resume, why, sizeof why) != 0)
+                rt_die(EXIT_INPUT, "--resume: checkpoint '%s' is unusable: %s", resume, why);
+            snprintf(chosen, sizeof chosen, "%s", resume);
+            status = 1;
+        } else {
+            char **names;
+            int n = list_ckpts(dir, &names);
+            for (int i = 0; i < n; i++) {
+                char path[4400];
+                snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+                if (status == 0) {
+                    if (ckpt_verify(path, why, sizeof why) == 0) {
+                        snprintf(chosen, sizeof chosen, "%s", path);
+                        status = 1;
+                    } else {
+                        fprintf(stderr, "rnntrain: warning: checkpoint '%s' is damaged (%s); "
+                                "falling back to an older one\n", path, why);
+                    }
+                }
+                free(names[i]);
+            }
+            free(names);
+            if (n > 0 && status == 0)
+                rt_die(EXIT_INPUT, "--resume auto: none of the %d checkpoints in '%s' is usable "
+                       "(see the warnings above); move them away to start afresh", n, dir);
+        }
+    }
+    dist_bcast_bytes(&status, sizeof status);
+    dist_bcast_bytes(chosen, sizeof chosen);
+    return status == 1 ? rt_strdup(chosen) : NULL;
+}
+
+static void expect_int(hid_t f, const char *attr, int64_t want, const char *option,
+                       const char *path) {
+    int64_t have = h5_read_attr_int(f, attr, path);
+    if (have != want)
+        rt_die(EXIT_USAGE, "checkpoint '%s' has %s=%lld but this run has %s %lld; resume with "
+               "the same value", path, attr, (long long)have, option, (long long)want);
+}
+
+static void read_params_array(hid_t f, const char *group, Params *p, float *base,
+                              const char *path) {
+    for (int i = 0; i < p->count; i++) {
+        const ParamTensor *t = &p->tensors[i];
+        char name[256];
+        uint64_t dims[2] = {(uint64_t)t->rows, (uint64_t)t->cols};
+        snprintf(name, sizeof name, "%s/%s", group, t->name);
+        h5_read_f32(f, name, base + t->offset, t->cols ? 2 : 1, dims, path);
+    }
+}
+
+void ckpt_load(const char *path, Model *m, Optim *o, Progress *p, const RunShape *rs) {
+    hid_t f = h5_open_read(path, "checkpoint");
+    const ModelShape *s = &m->shape;
+    char buf[64];
+    h5_read_attr_str(f, "cell", buf, sizeof buf, path);
+    if (strcmp(buf, s->cell->name) != 0)
+        rt_die(EXIT_USAGE, "checkpoint '%s' holds a %s model but this run has --model %s", path,
+               buf, s->cell->name);
+    expect_int(f, "layers", s->L, "--layers", path);
+    expect_int(f, "hidden", s->H, "--hidden", path);
+    expect_int(f, "embed", s->E, "--embed", path);
+    expect_int(f, "vocab_size", s->V, "a data vocabulary of", path);
+    expect_int(f, "global_streams", rs->global_streams, "--batch", path);
+    expect_int(f, "bptt", rs->bptt, "--bptt", path);
+    expect_int(f, "train_tokens", rs->train_tokens, "a train split (tokens) of", path);
+    h5_read_attr_str(f, "optim", buf, sizeof buf, path);
+    if (strcmp(buf, optim_kind_name(o->kind)) != 0)
+        rt_die(EXIT_USAGE, "checkpoint '%s' was trained with --optim %s but this run has --optim "
+               "%s", path, buf, optim_kind_name(o->kind));
+    Params *pa = &m->params;
+    read_params_array(f, "params", pa, pa->value, path);
+    read_params_array(f, "optim/state1", pa, pa->state1, path);
+    read_params_array(f, "optim/state2", pa, pa->state2, path);
+    o->step = h5_read_attr_int(f, "optim_step", path);
+    p->step = h5_read_attr_int(f, "step", path);
+    p->epoch = h5_read_attr_int(f, "epoch", path);
+    p->skipped = h5_read_attr_int(f, "skipped", path);
+    p->lr_scale = h5_read_attr_double(f, "lr_scale", path);
+    int G = rs->global_streams;
+    int64_t *cursor = rt_malloc((size_t)G * sizeof(int64_t), "cursors");
+    uint64_t cd[1] = {(uint64_t)G}, rd[1] = {4};
+    h5_read_i64(f, "data/cursor", cursor, 1, cd, path);
+    for (int g = 1; g < G; g++)
+        if (cursor[g] != cursor[0])
+            rt_die(EXIT_INPUT, "checkpoint '%s': stream cursors differ (%lld vs %lld)", path,
+                   (long long)cursor[g], (long long)cursor[0]);
+    p->cursor = cursor[0];
+    free(cursor);
+    h5_read_u64(f, "rng", p->rng.s, 1, rd, path);
+    /* this rank's columns of the global state */
+    int S = s->cell->has_cell ? 2 : 1, B = m->B, H = s->H, first = dist_rank() * B;
+    size_t plane = (size_t)s->L * G * H;
+    float *all = rt_malloc(plane * sizeof(float), "state"), *mine;
+    mine = rt_malloc(model_state_size(m) * sizeof(float), "state");
+    uint64_t sd[3] = {(uint64_t)s->L, (uint64_t)G, (uint64_t)H};
+    for (int part = 0; part < S; part++) {
+        h5_read_f32(f, part == 0 ? "state/h" : "state/c", all, 3, sd, path);
+        for (int k = 0; k < s->L; k++)
+            memcpy(mine + ((size_t)k * S + part) * B * H, all + ((size_t)k * G + first) * H,
+                   (size_t)B * H * sizeof(float));
+    }
+    model_set_state(m, mine);
+    free(mine);
+    free(all);
+    H5Fclose(f);
+}

@@ -1,0 +1,49 @@
+/* checkpoint: everything needed to continue a run exactly, in one HDF5 file per checkpoint
+ * (schema in docs/formats.md): parameters under PyTorch state_dict names, optimizer state,
+ * step/epoch/cursor, RNG state, the carried hidden (and cell) state of every GLOBAL stream
+ * (so a run can resume on another number of ranks), the effective configuration, a format
+ * version, and a checksum on every dataset.
+ *
+ * Writing is atomic: rank 0 writes DIR/.ckpt-STEP.h5.tmp.PID, flushes, fsyncs and renames it
+ * to DIR/ckpt-STEP.h5 (then fsyncs DIR), so a kill at any moment leaves every earlier
+ * checkpoint intact; older checkpoints beyond --keep are removed only after that. */
+#ifndef RNNTRAIN_CHECKPOINT_H
+#define RNNTRAIN_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "data.h"
+#include "model.h"
+#include "optim.h"
+#include "rng.h"
+
+typedef struct {
+    int64_t step;    /* updates done */
+    int64_t epoch;   /* completed epochs */
+    int64_t cursor;  /* position of every stream in the train split */
+    int64_t skipped; /* non-finite updates skipped so far */
+    double lr_scale; /* multiplies the schedule (reduced after a rollback) */
+    Rng rng;
+} Progress;
+
+/* What must match between a checkpoint and the run that resumes it. */
+typedef struct {
+    int global_streams, bptt;
+    int64_t train_tokens;
+} RunShape;
+
+/* Collective: every rank passes its model; rank 0 writes. Returns nothing; dies on failure
+ * (never leaving a partial file under the final name). */
+void ckpt_save(const char *dir, int keep, const Model *m, const Optim *o, const Progress *p,
+               const RunShape *rs, const Vocab *vocab, const char *config);
+/* Resolves --resume: "auto" picks the newest checkpoint in dir that verifies (saying why it
+ * skips damaged ones); returns NULL if there is none. A path must verify or the job stops.
+ * Caller frees. Runs on rank 0 and broadcasts the choice. */
+char *ckpt_find(const char *dir, const char *resume);
+/* Collective: loads the checkpoint into m (already built with the run's shape), o, p.
+ * Dies with a clear message if the checkpoint does not fit the run. */
+void ckpt_load(const char *path, Model *m, Optim *o, Progress *p, const RunShape *rs);
+/* Non-dying verification (format, version, checksums); 0 if good, else -1 and why. */
+int ckpt_verify(const char *path, char *why, size_t size);
+
+#endif
