@@ -128,7 +128,7 @@ void ckpt_save(const char *dir, int keep, const Model *m, const Optim *o, const 
     snprintf(final, sizeof final, "%s/ckpt-%010lld.h5", dir, (long long)p->step);
     snprintf(tmp, sizeof tmp, "%s/.ckpt-%010lld.h5.tmp.%ld", dir, (long long)p->step,
              (long)getpid());
-    hid_t f = h5_create(tmp);
+    hid_t f = h5_create_checksummed(tmp);
     h5_write_attr_str(f, "format", "rnntrain-checkpoint", tmp);
     h5_write_attr_int(f, "version", CKPT_VERSION, tmp);
     h5_write_attr_str(f, "cell", s->cell->name, tmp);

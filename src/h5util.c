@@ -25,6 +25,15 @@ hid_t h5_create(const char *path) {
     return f;
 }
 
+hid_t h5_create_checksummed(const char *path) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0) rt_die(EXIT_RUNTIME, "cannot create HDF5 file '%s'", path);
+    return f;
+}
+
 void h5_close_file(hid_t f, const char *path) {
     if (H5Fclose(f) < 0) rt_die(EXIT_RUNTIME, "closing HDF5 file '%s' failed", path);
 }

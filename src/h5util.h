@@ -14,6 +14,9 @@ void h5_quiet(void);
 hid_t h5_open_read(const char *path, const char *what);
 /* Creates (truncates) a file for writing. */
 hid_t h5_create(const char *path);
+/* Same, in the newest file format: HDF5 then checksums its own metadata too (used for
+ * checkpoints, where a flipped bit must be detected anywhere in the file). */
+hid_t h5_create_checksummed(const char *path);
 void h5_close_file(hid_t f, const char *path);
 int h5_exists(hid_t loc, const char *name);
 /* Creates the groups on the way to name ("a/b/c" creates a and a/b). */

@@ -247,6 +247,12 @@ int cmd_train(int argc, char **argv) {
     double t_ckpt = t_start;
     int64_t step_mark = prog.step, first_step = prog.step;
     int stopped = 0;
+    /* Test hook (docs/checkpoints.md): RNNTRAIN_TEST_NAN_AT=STEP:COUNT makes the loss of
+     * COUNT updates from STEP on non-finite, once, to exercise skip/rollback/stop. */
+    long long nan_at = 0, nan_left = 0;
+    const char *nan_env = getenv("RNNTRAIN_TEST_NAN_AT");
+    if (nan_env && sscanf(nan_env, "%lld:%lld", &nan_at, &nan_left) != 2)
+        rt_die(EXIT_USAGE, "RNNTRAIN_TEST_NAN_AT: expected STEP:COUNT, found '%s'", nan_env);
     double loss_acc = 0.0;
     int64_t loss_n = 0;
     for (int64_t step = prog.step; step < o.steps; step++) {
@@ -260,6 +266,10 @@ int cmd_train(int argc, char **argv) {
         dist_sum_f32(m.params.grad, m.params.total);
         dist_sum_f64(&loss, 1);
         loss /= (double)tokens_per_step;
+        if (nan_left > 0 && step + 1 >= nan_at) {
+            loss = NAN;
+            nan_left--;
+        }
         double gnorm = optim_clip(&m.params, o.clip);
         double lr = sched_lr(&sched, step) * prog.lr_scale;
         if (isfinite(loss) && isfinite(gnorm)) {
