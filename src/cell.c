@@ -6,6 +6,8 @@
 #include "common.h"
 #include "linalg.h"
 
+void (*cell_progress_hook)(void) = NULL;
+
 const CellKind *cell_by_name(const char *name) {
     if (strcmp(name, "rnn") == 0) return &cell_rnn;
     if (strcmp(name, "lstm") == 0) return &cell_lstm;

@@ -52,6 +52,13 @@ struct Layer {
 };
 
 extern const CellKind cell_rnn, cell_lstm, cell_gru;
+/* If set, the backward time loops call it every CELL_PROGRESS_EVERY steps: the trainer
+ * lets the gradient sums of finished layers advance while this layer computes. */
+extern void (*cell_progress_hook)(void);
+#define CELL_PROGRESS_EVERY 8
+static inline void cell_progress(int t) {
+    if (cell_progress_hook && t % CELL_PROGRESS_EVERY == 0) cell_progress_hook();
+}
 /* By name ("rnn", "lstm", "gru"), or NULL. */
 const CellKind *cell_by_name(const char *name);
 

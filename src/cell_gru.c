@@ -72,6 +72,7 @@ static void gru_backward(Layer *l, const float *x, const float *dy, float *dx, f
             }
         }
         if (t > 0 || dh0) la_matmul_packed(dh, ar, &whh, B, 1.0f);
+        cell_progress(t);
     }
     if (dh0) memcpy(dh0, dh, BH * sizeof(float));
     cell_weight_gradients(l, x, l->gates, l->rec, dx, T);

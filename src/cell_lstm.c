@@ -68,6 +68,7 @@ static void lstm_backward(Layer *l, const float *x, const float *dy, float *dx, 
             }
         }
         if (t > 0 || dh0) la_matmul_packed(dh, a, &whh, B, 0.0f);
+        cell_progress(t);
     }
     if (dh0) memcpy(dh0, dh, BH * sizeof(float));
     if (dc0) memcpy(dc0, dc, BH * sizeof(float));

@@ -35,6 +35,7 @@ static void rnn_backward(Layer *l, const float *x, const float *dy, float *dx, f
         const float *dyt = dy + t * BH;
         for (size_t k = 0; k < BH; k++) a[k] = (dyt[k] + dh[k]) * (1.0f - a[k] * a[k]);
         if (t > 0 || dh0) la_matmul_packed(dh, a, &whh, B, 0.0f);
+        cell_progress(t);
     }
     if (dh0) memcpy(dh0, dh, BH * sizeof(float));
     cell_weight_gradients(l, x, l->gates, l->gates, dx, T);

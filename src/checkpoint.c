@@ -17,12 +17,11 @@
 #define CKPT_VERSION 1
 
 /* (L, B_local, H) blocks of rank r land at columns [r*B_local, (r+1)*B_local). */
-static void gather_state(const Model *m, int global_streams, float *h, float *c) {
+static void gather_state(const Model *m, const float *mine, int B, int global_streams,
+                         float *h, float *c) {
     const ModelShape *s = &m->shape;
-    int S = s->cell->has_cell ? 2 : 1, N = dist_size(), B = m->B, H = s->H, L = s->L;
-    size_t local = model_state_size(m); /* (L,S,B,H) */
-    float *mine = rt_malloc(local * sizeof(float), "state");
-    model_get_state(m, mine);
+    int S = s->cell->has_cell ? 2 : 1, N = dist_size(), H = s->H, L = s->L;
+    size_t local = (size_t)L * S * B * H;
     float *all = dist_rank() == 0 ? rt_malloc(local * N * sizeof(float), "state") : NULL;
     dist_gather_f32(mine, local, all);
     if (dist_rank() == 0) {
@@ -35,7 +34,6 @@ static void gather_state(const Model *m, int global_streams, float *h, float *c)
                 }
     }
     free(all);
-    free(mine);
 }
 
 static int all_finite(const float *x, size_t n) {
@@ -108,8 +106,9 @@ static int list_ckpts(const char *dir, char ***names_out) {
     return n;
 }
 
-void ckpt_save(const char *dir, int keep, const Model *m, const Optim *o, const Progress *p,
-               const RunShape *rs, const Vocab *vocab, const char *config) {
+void ckpt_save(const char *dir, int keep, const Model *m, const float *state, int B_local,
+               const Optim *o, const Progress *p, const RunShape *rs, const Vocab *vocab,
+               const char *config) {
     const ModelShape *s = &m->shape;
     const Params *pa = &m->params;
     size_t plane = (size_t)s->L * rs->global_streams * s->H;
@@ -118,7 +117,7 @@ void ckpt_save(const char *dir, int keep, const Model *m, const Optim *o, const 
         h = rt_calloc(plane, sizeof(float), "state");
         c = rt_calloc(plane, sizeof(float), "state");
     }
-    gather_state(m, rs->global_streams, h, c);
+    gather_state(m, state, B_local, rs->global_streams, h, c);
     if (dist_rank() != 0) return;
     /* never write NaN or Inf: the stability logic skips such updates, so this is a bug */
     if (!all_finite(pa->value, pa->total) || !all_finite(h, plane) || !all_finite(c, plane))
@@ -290,7 +289,8 @@ static void read_params_array(hid_t f, const char *group, Params *p, float *base
     }
 }
 
-void ckpt_load(const char *path, Model *m, Optim *o, Progress *p, const RunShape *rs) {
+void ckpt_load(const char *path, Model *m, float *state, int B_local, Optim *o, Progress *p,
+               const RunShape *rs) {
     hid_t f = h5_open_read(path, "checkpoint");
     const ModelShape *s = &m->shape;
     char buf[64];
@@ -330,10 +330,9 @@ void ckpt_load(const char *path, Model *m, Optim *o, Progress *p, const RunShape
     free(cursor);
     h5_read_u64(f, "rng", p->rng.s, 1, rd, path);
     /* this rank's columns of the global state */
-    int S = s->cell->has_cell ? 2 : 1, B = m->B, H = s->H, first = dist_rank() * B;
+    int S = s->cell->has_cell ? 2 : 1, B = B_local, H = s->H, first = dist_rank() * B;
     size_t plane = (size_t)s->L * G * H;
-    float *all = rt_malloc(plane * sizeof(float), "state"), *mine;
-    mine = rt_malloc(model_state_size(m) * sizeof(float), "state");
+    float *all = rt_malloc(plane * sizeof(float), "state"), *mine = state;
     uint64_t sd[3] = {(uint64_t)s->L, (uint64_t)G, (uint64_t)H};
     for (int part = 0; part < S; part++) {
         h5_read_f32(f, part == 0 ? "state/h" : "state/c", all, 3, sd, path);
@@ -341,8 +340,6 @@ void ckpt_load(const char *path, Model *m, Optim *o, Progress *p, const RunShape
             memcpy(mine + ((size_t)k * S + part) * B * H, all + ((size_t)k * G + first) * H,
                    (size_t)B * H * sizeof(float));
     }
-    model_set_state(m, mine);
-    free(mine);
     free(all);
     H5Fclose(f);
 }

@@ -124,3 +124,37 @@ void dist_gather_f32(const float *send, size_t n, float *recv) {
     check_mpi(MPI_Gather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, 0, MPI_COMM_WORLD),
               "MPI_Gather");
 }
+
+/* Outstanding non-blocking sums (one per gradient bucket, or per INT_MAX piece). */
+#define DIST_MAX_REQUESTS 256
+static MPI_Request g_requests[DIST_MAX_REQUESTS];
+static int g_nrequests = 0;
+
+void dist_isum_f32(float *buf, size_t n) {
+    if (g_size == 1) return;
+    while (n > 0) {
+        if (g_nrequests == DIST_MAX_REQUESTS)
+            rt_die(EXIT_RUNTIME, "too many outstanding gradient sums (%d)", DIST_MAX_REQUESTS);
+        int count = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        check_mpi(MPI_Iallreduce(MPI_IN_PLACE, buf, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                                 &g_requests[g_nrequests++]),
+                  "MPI_Iallreduce");
+        buf += count;
+        n -= (size_t)count;
+    }
+}
+
+void dist_progress(void) {
+    if (g_nrequests == 0) return;
+    int done = 0;
+    check_mpi(MPI_Testall(g_nrequests, g_requests, &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+    if (done) g_nrequests = 0;
+}
+
+double dist_wait_all(void) {
+    if (g_nrequests == 0) return 0.0;
+    double t0 = MPI_Wtime();
+    check_mpi(MPI_Waitall(g_nrequests, g_requests, MPI_STATUSES_IGNORE), "MPI_Waitall");
+    g_nrequests = 0;
+    return MPI_Wtime() - t0;
+}

@@ -22,6 +22,13 @@ void dist_sum_f64(double *buf, size_t n);
 void dist_sum_i64(int64_t *buf, size_t n);
 /* In-place maximum across ranks. */
 void dist_max_i64(int64_t *buf, size_t n);
+/* Non-blocking in-place sum of buf (n floats): started now, completed by dist_wait_all.
+ * Every rank must start the same sums in the same order. */
+void dist_isum_f32(float *buf, size_t n);
+/* Lets outstanding non-blocking sums advance (call now and then during computation). */
+void dist_progress(void);
+/* Waits for every outstanding non-blocking sum; returns the seconds spent waiting. */
+double dist_wait_all(void);
 /* Broadcast from rank 0. */
 void dist_bcast_f32(float *buf, size_t n);
 void dist_bcast_bytes(void *buf, size_t n);

@@ -198,6 +198,13 @@ double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad
     return total;
 }
 
+/* Gradient range [tensors[first].offset, end) is final: tell the trainer. */
+static void bucket_ready(Model *m, int first, size_t end) {
+    if (!m->grad_ready) return;
+    size_t begin = m->params.tensors[first].offset;
+    m->grad_ready(m->grad_ctx, begin, end - begin);
+}
+
 void model_backward(Model *m, int T, float *dh0, float *dc0) {
     const ModelShape *s = &m->shape;
     Params *p = &m->params;
@@ -209,11 +216,16 @@ void model_backward(Model *m, int T, float *dh0, float *dc0) {
     la_colsum_add(params_grad(p, m->head_b), m->logits, (int)rows, s->V);
     float *dy = m->dbuf[0], *dx = m->dbuf[1];
     la_matmul_nn(dy, m->logits, params_value(p, m->head_w), (int)rows, H, s->V, 0.0f);
+    bucket_ready(m, m->head_w, p->total);
     for (int k = s->L - 1; k >= 0; k--) {
         Layer *l = &m->layers[k];
         const float *x = k == 0 ? m->x0 : m->layers[k - 1].h + BH;
         l->kind->backward(l, x, dy, dx, dh0 ? dh0 + k * BH : NULL,
                           dc0 && s->cell->has_cell ? dc0 + k * BH : NULL, T);
+        /* layer k's tensors lie between the embedding (or layer k-1) and layer k+1 */
+        int first = m->emb + 1 + 4 * k;
+        size_t end = k == s->L - 1 ? p->tensors[m->head_w].offset : p->tensors[first + 4].offset;
+        bucket_ready(m, first, end);
         float *tmp = dy;
         dy = dx;
         dx = tmp;
@@ -225,6 +237,7 @@ void model_backward(Model *m, int T, float *dh0, float *dc0) {
         const float *g = dy + r * s->E;
         for (int e = 0; e < s->E; e++) d[e] += g[e];
     }
+    bucket_ready(m, m->emb, p->tensors[m->emb + 1].offset);
 }
 
 void model_carry(Model *m, int T) {

@@ -36,6 +36,11 @@ typedef struct {
     float *logits;    /* (Tmax,B,V) logits, then their gradients */
     float *dbuf[2];   /* (Tmax,B,max(E,H)) gradients flowing down the stack */
     float *pack;      /* packed W_hh scratch shared by the layers */
+    /* If set, called during model_backward as soon as a contiguous range of the gradient
+     * (in floats, from params.grad) is final: the head, then each layer from the top, then
+     * the embedding. The ranges cover the whole gradient exactly once. */
+    void (*grad_ready)(void *ctx, size_t offset, size_t count);
+    void *grad_ctx;
 } Model;
 
 typedef enum { INIT_PYTORCH, INIT_UNIFORM, INIT_ORTHOGONAL } InitKind;

@@ -32,7 +32,7 @@
 
 typedef struct {
     char *data, *cell, *optim, *out, *log, *init, *schedule, *ckpt_dir, *resume;
-    int layers, hidden, embed, batch, bptt, threads, eval_batch;
+    int layers, hidden, embed, batch, bptt, threads, eval_batch, deterministic, micro_batch;
     int64_t steps, seed, print_every, eval_every, warmup, decay_every, verify_every;
     int64_t ckpt_every, keep, max_bad;
     double ckpt_minutes, rollback_factor;
@@ -84,10 +84,112 @@ static FILE *open_metrics(const char *path) {
     return f;
 }
 
+/* The training state of one rank: the model (over B_micro streams), and G groups of
+ * B_micro streams with their own data readers and carried states. Normally G = 1 and the
+ * group is all of this rank's streams. With --deterministic each group is a fixed
+ * micro-batch, so every stream's arithmetic is the same whatever the number of ranks, and
+ * the gradients are summed in fixed point (integer sums do not depend on order). */
+typedef struct {
+    Model m;
+    int G, B_micro, B_local;
+    StreamReader *readers; /* (G) */
+    float **group_state;   /* (G) x (L,S,B_micro,H), only when G > 1 */
+    int64_t *fixed;        /* (params.total) fixed-point gradient sum, deterministic only */
+    int deterministic;
+    double comm_wait;      /* seconds waiting for gradient sums */
+} Trainer;
+
+#define FIXED_GRAD_SCALE 0x1p40 /* gradient resolution 2^-40 */
+#define FIXED_GRAD_MAX 0x1p22   /* |micro-batch gradient entry| allowed */
+#define FIXED_LOSS_SCALE 0x1p32
+
+static void on_grad_ready(void *ctx, size_t offset, size_t count) {
+    Trainer *tr = ctx;
+    dist_isum_f32(tr->m.params.grad + offset, count);
+}
+
+/* Local carried state (L,S,B_local,H) <-> the groups (and the model). */
+static void trainer_state(Trainer *tr, float *local, int to_local) {
+    if (tr->G == 1) {
+        if (to_local)
+            model_get_state(&tr->m, local);
+        else
+            model_set_state(&tr->m, local);
+        return;
+    }
+    const ModelShape *s = &tr->m.shape;
+    int S = s->cell->has_cell ? 2 : 1;
+    size_t row = (size_t)tr->B_micro * s->H;
+    for (int g = 0; g < tr->G; g++)
+        for (int k = 0; k < s->L * S; k++) {
+            float *grp = tr->group_state[g] + k * row;
+            float *loc = local + (size_t)k * tr->B_local * s->H + g * row;
+            memcpy(to_local ? loc : grp, to_local ? grp : loc, row * sizeof(float));
+        }
+}
+
+static void trainer_reset_state(Trainer *tr) {
+    model_reset_state(&tr->m);
+    for (int g = 0; g < tr->G && tr->G > 1; g++)
+        memset(tr->group_state[g], 0, model_state_size(&tr->m) * sizeof(float));
+}
+
+/* One update's forward and backward over all of this rank's streams at cursor, gradients
+ * summed over ranks into m.params.grad. Returns the global mean loss; *bad is set if a
+ * gradient is non-finite (or too large for fixed point). */
+static double trainer_gradient(Trainer *tr, int64_t cursor, int T, float scale, int *bad) {
+    Model *m = &tr->m;
+    Params *p = &m->params;
+    int64_t loss_fixed = 0;
+    double loss = 0.0;
+    int64_t flag = 0;
+    if (tr->deterministic) memset(tr->fixed, 0, p->total * sizeof(int64_t));
+    for (int g = 0; g < tr->G; g++) {
+        StreamReader *sr = &tr->readers[g];
+        REQUIRE(stream_read(sr, cursor) == T);
+        if (tr->G > 1) model_set_state(m, tr->group_state[g]);
+        params_zero_grad(p);
+        model_forward(m, sr->inputs, T);
+        double group_loss = model_loss(m, sr->targets, T, scale, 1);
+        m->grad_ready = !tr->deterministic && dist_size() > 1 ? on_grad_ready : NULL;
+        model_backward(m, T, NULL, NULL);
+        model_carry(m, T);
+        if (tr->G > 1) model_get_state(m, tr->group_state[g]);
+        if (!tr->deterministic) {
+            loss = group_loss;
+            continue;
+        }
+        loss_fixed += llround(group_loss * FIXED_LOSS_SCALE);
+        for (size_t i = 0; i < p->total; i++) {
+            float v = p->grad[i];
+            if (!(fabsf(v) <= (float)FIXED_GRAD_MAX)) { /* also catches NaN */
+                flag = 1;
+                continue;
+            }
+            tr->fixed[i] += llrint((double)v * FIXED_GRAD_SCALE);
+        }
+    }
+    double t0 = rt_seconds();
+    if (tr->deterministic) {
+        dist_sum_i64(tr->fixed, p->total);
+        dist_sum_i64(&loss_fixed, 1);
+        dist_max_i64(&flag, 1);
+        for (size_t i = 0; i < p->total; i++)
+            p->grad[i] = (float)((double)tr->fixed[i] / FIXED_GRAD_SCALE);
+        loss = (double)loss_fixed / FIXED_LOSS_SCALE;
+    } else {
+        dist_sum_f64(&loss, 1);
+        dist_wait_all();
+    }
+    tr->comm_wait += rt_seconds() - t0;
+    *bad = flag != 0;
+    return loss;
+}
+
 int cmd_train(int argc, char **argv) {
     TrainOptions o = {.cell = "lstm", .optim = "adam", .init = "pytorch",
                       .schedule = "constant", .layers = 2, .hidden = 256, .embed = 0,
-                      .batch = 32, .bptt = 64, .threads = 1, .eval_batch = 32, .steps = 1000,
+                      .batch = 32, .bptt = 64, .threads = 1, .eval_batch = 32, .micro_batch = 4, .steps = 1000,
                       .seed = 1234, .print_every = 50, .eval_every = 0, .warmup = 0,
                       .decay_every = 1000, .ckpt_every = 0, .keep = 3, .max_bad = 10,
                       .ckpt_minutes = 15.0, .rollback_factor = 0.5, .lr = 2e-3, .clip = 5.0, .init_scale = 0.08,
@@ -135,6 +237,10 @@ int cmd_train(int argc, char **argv) {
         {"verify-every", CLI_I64, &o.verify_every, "N", "check every N steps that all ranks hold "
          "bitwise identical parameters; 0 = never (default 0)", 0, 1e15, NULL, 0, 0},
         {"eval-batch", CLI_INT, &o.eval_batch, "S", "streams for validation (default 32)", 1, 1 << 20, NULL, 0, 0},
+        {"deterministic", CLI_FLAG, &o.deterministic, NULL, "bitwise identical results on any "
+         "number of ranks (same --batch): fixed micro-batches, fixed-point gradient sums", 1, 0, NULL, 0, 0},
+        {"micro-batch", CLI_INT, &o.micro_batch, "M", "--deterministic: streams per micro-batch; "
+         "must divide batch/ranks (default 4)", 1, 1 << 20, NULL, 0, 0},
         {"ckpt-dir", CLI_STR, &o.ckpt_dir, "DIR", "checkpoint directory (default OUT/checkpoints)", 1, 0, NULL, 0, 0},
         {"ckpt-every", CLI_I64, &o.ckpt_every, "N", "checkpoint every N steps; 0 = off (default 0)", 0, 1e15, NULL, 0, 0},
         {"ckpt-minutes", CLI_DOUBLE, &o.ckpt_minutes, "M", "checkpoint every M minutes; 0 = off "
@@ -157,6 +263,10 @@ int cmd_train(int argc, char **argv) {
                 o.batch, N, N);
     if (o.eval_batch % N != 0)
         cli_bad("eval-batch", "%d streams cannot be shared evenly by %d ranks", o.eval_batch, N);
+    int B = o.batch / N;
+    if (o.deterministic && B % o.micro_batch != 0)
+        cli_bad("micro-batch", "%d does not divide the %d streams of each rank (--batch %d over "
+                "%d ranks)", o.micro_batch, B, o.batch, N);
     if (o.embed == 0) o.embed = o.hidden;
     char *config = rt_calloc(1, 65536, "configuration");
     cli_format_config(opts, nopts, config, 65536);
@@ -183,29 +293,48 @@ int cmd_train(int argc, char **argv) {
     data_open(&tf, o.data);
     if (!dist_all_equal_u64((uint64_t)data_split_len(&tf, "train") ^ fnv1a(tf.path)))
         rt_die(EXIT_USAGE, "--data: the ranks opened different data files");
-    int B = o.batch / N;
-    StreamReader sr;
-    stream_init(&sr, &tf, "train", o.batch, rank * B, B, o.bptt, 1);
 
+    Trainer tr;
+    memset(&tr, 0, sizeof tr);
+    tr.deterministic = o.deterministic;
+    tr.B_local = B;
+    tr.B_micro = o.deterministic ? o.micro_batch : B;
+    tr.G = B / tr.B_micro;
     ModelShape shape = {cell_by_name(o.cell), o.layers, o.hidden, o.embed, tf.vocab.V};
-    Model m;
-    model_init(&m, shape, B, o.bptt);
+    Model *m = &tr.m;
+    model_init(m, shape, tr.B_micro, o.bptt);
+    tr.readers = rt_calloc((size_t)tr.G, sizeof *tr.readers, "stream readers");
+    for (int g = 0; g < tr.G; g++)
+        stream_init(&tr.readers[g], &tf, "train", o.batch, rank * B + g * tr.B_micro,
+                    tr.B_micro, o.bptt, 1);
+    if (tr.G > 1) {
+        tr.group_state = rt_calloc((size_t)tr.G, sizeof *tr.group_state, "group states");
+        for (int g = 0; g < tr.G; g++)
+            tr.group_state[g] = rt_calloc(model_state_size(m), sizeof(float), "group state");
+    }
+    if (tr.deterministic)
+        tr.fixed = rt_calloc(m->params.total, sizeof *tr.fixed, "fixed-point gradient");
+    m->grad_ctx = &tr;
+    if (N > 1 && !tr.deterministic) cell_progress_hook = dist_progress;
+    int64_t L_stream = tr.readers[0].L, chunks = stream_chunks_per_epoch(&tr.readers[0]);
+
     Rng rng;
     rng_seed(&rng, (uint64_t)o.seed);
     InitKind ik = strcmp(o.init, "uniform") == 0      ? INIT_UNIFORM
                   : strcmp(o.init, "orthogonal") == 0 ? INIT_ORTHOGONAL
                                                       : INIT_PYTORCH;
-    model_init_weights(&m, ik, (float)o.init_scale, &rng);
-    dist_bcast_f32(m.params.value, m.params.total);
+    model_init_weights(m, ik, (float)o.init_scale, &rng);
+    dist_bcast_f32(m->params.value, m->params.total);
 
     /* Validation runs on the training model itself (its state set aside) when it has as
      * many streams per rank; otherwise on a second model over the same parameters. */
-    Model eval_own, *eval_model = &m;
-    if (o.eval_batch / N != B) {
-        model_init_shared(&eval_own, &m, o.eval_batch / N, o.bptt);
+    Model eval_own, *eval_model = m;
+    if (o.eval_batch / N != tr.B_micro || tr.G > 1) {
+        model_init_shared(&eval_own, m, o.eval_batch / N, o.bptt);
         eval_model = &eval_own;
     }
-    float *saved_state = rt_malloc(model_state_size(&m) * sizeof(float), "carried state");
+    size_t local_state_n = (size_t)shape.L * (shape.cell->has_cell ? 2 : 1) * B * shape.H;
+    float *local_state = rt_calloc(local_state_n, sizeof(float), "carried state");
 
     Optim opt;
     optim_defaults(&opt, (OptimKind)optim_kind_by_name(o.optim));
@@ -224,7 +353,8 @@ int cmd_train(int argc, char **argv) {
     if (o.resume) {
         last_ckpt = ckpt_find(ckpt_dir, o.resume);
         if (last_ckpt) {
-            ckpt_load(last_ckpt, &m, &opt, &prog, &rs);
+            ckpt_load(last_ckpt, m, local_state, B, &opt, &prog, &rs);
+            trainer_state(&tr, local_state, 0);
             rt_log("resumed from %s: step %lld, epoch %lld\n", last_ckpt, (long long)prog.step,
                    (long long)prog.epoch);
         } else {
@@ -235,16 +365,17 @@ int cmd_train(int argc, char **argv) {
     int64_t tokens_per_step = (int64_t)o.batch * o.bptt;
     rt_log("rnntrain %s | %s %dx%d embed %d vocab %d (%s) | %zu parameters\n", RNNTRAIN_VERSION,
            o.cell, o.layers, o.hidden, o.embed, tf.vocab.V, vocab_kind_name(tf.vocab.kind),
-           m.params.total);
+           m->params.total);
     rt_log("ranks %d x %d BLAS threads (%s) | streams %d global, %d per rank, %lld tokens each | "
-           "T %d | %lld chunks per epoch\n", N, o.threads, core, o.batch, B, (long long)sr.L,
-           o.bptt, (long long)stream_chunks_per_epoch(&sr));
+           "T %d | %lld chunks per epoch%s\n", N, o.threads, core, o.batch, B,
+           (long long)L_stream, o.bptt, (long long)chunks,
+           o.deterministic ? " | deterministic" : "");
 
     float scale = 1.0f / (float)tokens_per_step;
     int64_t cursor = prog.cursor, epoch = prog.epoch, skipped = prog.skipped, bad_run = 0;
     int64_t rollbacks = 0;
     double t_start = rt_seconds(), t_eval = 0.0, t_mark = t_start, eval_mark = 0.0;
-    double t_ckpt = t_start;
+    double t_ckpt = t_start, comm_mark = 0.0;
     int64_t step_mark = prog.step, first_step = prog.step;
     int stopped = 0;
     /* Test hook (docs/checkpoints.md): RNNTRAIN_TEST_NAN_AT=STEP:COUNT makes the loss of
@@ -256,24 +387,16 @@ int cmd_train(int argc, char **argv) {
     double loss_acc = 0.0;
     int64_t loss_n = 0;
     for (int64_t step = prog.step; step < o.steps; step++) {
-        int T = stream_read(&sr, cursor);
-        REQUIRE(T == o.bptt);
-        params_zero_grad(&m.params);
-        model_forward(&m, sr.inputs, T);
-        double loss = model_loss(&m, sr.targets, T, scale, 1);
-        model_backward(&m, T, NULL, NULL);
-        model_carry(&m, T);
-        dist_sum_f32(m.params.grad, m.params.total);
-        dist_sum_f64(&loss, 1);
-        loss /= (double)tokens_per_step;
+        int T = o.bptt, bad = 0;
+        double loss = trainer_gradient(&tr, cursor, T, scale, &bad) / (double)tokens_per_step;
         if (nan_left > 0 && step + 1 >= nan_at) {
             loss = NAN;
             nan_left--;
         }
-        double gnorm = optim_clip(&m.params, o.clip);
+        double gnorm = optim_clip(&m->params, o.clip);
         double lr = sched_lr(&sched, step) * prog.lr_scale;
-        if (isfinite(loss) && isfinite(gnorm)) {
-            optim_step(&opt, &m.params, lr);
+        if (isfinite(loss) && isfinite(gnorm) && !bad) {
+            optim_step(&opt, &m->params, lr);
             loss_acc += loss;
             loss_n++;
             bad_run = 0;
@@ -288,7 +411,8 @@ int cmd_train(int argc, char **argv) {
                            "lower --lr or --clip", (long long)bad_run, (long long)step + 1,
                            last_ckpt ? "3 rollbacks already" : "no checkpoint to roll back to");
                 double lr_scale = prog.lr_scale * o.rollback_factor;
-                ckpt_load(last_ckpt, &m, &opt, &prog, &rs);
+                ckpt_load(last_ckpt, m, local_state, B, &opt, &prog, &rs);
+                trainer_state(&tr, local_state, 0);
                 prog.lr_scale = lr_scale;
                 prog.skipped = skipped;
                 rollbacks++;
@@ -302,16 +426,20 @@ int cmd_train(int argc, char **argv) {
             }
         }
         cursor += T;
-        if (cursor + o.bptt + 1 > sr.L) {
+        if (cursor + o.bptt + 1 > L_stream) {
             cursor = 0;
             epoch++;
-            model_reset_state(&m);
+            trainer_reset_state(&tr);
         }
         int64_t done = step + 1;
         prog.step = done;
         prog.cursor = cursor;
         prog.epoch = epoch;
         prog.skipped = skipped;
+        if (o.verify_every > 0 && done % o.verify_every == 0 &&
+            !dist_all_equal_u64(params_checksum(&m->params)))
+            rt_die(EXIT_RUNTIME, "after step %lld the ranks hold different parameters (checksum "
+                   "%016llx on rank %d)", (long long)done, params_checksum(&m->params), rank);
         /* stop request and checkpoint clock, agreed by all ranks */
         int64_t flags[2] = {g_stop_signal != 0,
                             rank == 0 && o.ckpt_minutes > 0 &&
@@ -319,7 +447,9 @@ int cmd_train(int argc, char **argv) {
         dist_max_i64(flags, 2);
         if ((o.ckpt_every > 0 && done % o.ckpt_every == 0) || flags[0] || flags[1] ||
             done == o.steps) {
-            ckpt_save(ckpt_dir, (int)o.keep, &m, &opt, &prog, &rs, &tf.vocab, config);
+            trainer_state(&tr, local_state, 1);
+            ckpt_save(ckpt_dir, (int)o.keep, m, local_state, B, &opt, &prog, &rs, &tf.vocab,
+                      config);
             free(last_ckpt);
             size_t n = strlen(ckpt_dir) + 32;
             last_ckpt = rt_malloc(n, "path");
@@ -333,10 +463,6 @@ int cmd_train(int argc, char **argv) {
             stopped = 1;
             break;
         }
-        if (o.verify_every > 0 && done % o.verify_every == 0 &&
-            !dist_all_equal_u64(params_checksum(&m.params)))
-            rt_die(EXIT_RUNTIME, "after step %lld the ranks hold different parameters (checksum "
-                   "%016llx on rank %d)", (long long)done, params_checksum(&m.params), rank);
         if (done % o.print_every == 0 || done == o.steps) {
             double now = rt_seconds();
             double span = now - t_mark - (t_eval - eval_mark);
@@ -344,31 +470,34 @@ int cmd_train(int argc, char **argv) {
             double elapsed = now - t_start;
             double per_step = (elapsed - t_eval) / (double)(done - first_step);
             double mean = loss_n ? loss_acc / (double)loss_n : NAN;
-            double ep = (double)epoch + (double)cursor / (double)(sr.L - 1);
+            double ep = (double)epoch + (double)cursor / (double)(L_stream - 1);
+            double comm = span > 0 ? (tr.comm_wait - comm_mark) / span : 0.0;
             rt_log("step %lld/%lld | epoch %.3f | loss %.4f | %.3f bits | lr %.3e | gnorm %.3f | "
-                   "%.0f tok/s | %.1f GFLOP/s | %.1f s | ETA %.0f s\n", (long long)done,
-                   (long long)o.steps, ep, mean, mean / log(2.0), lr, gnorm, tps,
-                   tps * flops_tok * 1e-9, elapsed, per_step * (double)(o.steps - done));
+                   "%.0f tok/s | %.1f GFLOP/s | comm wait %.1f%% | %.1f s | ETA %.0f s\n",
+                   (long long)done, (long long)o.steps, ep, mean, mean / log(2.0), lr, gnorm, tps,
+                   tps * flops_tok * 1e-9, 100.0 * comm, elapsed,
+                   per_step * (double)(o.steps - done));
             if (metrics) {
                 fprintf(metrics, "{\"kind\": \"train\", \"step\": %lld, \"epoch\": %.6f, "
                         "\"tokens\": %lld, \"loss\": %.9g, \"bits\": %.9g, \"lr\": %.9g, "
-                        "\"grad_norm\": %.9g, \"tokens_per_s\": %.6g, \"elapsed\": %.6g, "
-                        "\"skipped\": %lld}\n", (long long)done, ep,
+                        "\"grad_norm\": %.9g, \"tokens_per_s\": %.6g, \"comm_wait\": %.6g, "
+                        "\"elapsed\": %.6g, \"skipped\": %lld}\n", (long long)done, ep,
                         (long long)(done * tokens_per_step), mean, mean / log(2.0), lr, gnorm,
-                        tps, elapsed, (long long)skipped);
+                        tps, comm, elapsed, (long long)skipped);
                 fflush(metrics);
             }
             loss_acc = 0.0;
             loss_n = 0;
             t_mark = now;
             eval_mark = t_eval;
+            comm_mark = tr.comm_wait;
             step_mark = done;
         }
         if ((o.eval_every > 0 && done % o.eval_every == 0) || done == o.steps) {
             double t0 = rt_seconds();
-            model_get_state(&m, saved_state);
+            if (eval_model == m) trainer_state(&tr, local_state, 1);
             EvalResult r = eval_split(eval_model, &tf, "valid", o.eval_batch);
-            model_set_state(&m, saved_state);
+            if (eval_model == m) trainer_state(&tr, local_state, 0);
             double nats = eval_nats(r);
             t_eval += rt_seconds() - t0;
             rt_log("valid step %lld | %.4f nats | %.4f bits | perplexity %.3f | %lld tokens\n",
@@ -385,15 +514,22 @@ int cmd_train(int argc, char **argv) {
     if (rank == 0 && !stopped) {
         char path[4096];
         snprintf(path, sizeof path, "%s/model.h5", o.out);
-        model_io_save(path, &m, &tf.vocab, config);
+        model_io_save(path, m, &tf.vocab, config);
         rt_log("model written to %s | peak RSS %.1f MB (rank 0)\n", path, rt_peak_rss_mb());
     }
     if (metrics) fclose(metrics);
+    cell_progress_hook = NULL;
     free(last_ckpt);
-    if (eval_model != &m) model_free(&eval_own);
-    free(saved_state);
-    model_free(&m);
-    stream_free(&sr);
+    if (eval_model != m) model_free(&eval_own);
+    free(local_state);
+    for (int g = 0; g < tr.G; g++) {
+        stream_free(&tr.readers[g]);
+        if (tr.group_state) free(tr.group_state[g]);
+    }
+    free(tr.readers);
+    free(tr.group_state);
+    free(tr.fixed);
+    model_free(m);
     data_close(&tf);
     free(config);
     return stopped ? EXIT_CHECKPOINTED : 0;

@@ -1,7 +1,8 @@
 /* Data-parallel training against single-rank training: the same global batch on 1, 2 and
  * 4 ranks (oversubscribed) gives the same loss at every step and the same validation loss
  * (within 1e-5 relative: only the order of the gradient sums differs); parameters stay
- * bitwise identical across ranks (checked by the trainer at every step); a global batch
+ * bitwise identical across ranks (checked by the trainer at every step); with
+ * --deterministic the final parameters are bitwise equal on 1, 2 and 4 ranks; a global batch
  * that the ranks cannot share is refused with a clear message. */
 #include <string.h>
 #include <sys/wait.h>
@@ -77,6 +78,61 @@ END_TEST
 START_TEST(gru_1_2_4_ranks) { compare_ranks("gru"); }
 END_TEST
 
+/* All parameters of dir/name/model.h5 as raw bytes (n floats). */
+static float *model_params(const char *name, size_t *n) {
+    static const char *const names[] = {"embedding.weight", "rnn.weight_ih_l0",
+                                        "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0",
+                                        "rnn.weight_ih_l1", "rnn.weight_hh_l1", "rnn.bias_ih_l1",
+                                        "rnn.bias_hh_l1", "head.weight", "head.bias"};
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s/model.h5", dir, name);
+    hid_t f = h5_open_read(path, "model");
+    float *all = NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char ds[128];
+        uint64_t d[8];
+        snprintf(ds, sizeof ds, "params/%s", names[i]);
+        int nd = h5_dataset_shape(f, ds, d, path);
+        size_t count = nd == 2 ? d[0] * d[1] : d[0];
+        all = realloc(all, (total + count) * sizeof(float));
+        h5_read_f32(f, ds, all + total, nd, d, path);
+        total += count;
+    }
+    H5Fclose(f);
+    *n = total;
+    return all;
+}
+
+START_TEST(deterministic_is_bitwise_across_ranks) {
+    const int ranks[] = {1, 2, 4};
+    float *ref = NULL;
+    size_t nref = 0;
+    for (int i = 0; i < 3; i++) {
+        char cmd[4096], name[64];
+        snprintf(name, sizeof name, "det-np%d", ranks[i]);
+        snprintf(cmd, sizeof cmd,
+                 "timeout -k 10 240 %s -np %d %s train --data %s --out %s/%s --model gru "
+                 "--layers 2 --hidden 24 --batch 8 --bptt 16 --steps 20 --eval-batch 8 "
+                 "--deterministic --micro-batch 2 --ckpt-minutes 0 > %s/%s.log 2>&1",
+                 MPIEXEC, ranks[i], RNNTRAIN_BIN, data_path, dir, name, dir, name);
+        ck_assert_msg(run(cmd) == 0, "deterministic run on %d ranks failed", ranks[i]);
+        size_t n;
+        float *p = model_params(name, &n);
+        if (!ref) {
+            ref = p;
+            nref = n;
+            continue;
+        }
+        ck_assert_uint_eq(n, nref);
+        ck_assert_msg(memcmp(p, ref, n * sizeof(float)) == 0,
+                      "--deterministic: parameters on %d ranks differ from 1 rank", ranks[i]);
+        free(p);
+    }
+    free(ref);
+}
+END_TEST
+
 START_TEST(indivisible_batch_is_refused) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
@@ -107,6 +163,7 @@ static Suite *dist_suite(void) {
     tcase_add_unchecked_fixture(tc, setup, NULL);
     tcase_add_test(tc, lstm_1_2_4_ranks);
     tcase_add_test(tc, gru_1_2_4_ranks);
+    tcase_add_test(tc, deterministic_is_bitwise_across_ranks);
     tcase_add_test(tc, indivisible_batch_is_refused);
     tcase_set_timeout(tc, 600);
     suite_add_tcase(s, tc);
