@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# interop_torch: rnntrain checkpoints and model files load into PyTorch and score the same.
+#
+#   tests/interop/test_torch_interop.sh RNNTRAIN_BIN REPO_ROOT
+#
+# For rnn, lstm and gru: prepare ~200 KB of datasets/moby-dick.txt, train a small 2-layer
+# model a few dozen steps (checkpoint every 15 steps + the final one), then assert that
+#   * scripts/torch_checkpoint.py (strict load_state_dict into the PyTorch Net) gives the
+#     same validation loss as `rnntrain eval --json` within 1e-4 relative, on a checkpoint
+#     and on the model directory, with the same --batch/--bptt (not the training ones, and
+#     chosen so that the last chunk is short);
+#   * --verify (the Python port of h5_hash) passes on the checkpoint, and fails (non-zero
+#     exit) on a copy with one bit flipped inside a parameter dataset's data; `rnntrain
+#     info` rejects that copy too.
+# Shapes vary per cell (odd hidden/embed sizes give datasets whose byte size is not a
+# multiple of 8, exercising h5_hash's tail bytes; gru uses a chars vocabulary).
+# Exit 77 (skipped) if /usr/bin/python3 (or $INTEROP_PYTHON) cannot import torch and h5py.
+# The PyTorch evaluations run in one process (compare_evals.py: torch imports take seconds)
+# plus one through the command line; about 15 s on an idle 2-core machine.
+set -euo pipefail
+
+BIN=${1:?usage: test_torch_interop.sh RNNTRAIN_BIN REPO_ROOT}
+ROOT=${2:?usage: test_torch_interop.sh RNNTRAIN_BIN REPO_ROOT}
+PY=${INTEROP_PYTHON:-/usr/bin/python3}   # override only to test the skip path
+SCRIPT=$ROOT/scripts/torch_checkpoint.py
+TOL=1e-4
+
+if ! [[ -x $PY ]] || ! "$PY" -c 'import torch, h5py, numpy' >/dev/null 2>&1; then
+    echo "SKIP: $PY cannot import torch, h5py and numpy"
+    exit 77
+fi
+[[ -x $BIN ]] || { echo "FAIL: rnntrain binary '$BIN' is not executable"; exit 1; }
+[[ -f $SCRIPT ]] || { echo "FAIL: $SCRIPT is missing"; exit 1; }
+
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/interop_torch.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok:   $*"; }
+
+head -c 200000 "$ROOT/datasets/moby-dick.txt" > "$TMP/text.txt"
+"$BIN" prepare --input "$TMP/text.txt" --output "$TMP/bytes.h5" >/dev/null
+"$BIN" prepare --input "$TMP/text.txt" --output "$TMP/chars.h5" --vocab chars >/dev/null
+
+# torch is slow to import (seconds), so the PyTorch side of all comparisons runs in one
+# process at the end: tests/interop/compare_evals.py calls torch_checkpoint.main(argv) with
+# the same arguments the command line would get, for every line of $TMP/evals.txt.
+: > "$TMP/evals.txt"
+
+# cell data layers hidden embed train_batch train_bptt steps eval_batch eval_bptt
+CASES=(
+    "rnn  bytes 2 33 17 16 32 30 13 29"
+    "lstm bytes 2 48 32 16 32 30 32 64"
+    "gru  chars 2 40 21 8  24 30 24 50"
+)
+
+for c in "${CASES[@]}"; do
+    read -r cell data L H E B T steps EB ET <<<"$c"
+    out=$TMP/run-$cell
+    if ! "$BIN" train --data "$TMP/$data.h5" --out "$out" --model "$cell" --layers "$L" \
+        --hidden "$H" --embed "$E" --batch "$B" --bptt "$T" --steps "$steps" \
+        --ckpt-every 15 --print-every "$steps" --eval-batch 8 >"$out.log" 2>&1; then
+        fail "$cell: rnntrain train failed:"; cat "$out.log"; continue
+    fi
+    ckpt=$(ls "$out"/checkpoints/ckpt-*.h5 | sort | tail -1)
+    mid=$(ls "$out"/checkpoints/ckpt-*.h5 | sort | head -1)
+    [[ $ckpt == */ckpt-00000000$steps.h5 ]] || fail "$cell: final checkpoint missing ($ckpt)"
+
+    for target in "$mid" "$ckpt" "$out"; do
+        r=$("$BIN" eval --model "$target" --data "$TMP/$data.h5" --batch "$EB" --bptt "$ET" \
+            --json) || { fail "$cell: rnntrain eval on $target failed"; continue; }
+        verify=""
+        [[ -f $target ]] && verify=--verify   # checkpoints: verify and evaluate in one go
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cell ${target#"$TMP"/}" "$target" \
+            "$TMP/$data.h5" "$EB" "$ET" "$verify" "$r" >> "$TMP/evals.txt"
+    done
+    LAST_CKPT=$ckpt LAST_DATA=$TMP/$data.h5 LAST_EB=$EB LAST_ET=$ET
+
+    # --verify alone passes on the checkpoint ...
+    if "$PY" "$SCRIPT" "$ckpt" --verify >"$TMP/v.out" 2>&1; then
+        ok "$cell: --verify passes on $(basename "$ckpt")"
+    else
+        fail "$cell: --verify fails on an intact checkpoint:"; cat "$TMP/v.out"
+    fi
+    # ... and fails on a copy with one bit flipped inside a parameter's data
+    bad=$TMP/flipped-$cell.h5
+    cp "$ckpt" "$bad"
+    "$PY" - "$bad" "rnn.weight_hh_l1" <<'PYEOF'
+import sys, h5py
+path, name = sys.argv[1], sys.argv[2]
+with h5py.File(path, "r") as f:
+    ds = f["params/" + name]
+    off, size = ds.id.get_offset(), ds.id.get_storage_size()
+assert off is not None and size > 0, "dataset has no contiguous storage"
+pos = off + size // 2 + 1
+with open(path, "r+b") as g:
+    g.seek(pos)
+    b = g.read(1)
+    g.seek(pos)
+    g.write(bytes([b[0] ^ 0x10]))
+print("flipped bit 4 of byte %d (dataset %s at offset %d, %d bytes)" % (pos, name, off, size))
+PYEOF
+    if "$PY" "$SCRIPT" "$bad" --verify >"$TMP/v.out" 2>&1; then
+        fail "$cell: --verify passes on a checkpoint with a flipped bit"
+    elif grep -q "params/rnn.weight_hh_l1' fails its checksum" "$TMP/v.out"; then
+        ok "$cell: --verify fails on the flipped copy: $(cat "$TMP/v.out")"
+    else
+        fail "$cell: --verify failed on the flipped copy without naming the dataset:"
+        cat "$TMP/v.out"
+    fi
+    # the flipped copy must not be evaluated either when --verify is given
+    if "$PY" "$SCRIPT" "$bad" --verify --data "$TMP/$data.h5" --json >/dev/null 2>&1; then
+        fail "$cell: --verify --data evaluated a corrupted checkpoint"
+    fi
+    if "$BIN" info "$bad" >/dev/null 2>&1; then
+        fail "$cell: rnntrain info accepts the flipped copy (C and Python disagree)"
+    fi
+done
+
+# The PyTorch side: every checkpoint/model above, same --batch/--bptt, within TOL relative
+"$PY" "$ROOT/tests/interop/compare_evals.py" "$SCRIPT" "$TOL" "$TMP/evals.txt" \
+    || fails=$((fails + 1))
+# and once through the command line as users run it (the last gru checkpoint)
+r=$("$BIN" eval --model "$LAST_CKPT" --data "$LAST_DATA" --batch "$LAST_EB" --bptt "$LAST_ET" --json)
+if t=$("$PY" "$SCRIPT" "$LAST_CKPT" --data "$LAST_DATA" --batch "$LAST_EB" --bptt "$LAST_ET" \
+    --json --verify); then
+    printf 'cli %s\t-\t-\t-\t-\t-\t%s\t%s\n' "${LAST_CKPT#"$TMP"/}" "$r" "$t" > "$TMP/cli.txt"
+    "$PY" "$ROOT/tests/interop/compare_evals.py" "$SCRIPT" "$TOL" "$TMP/cli.txt" \
+        || fails=$((fails + 1))
+else
+    fail "torch_checkpoint.py (command line) on $LAST_CKPT failed"
+fi
+
+# Clear errors, exit 1, on bad input
+expect_error() { # label pattern args...
+    local label=$1 pattern=$2; shift 2
+    local rc=0
+    "$PY" "$SCRIPT" "$@" >"$TMP/e.out" 2>&1 || rc=$?
+    if [[ $rc -eq 1 ]] && grep -q -- "$pattern" "$TMP/e.out"; then
+        ok "error ($label): $(tail -1 "$TMP/e.out")"
+    else
+        fail "error ($label): exit $rc, expected 1 and '$pattern':"; cat "$TMP/e.out"
+    fi
+}
+expect_error "missing file" "no such file" "$TMP/nope.h5" --data "$TMP/bytes.h5"
+expect_error "data as model" "expected 'rnntrain-model' or 'rnntrain-checkpoint'" \
+    "$TMP/bytes.h5" --data "$TMP/bytes.h5"
+expect_error "vocabulary mismatch" "does not match data file" \
+    "$TMP/run-lstm" --data "$TMP/chars.h5"
+expect_error "model file has no checksums" "carry no checksums" "$TMP/run-lstm" --verify
+head -c 4000 "$TMP/run-lstm/model.h5" > "$TMP/truncated.h5"
+expect_error "truncated file" "truncated.h5" "$TMP/truncated.h5" --data "$TMP/bytes.h5"
+
+if (( fails > 0 )); then
+    echo "interop_torch: $fails failure(s)"
+    exit 1
+fi
+echo "interop_torch: all passed"
