@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "activ.h"
 #include "linalg.h"
 
 int model_layer_input(const ModelShape *s, int layer) { return layer == 0 ? s->E : s->H; }
@@ -28,6 +29,7 @@ void model_init_shared(Model *m, const Model *owner, int B, int Tmax) {
 
 static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *share) {
     REQUIRE(s.cell && s.L >= 1 && s.L <= MODEL_MAX_LAYERS && s.H > 0 && s.E > 0 && s.V > 0);
+    REQUIRE(s.C >= 0);
     REQUIRE(B > 0 && Tmax > 0);
     memset(m, 0, sizeof *m);
     m->shape = s;
@@ -35,7 +37,7 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     m->Tmax = Tmax;
     int G = s.cell->gates;
     Params *p = &m->params;
-    m->emb = params_add(p, "embedding.weight", s.V, s.E);
+    m->emb = s.float_inputs ? -1 : params_add(p, "embedding.weight", s.V, s.E);
     int idx[MODEL_MAX_LAYERS][4];
     for (int k = 0; k < s.L; k++) {
         char name[PARAM_NAME_MAX];
@@ -50,6 +52,12 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     }
     m->head_w = params_add(p, "head.weight", s.V, s.H);
     m->head_b = params_add(p, "head.bias", s.V, 0);
+    m->cond_w = m->cond_b = -1;
+    if (s.C > 0) {
+        m->cond_w = params_add(p, "cond.weight", s.L * s.H, s.C);
+        m->cond_b = params_add(p, "cond.bias", s.L * s.H, 0);
+    }
+    for (int k = 0; k < s.L; k++) m->layer_param[k] = idx[k][0];
     if (share) {
         REQUIRE(share->total == p->total);
         p->value = share->value;
@@ -80,6 +88,11 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     m->logits = alloc_floats(rows * s.V, "logits");
     m->dbuf[0] = alloc_floats(rows * widest, "layer gradients");
     m->dbuf[1] = alloc_floats(rows * widest, "layer gradients");
+    if (s.C > 0) {
+        m->cond_in = alloc_floats((size_t)B * s.C, "conditioning");
+        m->cond_h0 = alloc_floats((size_t)B * s.L * s.H, "conditioned states");
+        m->dh0 = alloc_floats((size_t)s.L * B * s.H, "initial-state gradients");
+    }
 }
 
 void model_free(Model *m) {
@@ -91,6 +104,9 @@ void model_free(Model *m) {
     free(m->dbuf[0]);
     free(m->dbuf[1]);
     free(m->pack);
+    free(m->cond_in);
+    free(m->cond_h0);
+    free(m->dh0);
     memset(m, 0, sizeof *m);
 }
 
@@ -129,8 +145,10 @@ void model_init_weights(Model *m, InitKind kind, float a, Rng *rng) {
     }
     /* PyTorch: Embedding N(0,1); RNN weights and biases U(+-1/sqrt(H)); Linear weight
      * and bias U(+-1/sqrt(fan_in)). */
-    float *emb = params_value(p, m->emb);
-    for (size_t i = 0; i < p->tensors[m->emb].size; i++) emb[i] = (float)rng_normal(rng);
+    if (m->emb >= 0) {
+        float *emb = params_value(p, m->emb);
+        for (size_t i = 0; i < p->tensors[m->emb].size; i++) emb[i] = (float)rng_normal(rng);
+    }
     float bound = 1.0f / sqrtf((float)s->H);
     for (int k = 0; k < s->L; k++) {
         Layer *l = &m->layers[k];
@@ -145,19 +163,17 @@ void model_init_weights(Model *m, InitKind kind, float a, Rng *rng) {
     }
     fill_uniform(params_value(p, m->head_w), (size_t)s->V * s->H, bound, rng);
     fill_uniform(params_value(p, m->head_b), (size_t)s->V, bound, rng);
+    if (s->C > 0) { /* Linear(C, L*H) */
+        float cb = 1.0f / sqrtf((float)s->C);
+        fill_uniform(params_value(p, m->cond_w), (size_t)s->L * s->H * s->C, cb, rng);
+        fill_uniform(params_value(p, m->cond_b), (size_t)s->L * s->H, cb, rng);
+    }
 }
 
-void model_forward(Model *m, const int32_t *inputs, int T) {
+/* Layers and head over x0 (T,B,E). */
+static void forward_stack(Model *m, int T) {
     const ModelShape *s = &m->shape;
-    REQUIRE(T >= 1 && T <= m->Tmax);
     size_t rows = (size_t)T * m->B;
-    const float *emb = params_value(&m->params, m->emb);
-    for (size_t r = 0; r < rows; r++) {
-        int32_t tok = inputs[r];
-        REQUIRE(tok >= 0 && tok < s->V);
-        m->inputs[r] = tok;
-        memcpy(m->x0 + r * s->E, emb + (size_t)tok * s->E, (size_t)s->E * sizeof(float));
-    }
     const float *x = m->x0;
     for (int k = 0; k < s->L; k++) {
         Layer *l = &m->layers[k];
@@ -170,6 +186,64 @@ void model_forward(Model *m, const int32_t *inputs, int T) {
     const float *hb = params_value(&m->params, m->head_b);
     for (size_t r = 0; r < rows; r++)
         for (int v = 0; v < s->V; v++) m->logits[r * s->V + v] += hb[v];
+}
+
+void model_forward(Model *m, const int32_t *inputs, int T) {
+    const ModelShape *s = &m->shape;
+    REQUIRE(T >= 1 && T <= m->Tmax && m->emb >= 0);
+    size_t rows = (size_t)T * m->B;
+    const float *emb = params_value(&m->params, m->emb);
+    for (size_t r = 0; r < rows; r++) {
+        int32_t tok = inputs[r];
+        REQUIRE(tok >= 0 && tok < s->V);
+        m->inputs[r] = tok;
+        memcpy(m->x0 + r * s->E, emb + (size_t)tok * s->E, (size_t)s->E * sizeof(float));
+    }
+    forward_stack(m, T);
+}
+
+void model_forward_features(Model *m, const float *x, int T) {
+    REQUIRE(T >= 1 && T <= m->Tmax && m->emb < 0);
+    memcpy(m->x0, x, (size_t)T * m->B * m->shape.E * sizeof(float));
+    forward_stack(m, T);
+}
+
+void model_set_condition(Model *m, const float *c) {
+    const ModelShape *s = &m->shape;
+    REQUIRE(s->C > 0);
+    int B = m->B, LH = s->L * s->H;
+    memcpy(m->cond_in, c, (size_t)B * s->C * sizeof(float));
+    /* h0 (B, L*H) = tanh(c W_c^T + b_c) */
+    la_matmul_nt(m->cond_h0, c, params_value(&m->params, m->cond_w), B, LH, s->C, 0.0f);
+    const float *bc = params_value(&m->params, m->cond_b);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < LH; j++) m->cond_h0[(size_t)b * LH + j] += bc[j];
+    activ_tanh(m->cond_h0, m->cond_h0, (size_t)B * LH);
+    model_reset_state(m);
+    for (int k = 0; k < s->L; k++)
+        for (int b = 0; b < B; b++)
+            memcpy(m->layers[k].h + (size_t)b * s->H, m->cond_h0 + (size_t)b * LH + k * s->H,
+                   (size_t)s->H * sizeof(float));
+}
+
+double model_loss_mse(Model *m, const float *targets, const float *weights, int T, float scale,
+                      int grad) {
+    int V = m->shape.V;
+    size_t rows = (size_t)T * m->B;
+    double total = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        float *z = m->logits + r * V;
+        const float *y = targets + r * V;
+        float w = weights[r];
+        double row = 0.0;
+        for (int v = 0; v < V; v++) {
+            double d = (double)z[v] - (double)y[v];
+            row += d * d;
+            if (grad) z[v] = w == 0.0f ? 0.0f : 2.0f * scale * w * (z[v] - y[v]);
+        }
+        total += w * row;
+    }
+    return total;
 }
 
 double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad) {
@@ -198,11 +272,14 @@ double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad
     return total;
 }
 
-/* Gradient range [tensors[first].offset, end) is final: tell the trainer. */
-static void bucket_ready(Model *m, int first, size_t end) {
-    if (!m->grad_ready) return;
-    size_t begin = m->params.tensors[first].offset;
-    m->grad_ready(m->grad_ctx, begin, end - begin);
+/* Gradient range [begin, end) (floats) is final: tell the trainer. */
+static void bucket_ready(Model *m, size_t begin, size_t end) {
+    if (m->grad_ready && end > begin) m->grad_ready(m->grad_ctx, begin, end - begin);
+}
+
+/* Start of tensor i, or the end of the buffer past the last one. */
+static size_t tensor_start(const Params *p, int i) {
+    return i < p->count ? p->tensors[i].offset : p->total;
 }
 
 void model_backward(Model *m, int T, float *dh0, float *dc0) {
@@ -210,34 +287,51 @@ void model_backward(Model *m, int T, float *dh0, float *dc0) {
     Params *p = &m->params;
     int B = m->B, H = s->H;
     size_t rows = (size_t)T * B, BH = (size_t)B * H;
+    if (s->C > 0 && !dh0) dh0 = m->dh0; /* conditioning needs dLoss/dh0 */
     const float *ytop = m->layers[s->L - 1].h + BH;
     /* head: dW += dlogits^T y, db += colsum(dlogits), dy = dlogits W */
     la_matmul_tn(params_grad(p, m->head_w), m->logits, ytop, s->V, H, (int)rows, 1.0f);
     la_colsum_add(params_grad(p, m->head_b), m->logits, (int)rows, s->V);
     float *dy = m->dbuf[0], *dx = m->dbuf[1];
     la_matmul_nn(dy, m->logits, params_value(p, m->head_w), (int)rows, H, s->V, 0.0f);
-    bucket_ready(m, m->head_w, p->total);
+    bucket_ready(m, tensor_start(p, m->head_w), tensor_start(p, m->head_b + 1));
     for (int k = s->L - 1; k >= 0; k--) {
         Layer *l = &m->layers[k];
         const float *x = k == 0 ? m->x0 : m->layers[k - 1].h + BH;
-        l->kind->backward(l, x, dy, dx, dh0 ? dh0 + k * BH : NULL,
+        l->kind->backward(l, x, dy, k == 0 && m->emb < 0 ? NULL : dx,
+                          dh0 ? dh0 + k * BH : NULL,
                           dc0 && s->cell->has_cell ? dc0 + k * BH : NULL, T);
-        /* layer k's tensors lie between the embedding (or layer k-1) and layer k+1 */
-        int first = m->emb + 1 + 4 * k;
-        size_t end = k == s->L - 1 ? p->tensors[m->head_w].offset : p->tensors[first + 4].offset;
-        bucket_ready(m, first, end);
+        bucket_ready(m, tensor_start(p, m->layer_param[k]),
+                     tensor_start(p, m->layer_param[k] + 4));
         float *tmp = dy;
         dy = dx;
         dx = tmp;
     }
-    /* embedding: dE[token] += dx0 (rows in a fixed order: deterministic) */
-    float *demb = params_grad(p, m->emb);
-    for (size_t r = 0; r < rows; r++) {
-        float *d = demb + (size_t)m->inputs[r] * s->E;
-        const float *g = dy + r * s->E;
-        for (int e = 0; e < s->E; e++) d[e] += g[e];
+    if (m->emb >= 0) {
+        /* embedding: dE[token] += dx0 (rows in a fixed order: deterministic) */
+        float *demb = params_grad(p, m->emb);
+        for (size_t r = 0; r < rows; r++) {
+            float *d = demb + (size_t)m->inputs[r] * s->E;
+            const float *g = dy + r * s->E;
+            for (int e = 0; e < s->E; e++) d[e] += g[e];
+        }
+        bucket_ready(m, 0, tensor_start(p, m->emb + 1));
     }
-    bucket_ready(m, m->emb, p->tensors[m->emb + 1].offset);
+    if (s->C > 0) {
+        /* h0 = tanh(c W^T + b): dpre (B, L*H) = dh0 * (1 - h0^2), dW += dpre^T c */
+        int LH = s->L * H;
+        float *dpre = m->dbuf[0]; /* free now: (B, L*H) fits in (Tmax*B, max(E,H)) */
+        REQUIRE((size_t)B * LH <= (size_t)m->Tmax * B * (s->E > H ? s->E : H));
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < s->L; k++)
+                for (int j = 0; j < H; j++) {
+                    float h = m->cond_h0[(size_t)b * LH + k * H + j];
+                    dpre[(size_t)b * LH + k * H + j] = dh0[k * BH + (size_t)b * H + j] * (1.0f - h * h);
+                }
+        la_matmul_tn(params_grad(p, m->cond_w), dpre, m->cond_in, LH, s->C, B, 1.0f);
+        la_colsum_add(params_grad(p, m->cond_b), dpre, B, LH);
+        bucket_ready(m, tensor_start(p, m->cond_w), p->total);
+    }
 }
 
 void model_carry(Model *m, int T) {
@@ -272,7 +366,7 @@ void model_reset_state(Model *m) {
 }
 
 double model_forward_flops_per_token(const ModelShape *s) {
-    double f = 2.0 * s->H * s->V;
+    double f = 2.0 * s->H * s->V; /* head; conditioning is per sequence, not counted */
     for (int k = 0; k < s->L; k++)
         f += 2.0 * s->cell->gates * s->H * (double)(model_layer_input(s, k) + s->H);
     return f;

@@ -20,22 +20,34 @@
 
 #define MODEL_MAX_LAYERS 16
 
+/* Language models: tokens in (embedding V x E), V logits out. Sequence tasks may instead
+ * read E float features per step (float_inputs), put V = classes or regression outputs,
+ * and take a conditioning vector of C values per sequence that sets every layer's initial
+ * hidden state through a learned projection: h0 = tanh(W_c c + b_c) (PyTorch-style names
+ * cond.weight (L*H, C), cond.bias (L*H)). Zero-initialised fields give a language model. */
 typedef struct {
     const CellKind *cell;
     int L, H, E, V;
+    int float_inputs; /* 1: E features per step, no embedding */
+    int C;            /* conditioning width, 0 = none */
 } ModelShape;
 
 typedef struct {
     ModelShape shape;
     int B, Tmax;
     Params params;
-    int emb, head_w, head_b; /* parameter indices */
+    int emb, head_w, head_b; /* parameter indices (emb -1 with float inputs) */
+    int cond_w, cond_b;      /* -1 without conditioning */
+    int layer_param[MODEL_MAX_LAYERS]; /* index of rnn.weight_ih_l{k} */
     Layer layers[MODEL_MAX_LAYERS];
     int32_t *inputs;  /* (Tmax,B) */
     float *x0;        /* (Tmax,B,E) embedded inputs */
     float *logits;    /* (Tmax,B,V) logits, then their gradients */
     float *dbuf[2];   /* (Tmax,B,max(E,H)) gradients flowing down the stack */
     float *pack;      /* packed W_hh scratch shared by the layers */
+    float *cond_in;   /* (B,C) conditioning of the current sequences */
+    float *cond_h0;   /* (B,L*H) tanh(W_c c + b_c) */
+    float *dh0;       /* (L,B,H) gradient w.r.t. the initial states (conditioning) */
     /* If set, called during model_backward as soon as a contiguous range of the gradient
      * (in floats, from params.grad) is final: the head, then each layer from the top, then
      * the embedding. The ranges cover the whole gradient exactly once. */
@@ -56,6 +68,15 @@ void model_free(Model *m);
 void model_init_weights(Model *m, InitKind kind, float a, Rng *rng);
 /* Forward over T <= Tmax steps; inputs (T,B) time-major token ids in [0,V). */
 void model_forward(Model *m, const int32_t *inputs, int T);
+/* Float inputs: x (T,B,E) features. */
+void model_forward_features(Model *m, const float *x, int T);
+/* Conditioning: sets every layer's initial state from c (B,C) (c0 = 0 for lstm); the
+ * backward pass then also trains cond.weight/cond.bias. */
+void model_set_condition(Model *m, const float *c);
+/* Sum over the T*B rows of weight * ||logits - target||^2 (targets (T,B,V), weights (T,B),
+ * 0 masks a row). With grad, logits become scale * d/dlogits. */
+double model_loss_mse(Model *m, const float *targets, const float *weights, int T, float scale,
+                      int grad);
 /* Sum over the T*B predictions of -log softmax(logits)[target]. With grad, replaces the
  * logits by scale * dLoss_sum/dlogits (scale = 1 / global number of predictions). A
  * negative target is masked: no loss, no gradient. Returns the loss sum in double. */

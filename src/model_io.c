@@ -85,6 +85,7 @@ void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab)
         rt_die(EXIT_INPUT, "model file '%s': version %lld, this rnntrain reads version 1", path,
                (long long)version);
     ModelShape s;
+    memset(&s, 0, sizeof s);
     h5_read_attr_str(f, "cell", buf, sizeof buf, path);
     s.cell = cell_by_name(buf);
     if (!s.cell)

@@ -300,7 +300,8 @@ int cmd_train(int argc, char **argv) {
     tr.B_local = B;
     tr.B_micro = o.deterministic ? o.micro_batch : B;
     tr.G = B / tr.B_micro;
-    ModelShape shape = {cell_by_name(o.cell), o.layers, o.hidden, o.embed, tf.vocab.V};
+    ModelShape shape = {.cell = cell_by_name(o.cell), .L = o.layers, .H = o.hidden, .E = o.embed,
+                       .V = tf.vocab.V};
     Model *m = &tr.m;
     model_init(m, shape, tr.B_micro, o.bptt);
     tr.readers = rt_calloc((size_t)tr.G, sizeof *tr.readers, "stream readers");

@@ -17,7 +17,7 @@ typedef struct {
 } Case;
 
 static void case_init(Case *c, const char *cell, int L, int H, int E, uint64_t seed) {
-    ModelShape s = {cell_by_name(cell), L, H, E, V};
+    ModelShape s = {.cell = cell_by_name(cell), .L = L, .H = H, .E = E, .V = V};
     model_init(&c->m, s, B, T);
     Rng rng;
     rng_seed(&rng, seed);

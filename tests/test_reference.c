@@ -22,10 +22,11 @@ static void fixture_open(Fixture *fx, const char *cell) {
     memset(fx, 0, sizeof *fx);
     snprintf(fx->path, sizeof fx->path, "%s/ref_%s.h5", FIXTURE_DIR, cell);
     fx->f = h5_open_read(fx->path, "fixture");
-    ModelShape s = {cell_by_name(cell), (int)h5_read_attr_int(fx->f, "layers", fx->path),
-                    (int)h5_read_attr_int(fx->f, "hidden", fx->path),
-                    (int)h5_read_attr_int(fx->f, "embed", fx->path),
-                    (int)h5_read_attr_int(fx->f, "vocab_size", fx->path)};
+    ModelShape s = {.cell = cell_by_name(cell),
+                    .L = (int)h5_read_attr_int(fx->f, "layers", fx->path),
+                    .H = (int)h5_read_attr_int(fx->f, "hidden", fx->path),
+                    .E = (int)h5_read_attr_int(fx->f, "embed", fx->path),
+                    .V = (int)h5_read_attr_int(fx->f, "vocab_size", fx->path)};
     fx->B = (int)h5_read_attr_int(fx->f, "batch", fx->path);
     fx->T = (int)h5_read_attr_int(fx->f, "bptt", fx->path);
     fx->L = s.L;

@@ -22,7 +22,7 @@ static void make_tokens(void) {
 }
 
 static void make_model(Model *m, const char *cell, int Tmax) {
-    ModelShape s = {cell_by_name(cell), L, H, E, V};
+    ModelShape s = {.cell = cell_by_name(cell), .L = L, .H = H, .E = E, .V = V};
     model_init(m, s, B, Tmax);
     Rng rng;
     rng_seed(&rng, 99);
