@@ -135,7 +135,7 @@ void ckpt_save(const char *dir, int keep, const Model *m, const float *state, in
     h5_write_attr_int(f, "hidden", s->H, tmp);
     h5_write_attr_int(f, "embed", s->E, tmp);
     h5_write_attr_int(f, "vocab_size", s->V, tmp);
-    h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), tmp);
+    if (vocab) h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), tmp);
     h5_write_attr_str(f, "config", config, tmp);
     h5_write_attr_int(f, "step", p->step, tmp);
     h5_write_attr_int(f, "epoch", p->epoch, tmp);
@@ -147,9 +147,11 @@ void ckpt_save(const char *dir, int keep, const Model *m, const float *state, in
     h5_write_attr_int(f, "ranks", dist_size(), tmp);
     h5_write_attr_str(f, "optim", optim_kind_name(o->kind), tmp);
     h5_write_attr_int(f, "optim_step", o->step, tmp);
-    uint64_t vd[1] = {(uint64_t)vocab->V};
-    h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
-    h5_set_checksum(f, "vocab", vocab->symbols, (size_t)vocab->V * sizeof(int32_t), tmp);
+    if (vocab) {
+        uint64_t vd[1] = {(uint64_t)vocab->V};
+        h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
+        h5_set_checksum(f, "vocab", vocab->symbols, (size_t)vocab->V * sizeof(int32_t), tmp);
+    }
     write_params_array(f, "params", pa, pa->value, tmp);
     write_params_array(f, "optim/state1", pa, pa->state1, tmp);
     write_params_array(f, "optim/state2", pa, pa->state2, tmp);

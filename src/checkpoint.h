@@ -37,7 +37,7 @@ typedef struct {
  * writes. Dies on failure, never leaving a partial file under the final name. */
 void ckpt_save(const char *dir, int keep, const Model *m, const float *state, int B_local,
                const Optim *o, const Progress *p, const RunShape *rs, const Vocab *vocab,
-               const char *config);
+               const char *config); /* vocab NULL for sequence tasks */
 /* Resolves --resume: "auto" picks the newest checkpoint in dir that verifies (saying why it
  * skips damaged ones); returns NULL if there is none. A path must verify or the job stops.
  * Caller frees. Runs on rank 0 and broadcasts the choice. */

@@ -12,6 +12,8 @@
 #include "h5util.h"
 #include "linalg.h"
 #include "model_io.h"
+#include "seq.h"
+#include "seqeval.h"
 
 EvalResult eval_split(Model *m, const TokenFile *tf, const char *split, int S) {
     int N = dist_size();
@@ -49,6 +51,61 @@ static void check_vocab_match(const Vocab *model_vocab, const TokenFile *tf,
                dv->V, vocab_kind_name(dv->kind));
 }
 
+/* A sequence-task model must read what the file holds and output what it asks for. */
+static void check_seq_model(const Model *m, const SeqFile *sf, const char *model_path) {
+    const ModelShape *s = &m->shape;
+    int ok = s->float_inputs == sf->float_inputs && s->V == seq_outputs(sf) && s->C == sf->C &&
+             (sf->float_inputs ? s->E == sf->D : s->in_vocab == sf->vocab);
+    if (!ok)
+        rt_die(EXIT_INPUT, "model '%s' (%s inputs of width %d, %d outputs, conditioning %d) does "
+               "not fit data file '%s' (%s %d, %d outputs, conditioning %d)", model_path,
+               s->float_inputs ? "feature" : "token", s->float_inputs ? s->E : s->in_vocab, s->V,
+               s->C, sf->path, sf->float_inputs ? "features" : "vocabulary",
+               sf->float_inputs ? sf->D : sf->vocab, seq_outputs(sf), sf->C);
+}
+
+int cmd_predict(int argc, char **argv) {
+    char *model_path = NULL, *data_path = NULL, *split = "test", *out = NULL;
+    int batch = 32;
+    CliOption opts[] = {
+        {"model", CLI_STR, &model_path, "DIR_OR_FILE", "trained sequence-task model", 1, 0, NULL, 1, 0},
+        {"data", CLI_STR, &data_path, "DATA.h5", "sequence dataset (rnntrain prepare --csv)", 1, 0,
+         NULL, 1, 0},
+        {"split", CLI_STR, &split, "SPLIT", "train|valid|test (default test)", 1, 0,
+         "valid|test|train", 0, 0},
+        {"output", CLI_STR, &out, "FILE.csv", "where to write one row per sequence", 1, 0, NULL, 1, 0},
+        {"batch", CLI_INT, &batch, "B", "sequences per forward pass (default 32)", 1, 1 << 20, NULL, 0, 0},
+    };
+    cli_parse("predict", "Write a sequence-task model's predictions for a split as CSV: classify "
+              "index,label,predicted; regress index then predicted,actual per horizon; generate "
+              "index,class,nearest-centroid class, then the generated values.", opts,
+              (int)(sizeof opts / sizeof *opts), argc, argv);
+    if (!seq_is_sequence_file(data_path))
+        cli_bad("data", "'%s' is not a sequence dataset (format rnntrain-sequences); for language "
+                "models use 'rnntrain eval' and 'rnntrain sample'", data_path);
+    SeqFile sf;
+    seq_open(&sf, data_path);
+    Model m;
+    Vocab none;
+    model_io_load(model_path, &m, batch, sf.T, &none);
+    check_seq_model(&m, &sf, model_path);
+    int s = seq_split_index(split);
+    if (dist_rank() == 0) {
+        FILE *f = fopen(out, "w");
+        if (!f) cli_bad("output", "cannot open '%s' for writing", out);
+        SeqMetrics mt;
+        seq_metrics_init(&mt, &sf);
+        seq_evaluate(&m, &sf, s, &mt, f);
+        if (fclose(f) != 0) cli_bad("output", "writing '%s' failed", out);
+        seq_metrics_print(&sf, &mt, split, 0);
+        seq_metrics_free(&mt);
+    }
+    model_free(&m);
+    vocab_free(&none);
+    seq_close(&sf);
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv) {
     char *model_path = NULL, *data_path = NULL, *split = "valid";
     int batch = 32, bptt = 64, json = 0, threads = 1;
@@ -73,6 +130,26 @@ int cmd_eval(int argc, char **argv) {
     if (batch % dist_size() != 0)
         cli_bad("batch", "%d streams cannot be shared evenly by %d ranks", batch, dist_size());
     la_setup(threads);
+    if (seq_is_sequence_file(data_path)) {
+        SeqFile sf;
+        seq_open(&sf, data_path);
+        Model sm;
+        Vocab none;
+        model_io_load(model_path, &sm, batch / dist_size(), sf.T, &none);
+        check_seq_model(&sm, &sf, model_path);
+        int s = seq_split_index(split);
+        if (sf.n[s] == 0)
+            rt_die(EXIT_INPUT, "data file '%s': split '%s' has no sequences", data_path, split);
+        SeqMetrics mt;
+        seq_metrics_init(&mt, &sf);
+        seq_evaluate(&sm, &sf, s, &mt, NULL);
+        seq_metrics_print(&sf, &mt, split, json);
+        seq_metrics_free(&mt);
+        model_free(&sm);
+        vocab_free(&none);
+        seq_close(&sf);
+        return 0;
+    }
     TokenFile tf;
     data_open(&tf, data_path);
     Model m;

@@ -16,6 +16,7 @@ static void usage(FILE *f) {
             "  train     train an RNN/LSTM/GRU language model (mpirun -np N for N ranks)\n"
             "  eval      nats/token, bits/token and perplexity of a model on a split\n"
             "  sample    generate text from a model\n"
+            "  predict   a sequence-task model's predictions for a split, as CSV\n"
             "  info      what a data, model or checkpoint file holds (verifies checkpoints)\n\n"
             "exit status: 0 success, 1 runtime failure, 2 bad command line, 3 bad input file,\n"
             "             75 stopped by a signal after writing a checkpoint (resume to continue)\n");
@@ -39,7 +40,7 @@ int main(int argc, char **argv) {
         const char *name;
         int (*run)(int, char **);
     } commands[] = {{"prepare", cmd_prepare}, {"train", cmd_train}, {"eval", cmd_eval},
-                    {"sample", cmd_sample}, {"info", cmd_info}};
+                    {"sample", cmd_sample}, {"info", cmd_info}, {"predict", cmd_predict}};
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
         if (strcmp(cmd, commands[i].name) != 0) continue;
         dist_init(&argc, &argv);

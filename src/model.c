@@ -37,7 +37,7 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     m->Tmax = Tmax;
     int G = s.cell->gates;
     Params *p = &m->params;
-    m->emb = s.float_inputs ? -1 : params_add(p, "embedding.weight", s.V, s.E);
+    m->emb = s.float_inputs ? -1 : params_add(p, "embedding.weight", s.in_vocab ? s.in_vocab : s.V, s.E);
     int idx[MODEL_MAX_LAYERS][4];
     for (int k = 0; k < s.L; k++) {
         char name[PARAM_NAME_MAX];
@@ -195,7 +195,7 @@ void model_forward(Model *m, const int32_t *inputs, int T) {
     const float *emb = params_value(&m->params, m->emb);
     for (size_t r = 0; r < rows; r++) {
         int32_t tok = inputs[r];
-        REQUIRE(tok >= 0 && tok < s->V);
+        REQUIRE(tok >= 0 && tok < (s->in_vocab ? s->in_vocab : s->V));
         m->inputs[r] = tok;
         memcpy(m->x0 + r * s->E, emb + (size_t)tok * s->E, (size_t)s->E * sizeof(float));
     }

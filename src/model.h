@@ -30,6 +30,7 @@ typedef struct {
     int L, H, E, V;
     int float_inputs; /* 1: E features per step, no embedding */
     int C;            /* conditioning width, 0 = none */
+    int in_vocab;     /* token inputs: embedding rows, 0 = V (language models) */
 } ModelShape;
 
 typedef struct {

@@ -48,10 +48,15 @@ void model_io_save(const char *path, const Model *m, const Vocab *vocab, const c
     h5_write_attr_int(f, "hidden", s->H, tmp);
     h5_write_attr_int(f, "embed", s->E, tmp);
     h5_write_attr_int(f, "vocab_size", s->V, tmp);
-    h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), tmp);
+    h5_write_attr_str(f, "inputs", s->float_inputs ? "features" : "tokens", tmp);
+    h5_write_attr_int(f, "cond", s->C, tmp);
+    h5_write_attr_int(f, "in_vocab", s->in_vocab, tmp);
     h5_write_attr_str(f, "config", config ? config : "", tmp);
-    uint64_t vd[1] = {(uint64_t)vocab->V};
-    h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
+    if (vocab) { /* language models */
+        h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), tmp);
+        uint64_t vd[1] = {(uint64_t)vocab->V};
+        h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
+    }
     model_io_write_params(f, "params", &m->params, tmp);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
@@ -100,14 +105,25 @@ void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab)
     s.H = (int)H;
     s.E = (int)E;
     s.V = (int)V;
-    h5_read_attr_str(f, "vocab_kind", buf, sizeof buf, path);
-    int k = vocab_kind_by_name(buf);
-    if (k < 0) rt_die(EXIT_INPUT, "model file '%s': vocab_kind '%s' unknown", path, buf);
-    vocab->kind = (VocabKind)k;
-    vocab->V = s.V;
-    vocab->symbols = rt_malloc((size_t)V * sizeof(int32_t), "vocabulary");
-    uint64_t vd[1] = {(uint64_t)V};
-    h5_read_i32(f, "vocab", vocab->symbols, 1, vd, path);
+    if (h5_attr_exists(f, "inputs")) {
+        h5_read_attr_str(f, "inputs", buf, sizeof buf, path);
+        s.float_inputs = strcmp(buf, "features") == 0;
+    }
+    if (h5_attr_exists(f, "cond")) s.C = (int)h5_read_attr_int(f, "cond", path);
+    if (h5_attr_exists(f, "in_vocab")) s.in_vocab = (int)h5_read_attr_int(f, "in_vocab", path);
+    if (s.C < 0 || s.C > 1 << 20 || s.in_vocab < 0 || s.in_vocab > 0x110000)
+        rt_die(EXIT_INPUT, "model file '%s': bad cond/in_vocab attributes", path);
+    memset(vocab, 0, sizeof *vocab);
+    if (h5_attr_exists(f, "vocab_kind")) {
+        h5_read_attr_str(f, "vocab_kind", buf, sizeof buf, path);
+        int k = vocab_kind_by_name(buf);
+        if (k < 0) rt_die(EXIT_INPUT, "model file '%s': vocab_kind '%s' unknown", path, buf);
+        vocab->kind = (VocabKind)k;
+        vocab->V = s.V;
+        vocab->symbols = rt_malloc((size_t)V * sizeof(int32_t), "vocabulary");
+        uint64_t vd[1] = {(uint64_t)V};
+        h5_read_i32(f, "vocab", vocab->symbols, 1, vd, path);
+    }
     model_init(m, s, B, Tmax);
     model_io_read_params(f, "params", &m->params, path);
     H5Fclose(f);

@@ -13,9 +13,10 @@
 void model_io_write_params(hid_t f, const char *group, const Params *p, const char *path);
 /* Reads every tensor of p from group/<name>; shapes must match exactly. */
 void model_io_read_params(hid_t f, const char *group, Params *p, const char *path);
+/* vocab is NULL for sequence-task models (no text vocabulary). */
 void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config);
 /* path may be a directory holding model.h5. Builds m for B streams x Tmax steps and fills
- * vocab. */
+ * vocab (V = 0 for sequence-task models). */
 void model_io_load(const char *path, Model *m, int B, int Tmax, Vocab *vocab);
 /* Resolves DIR_OR_FILE to the model file path (caller frees). */
 char *model_io_path(const char *dir_or_file);

@@ -17,6 +17,7 @@
 #include "data.h"
 #include "dist.h"
 #include "h5util.h"
+#include "seq.h"
 
 #define BLOCK (1 << 20)
 
@@ -158,9 +159,26 @@ static void parse_split(const char *text, double frac[3]) {
 int cmd_prepare(int argc, char **argv) {
     CliList inputs = {0};
     char *output = NULL, *vocab_kind = "bytes", *split = "0.9,0.05,0.05";
+    char *csv = NULL, *task = "classify", *column = "value";
+    int steps = 0, features = 0, window = 0, horizon = 1;
+    int64_t seed = 1234;
     CliOption opts[] = {
-        {"input", CLI_LIST, &inputs, "FILE", "text files, concatenated in the order given", 1,
-         0, NULL, 1, 0},
+        {"input", CLI_LIST, &inputs, "FILE", "text files, concatenated in the order given (language "
+         "models)", 1, 0, NULL, 0, 0},
+        {"csv", CLI_STR, &csv, "FILE", "a CSV file -> a sequence dataset (instead of --input)", 1, 0,
+         NULL, 0, 0},
+        {"task", CLI_STR, &task, "TASK", "with --csv: classify (rows of steps x features values and "
+         "a label), generate (the same rows generated from their label), regress (a time-series "
+         "column cut into windows)", 1, 0, "classify|regress|generate", 0, 0},
+        {"steps", CLI_INT, &steps, "T", "classify/generate: steps per row", 1, 1 << 20, NULL, 0, 0},
+        {"features", CLI_INT, &features, "D", "classify/generate: values per step", 1, 1 << 20, NULL, 0, 0},
+        {"column", CLI_STR, &column, "NAME", "regress: the series column (name or 1-based "
+         "number; default value)", 1, 0, NULL, 0, 0},
+        {"window", CLI_INT, &window, "W", "regress: input length in steps", 1, 1 << 20, NULL, 0, 0},
+        {"horizon", CLI_INT, &horizon, "H", "regress: values to forecast after each window "
+         "(default 1)", 1, 1 << 20, NULL, 0, 0},
+        {"seed", CLI_I64, &seed, "S", "classify/generate: shuffle seed before the split (default "
+         "1234)", 0, 9e15, NULL, 0, 0},
         {"output", CLI_STR, &output, "DATA.h5", "HDF5 token dataset to write", 1, 0, NULL, 1, 0},
         {"vocab", CLI_STR, &vocab_kind, "KIND", "bytes (0-255, default) or chars (the distinct "
          "UTF-8 characters of the inputs)", 1, 0, "bytes|chars", 0, 0},
@@ -172,6 +190,21 @@ int cmd_prepare(int argc, char **argv) {
     double frac[3];
     parse_split(split, frac);
     if (dist_rank() != 0) return 0; /* one writer */
+    if (!csv == !inputs.count)
+        rt_die(EXIT_USAGE, "prepare: give either --input (text) or --csv (sequences), not %s",
+               csv ? "both" : "neither");
+    if (csv) {
+        CsvPrepare cp = {csv, output, column, (TaskKind)task_by_name(task), steps, features,
+                         window, horizon, seed, {frac[0], frac[1], frac[2]}};
+        if (cp.task != TASK_REGRESS && (!steps || !features))
+            rt_die(EXIT_USAGE, "prepare --csv --task %s needs --steps and --features", task);
+        if (cp.task == TASK_REGRESS && !window)
+            rt_die(EXIT_USAGE, "prepare --csv --task regress needs --window");
+        if (strcmp(csv, output) == 0)
+            cli_bad("output", "'%s' is also the input; refusing to overwrite it", output);
+        seq_prepare_csv(&cp);
+        return 0;
+    }
     for (int i = 0; i < inputs.count; i++)
         if (strcmp(inputs.items[i], output) == 0)
             cli_bad("output", "'%s' is also an input; refusing to overwrite it", output);

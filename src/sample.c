@@ -76,6 +76,9 @@ int cmd_sample(int argc, char **argv) {
     Model m;
     Vocab vocab;
     model_io_load(model_path, &m, 1, 1, &vocab);
+    if (vocab.V == 0)
+        cli_bad("model", "'%s' is a sequence-task model, not a language model; use 'rnntrain "
+                "predict' for its outputs", model_path);
     size_t n = strlen(prime), bad = 0;
     int32_t *tokens = rt_malloc(n * sizeof(int32_t), "prime tokens");
     int64_t count = vocab_encode(&vocab, prime, n, tokens, &bad);

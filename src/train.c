@@ -29,6 +29,8 @@
 #include "model.h"
 #include "model_io.h"
 #include "optim.h"
+#include "seq.h"
+#include "seqeval.h"
 
 typedef struct {
     char *data, *cell, *optim, *out, *log, *init, *schedule, *ckpt_dir, *resume;
@@ -97,6 +99,12 @@ typedef struct {
     int64_t *fixed;        /* (params.total) fixed-point gradient sum, deterministic only */
     int deterministic;
     double comm_wait;      /* seconds waiting for gradient sums */
+    /* sequence tasks: batches of whole sequences drawn from a per-epoch permutation */
+    SeqFile *sf;
+    SeqBatch batch;
+    int64_t *perm, perm_epoch, batches_per_epoch;
+    int64_t *rank_index;
+    uint64_t seed;
 } Trainer;
 
 #define FIXED_GRAD_SCALE 0x1p40 /* gradient resolution 2^-40 */
@@ -106,6 +114,51 @@ typedef struct {
 static void on_grad_ready(void *ctx, size_t offset, size_t count) {
     Trainer *tr = ctx;
     dist_isum_f32(tr->m.params.grad + offset, count);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sequence tasks: the gradient of global batch `cursor` of `epoch`. Every rank draws the
+ * same permutation (seeded by seed and epoch) and takes its B_local sequences of the
+ * batch; the loss is normalised by the global number of loss terms. */
+static double trainer_gradient_seq(Trainer *tr, int64_t cursor, int64_t epoch, int *bad) {
+    Model *m = &tr->m;
+    const SeqFile *sf = tr->sf;
+    int64_t n = sf->n[0], Bg = (int64_t)tr->B_local * dist_size();
+    if (tr->perm_epoch != epoch) {
+        Rng r;
+        rng_seed(&r, tr->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(epoch + 1)));
+        for (int64_t i = 0; i < n; i++) tr->perm[i] = i;
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = (int64_t)(rng_u64(&r) % (uint64_t)(i + 1)), t = tr->perm[i];
+            tr->perm[i] = tr->perm[j];
+            tr->perm[j] = t;
+        }
+        tr->perm_epoch = epoch;
+    }
+    memcpy(tr->rank_index, tr->perm + cursor * Bg + (int64_t)dist_rank() * tr->B_local,
+           (size_t)tr->B_local * sizeof(int64_t));
+    qsort(tr->rank_index, (size_t)tr->B_local, sizeof(int64_t), cmp_i64);
+    seq_read(sf, 0, tr->rank_index, tr->B_local, &tr->batch);
+    double terms = seq_batch_terms(sf, &tr->batch);
+    dist_sum_f64(&terms, 1);
+    float scale = (float)(1.0 / terms);
+    params_zero_grad(&m->params);
+    seq_forward(m, sf, &tr->batch);
+    int classes = sf->task == TASK_CLASSIFY || sf->task == TASK_TAG;
+    double loss = classes ? model_loss(m, tr->batch.labels, sf->T, scale, 1)
+                          : model_loss_mse(m, tr->batch.targets, tr->batch.weights, sf->T, scale, 1);
+    m->grad_ready = dist_size() > 1 ? on_grad_ready : NULL;
+    model_backward(m, sf->T, NULL, NULL);
+    double t0 = rt_seconds();
+    dist_sum_f64(&loss, 1);
+    dist_wait_all();
+    tr->comm_wait += rt_seconds() - t0;
+    *bad = 0;
+    return loss / terms;
 }
 
 /* Local carried state (L,S,B_local,H) <-> the groups (and the model). */
@@ -289,10 +342,26 @@ int cmd_train(int argc, char **argv) {
     if (!o.log) snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o.out);
     FILE *metrics = rank == 0 ? open_metrics(metrics_path) : NULL;
 
+    /* a token dataset (language model) or a sequence dataset (other tasks) */
+    int is_seq = seq_is_sequence_file(o.data);
     TokenFile tf;
-    data_open(&tf, o.data);
-    if (!dist_all_equal_u64((uint64_t)data_split_len(&tf, "train") ^ fnv1a(tf.path)))
+    SeqFile sf;
+    memset(&tf, 0, sizeof tf);
+    memset(&sf, 0, sizeof sf);
+    if (is_seq) {
+        seq_open(&sf, o.data);
+        if (o.deterministic)
+            cli_bad("deterministic", "is implemented for language models (token streams) only");
+        if (sf.n[0] < o.batch)
+            rt_die(EXIT_INPUT, "data file '%s': the train split has %lld sequences, fewer than "
+                   "--batch %d", o.data, (long long)sf.n[0], o.batch);
+    } else {
+        data_open(&tf, o.data);
+    }
+    int64_t train_len = is_seq ? sf.n[0] : data_split_len(&tf, "train");
+    if (!dist_all_equal_u64((uint64_t)train_len ^ fnv1a(o.data)))
         rt_die(EXIT_USAGE, "--data: the ranks opened different data files");
+    int T_model = is_seq ? sf.T : o.bptt;
 
     Trainer tr;
     memset(&tr, 0, sizeof tr);
@@ -301,13 +370,33 @@ int cmd_train(int argc, char **argv) {
     tr.B_micro = o.deterministic ? o.micro_batch : B;
     tr.G = B / tr.B_micro;
     ModelShape shape = {.cell = cell_by_name(o.cell), .L = o.layers, .H = o.hidden, .E = o.embed,
-                       .V = tf.vocab.V};
+                       .V = is_seq ? seq_outputs(&sf) : tf.vocab.V};
+    if (is_seq) {
+        shape.float_inputs = sf.float_inputs;
+        shape.E = sf.float_inputs ? sf.D : o.embed;
+        shape.C = sf.C;
+        shape.in_vocab = sf.float_inputs ? 0 : sf.vocab;
+    }
     Model *m = &tr.m;
-    model_init(m, shape, tr.B_micro, o.bptt);
-    tr.readers = rt_calloc((size_t)tr.G, sizeof *tr.readers, "stream readers");
-    for (int g = 0; g < tr.G; g++)
-        stream_init(&tr.readers[g], &tf, "train", o.batch, rank * B + g * tr.B_micro,
-                    tr.B_micro, o.bptt, 1);
+    model_init(m, shape, tr.B_micro, T_model);
+    int64_t L_stream = 0, chunks;
+    if (is_seq) {
+        tr.sf = &sf;
+        seq_batch_init(&tr.batch, &sf, B);
+        tr.perm = rt_malloc((size_t)sf.n[0] * sizeof *tr.perm, "permutation");
+        tr.rank_index = rt_malloc((size_t)B * sizeof *tr.rank_index, "batch index");
+        tr.perm_epoch = -1;
+        tr.seed = (uint64_t)o.seed;
+        tr.batches_per_epoch = chunks = sf.n[0] / o.batch;
+        tr.G = 0; /* no token streams */
+    } else {
+        tr.readers = rt_calloc((size_t)tr.G, sizeof *tr.readers, "stream readers");
+        for (int g = 0; g < tr.G; g++)
+            stream_init(&tr.readers[g], &tf, "train", o.batch, rank * B + g * tr.B_micro,
+                        tr.B_micro, o.bptt, 1);
+        L_stream = tr.readers[0].L;
+        chunks = stream_chunks_per_epoch(&tr.readers[0]);
+    }
     if (tr.G > 1) {
         tr.group_state = rt_calloc((size_t)tr.G, sizeof *tr.group_state, "group states");
         for (int g = 0; g < tr.G; g++)
@@ -317,7 +406,6 @@ int cmd_train(int argc, char **argv) {
         tr.fixed = rt_calloc(m->params.total, sizeof *tr.fixed, "fixed-point gradient");
     m->grad_ctx = &tr;
     if (N > 1 && !tr.deterministic) cell_progress_hook = dist_progress;
-    int64_t L_stream = tr.readers[0].L, chunks = stream_chunks_per_epoch(&tr.readers[0]);
 
     Rng rng;
     rng_seed(&rng, (uint64_t)o.seed);
@@ -330,8 +418,8 @@ int cmd_train(int argc, char **argv) {
     /* Validation runs on the training model itself (its state set aside) when it has as
      * many streams per rank; otherwise on a second model over the same parameters. */
     Model eval_own, *eval_model = m;
-    if (o.eval_batch / N != tr.B_micro || tr.G > 1) {
-        model_init_shared(&eval_own, m, o.eval_batch / N, o.bptt);
+    if (o.eval_batch / N != tr.B_micro || tr.G != 1) {
+        model_init_shared(&eval_own, m, o.eval_batch / N, T_model);
         eval_model = &eval_own;
     }
     size_t local_state_n = (size_t)shape.L * (shape.cell->has_cell ? 2 : 1) * B * shape.H;
@@ -349,7 +437,7 @@ int cmd_train(int argc, char **argv) {
                       o.steps, o.decay_every, o.gamma};
 
     Progress prog = {0, 0, 0, 0, 1.0, rng};
-    RunShape rs = {o.batch, o.bptt, data_split_len(&tf, "train")};
+    RunShape rs = {o.batch, T_model, train_len};
     char *last_ckpt = NULL;
     if (o.resume) {
         last_ckpt = ckpt_find(ckpt_dir, o.resume);
@@ -363,14 +451,23 @@ int cmd_train(int argc, char **argv) {
         }
     }
     double flops_tok = 3.0 * model_forward_flops_per_token(&shape);
-    int64_t tokens_per_step = (int64_t)o.batch * o.bptt;
-    rt_log("rnntrain %s | %s %dx%d embed %d vocab %d (%s) | %zu parameters\n", RNNTRAIN_VERSION,
-           o.cell, o.layers, o.hidden, o.embed, tf.vocab.V, vocab_kind_name(tf.vocab.kind),
-           m->params.total);
-    rt_log("ranks %d x %d BLAS threads (%s) | streams %d global, %d per rank, %lld tokens each | "
-           "T %d | %lld chunks per epoch%s\n", N, o.threads, core, o.batch, B,
-           (long long)L_stream, o.bptt, (long long)chunks,
-           o.deterministic ? " | deterministic" : "");
+    int64_t tokens_per_step = (int64_t)o.batch * T_model;
+    if (is_seq) {
+        rt_log("rnntrain %s | %s %dx%d | task %s: %s %d per step, %d outputs%s | %zu parameters\n",
+               RNNTRAIN_VERSION, o.cell, o.layers, o.hidden, task_name(sf.task),
+               sf.float_inputs ? "features" : "vocabulary", sf.float_inputs ? sf.D : sf.vocab,
+               shape.V, sf.C ? " | conditioned" : "", m->params.total);
+        rt_log("ranks %d x %d BLAS threads (%s) | %d sequences per batch, %d per rank | T %d | "
+               "%lld batches per epoch\n", N, o.threads, core, o.batch, B, sf.T, (long long)chunks);
+    } else {
+        rt_log("rnntrain %s | %s %dx%d embed %d vocab %d (%s) | %zu parameters\n",
+               RNNTRAIN_VERSION, o.cell, o.layers, o.hidden, o.embed, tf.vocab.V,
+               vocab_kind_name(tf.vocab.kind), m->params.total);
+        rt_log("ranks %d x %d BLAS threads (%s) | streams %d global, %d per rank, %lld tokens "
+               "each | T %d | %lld chunks per epoch%s\n", N, o.threads, core, o.batch, B,
+               (long long)L_stream, o.bptt, (long long)chunks,
+               o.deterministic ? " | deterministic" : "");
+    }
 
     float scale = 1.0f / (float)tokens_per_step;
     int64_t cursor = prog.cursor, epoch = prog.epoch, skipped = prog.skipped, bad_run = 0;
@@ -389,7 +486,8 @@ int cmd_train(int argc, char **argv) {
     int64_t loss_n = 0;
     for (int64_t step = prog.step; step < o.steps; step++) {
         int T = o.bptt, bad = 0;
-        double loss = trainer_gradient(&tr, cursor, T, scale, &bad) / (double)tokens_per_step;
+        double loss = is_seq ? trainer_gradient_seq(&tr, cursor, epoch, &bad)
+                             : trainer_gradient(&tr, cursor, T, scale, &bad) / (double)tokens_per_step;
         if (nan_left > 0 && step + 1 >= nan_at) {
             loss = NAN;
             nan_left--;
@@ -426,8 +524,12 @@ int cmd_train(int argc, char **argv) {
                 continue;
             }
         }
-        cursor += T;
-        if (cursor + o.bptt + 1 > L_stream) {
+        if (is_seq) {
+            if (++cursor >= tr.batches_per_epoch) {
+                cursor = 0;
+                epoch++;
+            }
+        } else if ((cursor += T) + o.bptt + 1 > L_stream) {
             cursor = 0;
             epoch++;
             trainer_reset_state(&tr);
@@ -449,8 +551,8 @@ int cmd_train(int argc, char **argv) {
         if ((o.ckpt_every > 0 && done % o.ckpt_every == 0) || flags[0] || flags[1] ||
             done == o.steps) {
             trainer_state(&tr, local_state, 1);
-            ckpt_save(ckpt_dir, (int)o.keep, m, local_state, B, &opt, &prog, &rs, &tf.vocab,
-                      config);
+            ckpt_save(ckpt_dir, (int)o.keep, m, local_state, B, &opt, &prog, &rs,
+                      is_seq ? NULL : &tf.vocab, config);
             free(last_ckpt);
             size_t n = strlen(ckpt_dir) + 32;
             last_ckpt = rt_malloc(n, "path");
@@ -471,7 +573,8 @@ int cmd_train(int argc, char **argv) {
             double elapsed = now - t_start;
             double per_step = (elapsed - t_eval) / (double)(done - first_step);
             double mean = loss_n ? loss_acc / (double)loss_n : NAN;
-            double ep = (double)epoch + (double)cursor / (double)(L_stream - 1);
+            double ep = (double)epoch + (is_seq ? (double)cursor / (double)chunks
+                                                : (double)cursor / (double)(L_stream - 1));
             double comm = span > 0 ? (tr.comm_wait - comm_mark) / span : 0.0;
             rt_log("step %lld/%lld | epoch %.3f | loss %.4f | %.3f bits | lr %.3e | gnorm %.3f | "
                    "%.0f tok/s | %.1f GFLOP/s | comm wait %.1f%% | %.1f s | ETA %.0f s\n",
@@ -494,7 +597,30 @@ int cmd_train(int argc, char **argv) {
             comm_mark = tr.comm_wait;
             step_mark = done;
         }
-        if ((o.eval_every > 0 && done % o.eval_every == 0) || done == o.steps) {
+        if (is_seq && sf.n[1] > 0 && ((o.eval_every > 0 && done % o.eval_every == 0) ||
+                                      done == o.steps)) {
+            double t0 = rt_seconds();
+            SeqMetrics mt;
+            seq_metrics_init(&mt, &sf);
+            seq_evaluate(eval_model, &sf, 1, &mt, NULL);
+            t_eval += rt_seconds() - t0;
+            double vloss = seq_metrics_loss(&mt);
+            double acc = mt.scored > 0 ? mt.correct / mt.scored : NAN;
+            if (mt.scored > 0 && (sf.task == TASK_CLASSIFY || sf.task == TASK_TAG))
+                rt_log("valid step %lld | loss %.4f | accuracy %.2f%% | %.0f sequences\n",
+                       (long long)done, vloss, 100.0 * acc, mt.sequences);
+            else
+                rt_log("valid step %lld | loss %.4f (%s) | %.0f sequences\n", (long long)done,
+                       vloss, "MSE, normalised", mt.sequences);
+            if (!(sf.task == TASK_CLASSIFY || sf.task == TASK_TAG)) acc = NAN;
+            if (metrics) {
+                fprintf(metrics, "{\"kind\": \"valid\", \"step\": %lld, \"tokens\": %lld, "
+                        "\"nats\": %.9g, \"accuracy\": %.9g}\n", (long long)done,
+                        (long long)(done * tokens_per_step), vloss, isnan(acc) ? -1.0 : acc);
+                fflush(metrics);
+            }
+            seq_metrics_free(&mt);
+        } else if (!is_seq && ((o.eval_every > 0 && done % o.eval_every == 0) || done == o.steps)) {
             double t0 = rt_seconds();
             if (eval_model == m) trainer_state(&tr, local_state, 1);
             EvalResult r = eval_split(eval_model, &tf, "valid", o.eval_batch);
@@ -515,7 +641,7 @@ int cmd_train(int argc, char **argv) {
     if (rank == 0 && !stopped) {
         char path[4096];
         snprintf(path, sizeof path, "%s/model.h5", o.out);
-        model_io_save(path, m, &tf.vocab, config);
+        model_io_save(path, m, is_seq ? NULL : &tf.vocab, config);
         rt_log("model written to %s | peak RSS %.1f MB (rank 0)\n", path, rt_peak_rss_mb());
     }
     if (metrics) fclose(metrics);
@@ -530,8 +656,15 @@ int cmd_train(int argc, char **argv) {
     free(tr.readers);
     free(tr.group_state);
     free(tr.fixed);
+    free(tr.perm);
+    free(tr.rank_index);
+    if (is_seq) {
+        seq_batch_free(&tr.batch);
+        seq_close(&sf);
+    } else {
+        data_close(&tf);
+    }
     model_free(m);
-    data_close(&tf);
     free(config);
     return stopped ? EXIT_CHECKPOINTED : 0;
 }
