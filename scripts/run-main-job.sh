@@ -15,7 +15,7 @@
 # Environment overrides (defaults in brackets):
 #   OUT [out]  BUILD_DIR [build]  NP [2]  INPUT [datasets/moby-dick.txt]
 #   MODEL [lstm]  LAYERS [2]  HIDDEN [256]  BATCH [32]  BPTT [64]  LR [2e-3]
-#   STEPS [1000]  EVAL_EVERY [200]  PRINT_EVERY [50]  THREADS [1]  SEED [1234]
+#   STEPS [1500]  EVAL_EVERY [250]  PRINT_EVERY [50]  THREADS [1]  SEED [1234]
 #   PRIME ["Call me Ishmael"]  LENGTH [400]  TEMPERATURE [0.8]  SKIP_DEPS=1
 set -euo pipefail
 
@@ -32,8 +32,8 @@ HIDDEN=${HIDDEN:-256}
 BATCH=${BATCH:-32}
 BPTT=${BPTT:-64}
 LR=${LR:-2e-3}
-STEPS=${STEPS:-1000}
-EVAL_EVERY=${EVAL_EVERY:-200}
+STEPS=${STEPS:-1500}
+EVAL_EVERY=${EVAL_EVERY:-250}
 PRINT_EVERY=${PRINT_EVERY:-50}
 THREADS=${THREADS:-1}
 SEED=${SEED:-1234}
