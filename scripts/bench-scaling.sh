@@ -8,7 +8,8 @@
 #      Open MPI between them over TCP only (btl self,tcp)
 #   2. scripts/bench_pingpong.c across the 2 hosts (TCP) and, for comparison, 2 local ranks
 #      (shared memory, btl self,vader): ping-pong latency (half round trip) and bandwidth,
-#      MPI_Allreduce time at the gradient sizes of 2-layer LSTMs (H = 128, 256, 512, 1024)
+#      MPI_Allreduce time at the gradient sizes of 2-layer LSTMs (H = 128, 256, 512, 1024),
+#      with glibc's default malloc and with mmap disabled (see bench_pingpong.c)
 #   3. weak scaling of a 2x512 LSTM, T=64, 1 BLAS thread per rank, OPENBLAS_CORETYPE unset:
 #        1 rank,  --batch 32                 (no launcher)
 #        2 ranks, --batch 64, this host      (mpirun -np 2, shared memory)
@@ -133,14 +134,18 @@ core=$(sed -n 's/^ranks .*BLAS threads (\([^)]*\)).*/\1/p' "$OUT/runs/1rank-r1/l
 params=$(sed -n 's/.*| \([0-9]*\) parameters.*/\1/p' "$OUT/runs/1rank-r1/log.txt" | head -n1)
 
 # ---- 4. summary ----------------------------------------------------------------------------
-pp() { # FILE BYTES -> half_rtt_us mb_s
-  sed -n "s/.*\"kind\": \"pingpong\", \"bytes\": $2, .*\"half_rtt_us\": \([^,]*\), \"mb_s\": \([^}]*\)}.*/\1 \2/p" "$1"
+# field FILE KIND FILTER KEY: the value of KEY in the line of KIND that contains FILTER
+field() {
+  grep -F "\"kind\": \"$2\"" "$1" | grep -F -- "$3" | head -n1 |
+    sed -n "s/.*\"$4\": \"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
-ar() { # FILE H -> ms busbw floats
-  sed -n "s/.*\"what\": \"lstm ${LAYERS}x$2 V=256\", \"floats\": \([0-9]*\),.*\"ms\": \([^,]*\),.*\"busbw_mb_s\": \([^}]*\)}.*/\2 \3 \1/p" "$1"
+pp() { field "$1" pingpong "\"bytes\": $2," "$3"; }              # FILE BYTES KEY
+ar() { # FILE H KEY MALLOC(default|nommap)
+  grep -F "\"malloc\": \"$4\"" "$1" | grep -F "\"lstm ${LAYERS}x$2 V=256\"" | head -n1 |
+    sed -n "s/.*\"$3\": \"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
-peak_bw() { # FILE -> best MB/s over messages >= 1 MiB
-  sed -n 's/.*"kind": "pingpong", "bytes": \([0-9]*\),.*"mb_s": \([^}]*\)}.*/\1 \2/p' "$1" |
+best_bw() { # FILE -> best max_mb_s over messages >= 1 MiB
+  sed -n 's/.*"kind": "pingpong", "bytes": \([0-9]*\),.*"max_mb_s": \([^}]*\)}.*/\1 \2/p' "$1" |
     awk '$1 >= 1048576 && $2 > m { m = $2 } END { printf "%.0f\n", m }'
 }
 flops_tok=$(awk -v H="$HIDDEN" -v L="$LAYERS" 'BEGIN { f = 2 * H * 256
@@ -155,19 +160,21 @@ flops_tok=$(awk -v H="$HIDDEN" -v L="$LAYERS" 'BEGIN { f = 2 * H * 256
     [ -f "$f" ] || continue
     echo
     echo "== point-to-point, 2 ranks, $([ "$kind" = tcp ] && echo "2 namespace hosts over TCP" || echo "1 host, shared memory")"
-    read -r lat0 _ < <(pp "$f" 0) || true
-    read -r lat8 _ < <(pp "$f" 16) || true
-    read -r _ bw1m < <(pp "$f" 1048576) || true
-    read -r _ bw64m < <(pp "$f" 67108864) || true
-    echo "latency (half round trip): ${lat0} us (0 B), ${lat8} us (16 B)"
-    echo "bandwidth: ${bw1m} MB/s (1 MiB), ${bw64m} MB/s (64 MiB), best >= 1 MiB: $(peak_bw "$f") MB/s"
-    echo "allreduce (2 ranks), LSTM ${LAYERS}xH gradients, float32:"
-    for h in 128 256 512 1024; do
-      read -r ms bus n < <(ar "$f" "$h") || true
-      pred=$(awk -v n="$n" -v l="$lat0" -v bw="$(peak_bw "$f")" 'BEGIN { b = 4 * n
-        printf "%.2f", (b / (bw * 1e6) + 2 * l * 1e-6) * 1e3 }')
-      printf "  H=%-5s %9s floats %7.1f MB  %9.3f ms  busbw %8.1f MB/s  (ring model p=2: %s ms)\n" \
-        "$h" "$n" "$(awk -v n="$n" 'BEGIN { print 4 * n / 1e6 }')" "$ms" "$bus" "$pred"
+    lat=$(pp "$f" 1 min_half_rtt_us); latm=$(pp "$f" 1 half_rtt_us)
+    lat64=$(pp "$f" 64 min_half_rtt_us)
+    bw=$(best_bw "$f"); bw64m=$(pp "$f" 67108864 mb_s)
+    echo "latency (half round trip, 1 B): best ${lat} us, median ${latm} us; 64 B: best ${lat64} us"
+    echo "bandwidth (ping-pong): best ${bw} MB/s (messages >= 1 MiB); median at 64 MiB ${bw64m} MB/s"
+    for mal in default nommap; do
+      echo "allreduce (2 ranks), LSTM ${LAYERS}xH gradients, float32, malloc $mal (model: bytes/bw + 2*lat, best figures):"
+      for h in 128 256 512 1024; do
+        n=$(ar "$f" "$h" floats "$mal"); ms=$(ar "$f" "$h" ms "$mal"); mn=$(ar "$f" "$h" min_ms "$mal")
+        bus=$(ar "$f" "$h" busbw_mb_s "$mal")
+        [ -n "$n" ] || continue
+        pred=$(awk -v n="$n" -v l="$lat" -v bw="$bw" 'BEGIN { printf "%.2f", (4 * n / (bw * 1e6) + 2 * l * 1e-6) * 1e3 }')
+        printf "  H=%-5s %9s floats %6.1f MB  median %9.3f ms  best %9.3f ms  busbw %8.1f MB/s  model %s ms\n" \
+          "$h" "$n" "$(awk -v n="$n" 'BEGIN { print 4 * n / 1e6 }')" "$ms" "$mn" "$bus" "$pred"
+      done
     done
   done
   echo

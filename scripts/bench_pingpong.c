@@ -2,28 +2,40 @@
  *
  *   mpicc -O2 -o bench_pingpong scripts/bench_pingpong.c
  *   mpirun -np 2 ./bench_pingpong [--quick] [--lstm H1,H2,...] [--layers L] [--vocab V]
- *                                  [--floats N1,N2,...] [--json FILE]
+ *                                  [--floats N1,N2,...] [--default-malloc-only] [--json FILE]
  *
+ * 0. Rank 0 times the first touch of 64 MiB of fresh anonymous memory (mmap + memset) against
+ *    rewriting it (see the malloc note in 2).
  * 1. Ping-pong between ranks 0 and 1 (the other ranks wait): for message sizes from 0 bytes
- *    to 64 MiB, the half round-trip time (median of several repetitions of a timed loop),
- *    and the bandwidth size / half-round-trip.  Latency = the half round trip of small
+ *    to 64 MiB, the half round-trip time (median, and minimum, over several repetitions of a
+ *    timed loop), and the bandwidth size / half-round-trip.  On a busy machine the minimum
+ *    is the better estimate of what the link can do, the median of what a job gets.  Latency = the half round trip of small
  *    messages; bandwidth = the large-message figure.
  * 2. MPI_Allreduce(MPI_IN_PLACE, float, MPI_SUM) over all ranks for the gradient sizes of
  *    LSTM models with the given hidden sizes (vocabulary V, embedding = hidden, L layers):
  *        params = sum over layers 4H(in+H) + 8H   (in = E for layer 1, H above)
  *                 + V*E (embedding) + V*H + V     (output layer)
- *    and for any extra --floats counts.  Reported: the median time of one all-reduce, and
+ *    and for any extra --floats counts.  Reported: the median (and minimum) time of one
+ *    all-reduce (the slowest rank's time of each call), and
  *    the "bus bandwidth" 2(p-1)/p * bytes / time, comparable to the point-to-point figure.
  *
+ *    The all-reduces run twice: with glibc's default malloc, then with mmap disabled
+ *    (mallopt M_MMAP_MAX 0, no trimming), see below; --default-malloc-only skips the second.
+ *
  * Output: a human-readable table on stdout (rank 0), and with --json FILE one JSON object per
- * line: {"kind":"pingpong","bytes":..,"half_rtt_us":..,"mb_s":..} and
- * {"kind":"allreduce","what":..,"floats":..,"bytes":..,"ranks":..,"ms":..,"busbw_mb_s":..}.
+ * line: {"kind":"firsttouch","bytes":..,"fresh_mb_s":..,"rewrite_mb_s":..},
+ * {"kind":"pingpong","bytes":..,"loops":..,"half_rtt_us":..,"mb_s":..,"min_half_rtt_us":..,
+ * "max_mb_s":..} and {"kind":"allreduce","what":..,"floats":..,"bytes":..,"ranks":..,"ms":..,
+ * "calls":..,"busbw_mb_s":..,"min_ms":..,"malloc":"default"|"nommap"} (ms, half_rtt_us: medians).
  */
+#include <limits.h>
+#include <malloc.h>
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -66,7 +78,7 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
 
-    int quick = 0, layers = 2;
+    int quick = 0, layers = 2, malloc_both = 1;
     long vocab = 256;
     long hidden[16] = {128, 256, 512, 1024};
     int nhidden = 4;
@@ -75,6 +87,7 @@ int main(int argc, char **argv) {
     const char *json_path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--default-malloc-only")) malloc_both = 0;
         else if (!strcmp(argv[i], "--lstm") && i + 1 < argc) nhidden = parse_list(argv[++i], hidden, 16);
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab = atol(argv[++i]);
@@ -83,7 +96,7 @@ int main(int argc, char **argv) {
         else {
             if (rank == 0)
                 fprintf(stderr, "usage: bench_pingpong [--quick] [--lstm H1,H2,..] [--layers L] "
-                                "[--vocab V] [--floats N1,N2,..] [--json FILE]\n");
+                                "[--vocab V] [--floats N1,N2,..] [--default-malloc-only] [--json FILE]\n");
             MPI_Finalize();
             return 2;
         }
@@ -99,6 +112,32 @@ int main(int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
 
+    /* 0. First touch of fresh anonymous pages (what a fresh mmap'd buffer costs), against
+     *    rewriting memory already touched: on some VMs the first is 100x slower. */
+    if (rank == 0) {
+        const size_t ft = (size_t)64 << 20;
+        double best_fresh = 1e30, best_warm = 1e30;
+        for (int r = 0; r < 3; r++) {
+            char *p = mmap(NULL, ft, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) break;
+            double t0 = MPI_Wtime();
+            memset(p, r + 1, ft);
+            double t1 = MPI_Wtime();
+            memset(p, r + 2, ft);
+            double t2 = MPI_Wtime();
+            __asm__ volatile("" : : "r"(p) : "memory");
+            munmap(p, ft);
+            if (t1 - t0 < best_fresh) best_fresh = t1 - t0;
+            if (t2 - t1 < best_warm) best_warm = t2 - t1;
+        }
+        printf("# memory: first touch of 64 MiB of fresh pages %.0f MB/s; rewrite %.0f MB/s "
+               "(best of 3)\n", ft / best_fresh / 1e6, ft / best_warm / 1e6);
+        if (js)
+            fprintf(js, "{\"kind\": \"firsttouch\", \"bytes\": %zu, \"fresh_mb_s\": %.1f, "
+                        "\"rewrite_mb_s\": %.1f}\n", ft, ft / best_fresh / 1e6, ft / best_warm / 1e6);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+
     const size_t max_bytes = (size_t)64 << 20;
     char *buf = malloc(max_bytes);
     if (!buf) MPI_Abort(MPI_COMM_WORLD, 1);
@@ -108,7 +147,8 @@ int main(int argc, char **argv) {
     if (rank == 0) {
         printf("# ranks %d; ping-pong rank 0 <-> rank 1; times are half round trips "
                "(median of %d timed loops)\n", size, quick ? 3 : 7);
-        printf("%12s %10s %14s %12s\n", "bytes", "loops", "half_rtt_us", "MB/s");
+        printf("%12s %8s %14s %12s %14s %12s\n", "bytes", "loops", "half_rtt_us", "MB/s",
+               "min_rtt/2_us", "max_MB/s");
     }
     const int reps = quick ? 3 : 7;
     for (size_t bytes = 0; bytes <= max_bytes; bytes = bytes ? bytes * 4 : 1) {
@@ -137,12 +177,15 @@ int main(int argc, char **argv) {
             if (r >= 0) t[r] = dt;
         }
         if (rank == 0) {
-            double h = median(t, reps);
+            double h = median(t, reps), hmin = t[0]; /* sorted by median() */
             double mbs = bytes ? (double)bytes / h / 1e6 : 0.0;
-            printf("%12zu %10d %14.2f %12.1f\n", bytes, loops, h * 1e6, mbs);
+            double mbs_max = bytes ? (double)bytes / hmin / 1e6 : 0.0;
+            printf("%12zu %8d %14.2f %12.1f %14.2f %12.1f\n", bytes, loops, h * 1e6, mbs,
+                   hmin * 1e6, mbs_max);
             if (js)
                 fprintf(js, "{\"kind\": \"pingpong\", \"bytes\": %zu, \"loops\": %d, "
-                            "\"half_rtt_us\": %.4f, \"mb_s\": %.2f}\n", bytes, loops, h * 1e6, mbs);
+                            "\"half_rtt_us\": %.4f, \"mb_s\": %.2f, \"min_half_rtt_us\": %.4f, "
+                            "\"max_mb_s\": %.2f}\n", bytes, loops, h * 1e6, mbs, hmin * 1e6, mbs_max);
         }
         if (bytes == max_bytes) break;
     }
@@ -168,37 +211,53 @@ int main(int argc, char **argv) {
     if (rank == 0) {
         printf("\n# MPI_Allreduce(MPI_IN_PLACE, float, MPI_SUM) over %d ranks "
                "(median of the timed calls)\n", size);
-        printf("%-22s %12s %12s %10s %8s %14s\n", "what", "floats", "bytes", "ms", "calls",
-               "busbw_MB/s");
+        printf("%-22s %10s %10s %10s %6s %12s %10s\n", "what", "floats", "bytes", "ms", "calls",
+               "busbw_MB/s", "min_ms");
     }
-    for (int c = 0; c < nc; c++) {
-        long n = counts[c];
-        double bytes = (double)n * sizeof(float);
-        int calls = (int)((quick ? 0.2 : 1.0) / (50e-6 + bytes / 5e8));
-        if (calls < 5) calls = 5;
-        if (calls > 200) calls = 200;
-        double *t = malloc((size_t)calls * sizeof *t);
-        for (int r = -2; r < calls; r++) { /* 2 warm-up calls */
-            MPI_Barrier(MPI_COMM_WORLD);
-            double t0 = MPI_Wtime();
-            MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-            double dt = MPI_Wtime() - t0;
-            /* the slowest rank defines the step */
-            MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-            if (r >= 0) t[r] = dt;
+    /* Two passes: glibc's default malloc, then with mmap disabled and no trimming. Open MPI
+     * allocates a temporary buffer of the message size in each all-reduce; above glibc's
+     * mmap threshold (at most 32 MiB) that is a fresh mmap per call, and on a VM where first
+     * touches of fresh pages are slow (this machine: ~10 us per 4 KiB page) that costs more
+     * than the communication. */
+    for (int pass = 0; pass < 2; pass++) {
+        const char *mal = pass == 0 ? "default" : "nommap";
+        if (pass == 1) {
+            if (!malloc_both) break;
+            mallopt(M_MMAP_MAX, 0);
+            mallopt(M_TRIM_THRESHOLD, INT_MAX);
         }
-        double med = median(t, calls);
-        double busbw = 2.0 * (size - 1) / size * bytes / med / 1e6;
-        if (rank == 0) {
-            printf("%-22s %12ld %12.0f %10.3f %8d %14.1f\n", what[c], n, bytes, med * 1e3, calls,
-                   busbw);
-            if (js)
-                fprintf(js, "{\"kind\": \"allreduce\", \"what\": \"%s\", \"floats\": %ld, "
-                            "\"bytes\": %.0f, \"ranks\": %d, \"ms\": %.5f, \"calls\": %d, "
-                            "\"busbw_mb_s\": %.2f}\n", what[c], n, bytes, size, med * 1e3, calls,
-                        busbw);
+        if (rank == 0)
+            printf("# malloc: %s\n", pass == 0 ? "glibc default"
+                                               : "mallopt(M_MMAP_MAX, 0), M_TRIM_THRESHOLD = INT_MAX");
+        for (int c = 0; c < nc; c++) {
+            long n = counts[c];
+            double bytes = (double)n * sizeof(float);
+            int calls = (int)((quick ? 0.2 : 1.0) / (50e-6 + bytes / 5e8));
+            if (calls < 5) calls = 5;
+            if (calls > 200) calls = 200;
+            double *t = malloc((size_t)calls * sizeof *t);
+            for (int r = -2; r < calls; r++) { /* 2 warm-up calls */
+                MPI_Barrier(MPI_COMM_WORLD);
+                double t0 = MPI_Wtime();
+                MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+                double dt = MPI_Wtime() - t0;
+                /* the slowest rank defines the step */
+                MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+                if (r >= 0) t[r] = dt;
+            }
+            double med = median(t, calls), tmin = t[0];
+            double busbw = 2.0 * (size - 1) / size * bytes / med / 1e6;
+            if (rank == 0) {
+                printf("%-22s %10ld %10.0f %10.3f %6d %12.1f %10.3f\n", what[c], n, bytes,
+                       med * 1e3, calls, busbw, tmin * 1e3);
+                if (js)
+                    fprintf(js, "{\"kind\": \"allreduce\", \"what\": \"%s\", \"floats\": %ld, "
+                                "\"bytes\": %.0f, \"ranks\": %d, \"ms\": %.5f, \"calls\": %d, "
+                                "\"busbw_mb_s\": %.2f, \"min_ms\": %.5f, \"malloc\": \"%s\"}\n",
+                            what[c], n, bytes, size, med * 1e3, calls, busbw, tmin * 1e3, mal);
+            }
+            free(t);
         }
-        free(t);
     }
     if (js) fclose(js);
     free(g);
