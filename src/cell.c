@@ -84,6 +84,7 @@ void cell_input_projection(Layer *l, const float *x, int T, int bias_hh_cols) {
 void cell_weight_gradients(Layer *l, const float *x, const float *dA_in, const float *dA_rec,
                            float *dx, int T) {
     int rows = T * l->B, GH = l->kind->gates * l->H;
+    if (l->refill_input) l->refill_input(l->refill_ctx);
     la_matmul_tn(l->dw_hh, dA_rec, l->h, GH, l->H, rows, 1.0f); /* h[0..T-1] */
     la_matmul_tn(l->dw_ih, dA_in, x, GH, l->D, rows, 1.0f);
     la_colsum_add(l->db_ih, dA_in, rows, GH);

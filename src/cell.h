@@ -28,7 +28,8 @@ typedef struct {
     /* h[1..T] = cell(x, h[0]): x (T,B,D) */
     void (*forward)(Layer *l, const float *x, int T);
     /* Given dy (T,B,H) = dLoss/dh[1..T] (from above and the head), accumulates weight
-     * gradients and writes dx (T,B,D) if non-NULL, dh0 (B,H) and dc0 (B,H) if non-NULL. */
+     * gradients and writes dx (T,B,D) if non-NULL, dh0 (B,H) and dc0 (B,H) if non-NULL.
+     * dy is read only in the time loop and dx written last, so dx may alias dy. */
     void (*backward)(Layer *l, const float *x, const float *dy, float *dx, float *dh0,
                      float *dc0, int T);
 } CellKind;
@@ -49,6 +50,10 @@ struct Layer {
     float *tmp;      /* (B,H) scratch: tanh(c_t) */
     float *pack;     /* W_hh packed for the per-step product; scratch shared by all layers of
                         a model (layers run one after another), set by the model */
+    /* If set, called just before the weight gradients read x: the model re-creates layer
+     * 0's input there (it shares memory with the packing scratch). */
+    void (*refill_input)(void *ctx);
+    void *refill_ctx;
 };
 
 extern const CellKind cell_rnn, cell_lstm, cell_gru;

@@ -21,6 +21,19 @@ static float *alloc_floats(size_t n, const char *what) {
 
 static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *share);
 
+/* x0 (T,B,E) = embedding rows of the chunk's tokens, into the scratch buffer. */
+static void gather_embedded(Model *m, int T) {
+    const ModelShape *s = &m->shape;
+    const float *emb = params_value(&m->params, m->emb);
+    for (size_t r = 0; r < (size_t)T * m->B; r++)
+        memcpy(m->x0 + r * s->E, emb + (size_t)m->inputs[r] * s->E, (size_t)s->E * sizeof(float));
+}
+
+static void refill_embedded(void *ctx) {
+    Model *m = ctx;
+    gather_embedded(m, m->T_last);
+}
+
 void model_init(Model *m, ModelShape s, int B, int Tmax) { model_build(m, s, B, Tmax, NULL); }
 
 void model_init_shared(Model *m, const Model *owner, int B, int Tmax) {
@@ -79,15 +92,21 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
         l->db_ih = params_grad(p, idx[k][2]);
         l->db_hh = params_grad(p, idx[k][3]);
     }
-    m->pack = alloc_floats(layer_pack_floats(s.cell, s.H), "packed recurrent weights");
-    for (int k = 0; k < s.L; k++) m->layers[k].pack = m->pack;
+    size_t rows0 = (size_t)Tmax * B, need = layer_pack_floats(s.cell, s.H);
+    if (!s.float_inputs && rows0 * s.E > need) need = rows0 * s.E;
+    if (rows0 * s.V > need) need = rows0 * s.V;
+    m->scratch = alloc_floats(need, "activation scratch");
+    for (int k = 0; k < s.L; k++) m->layers[k].pack = m->scratch;
+    if (!s.float_inputs) {
+        m->layers[0].refill_input = refill_embedded;
+        m->layers[0].refill_ctx = m;
+    }
     size_t rows = (size_t)Tmax * B;
     int widest = s.E > s.H ? s.E : s.H;
     m->inputs = rt_calloc(rows, sizeof *m->inputs, "chunk inputs");
-    m->x0 = alloc_floats(rows * s.E, "embedded inputs");
-    m->logits = alloc_floats(rows * s.V, "logits");
-    m->dbuf[0] = alloc_floats(rows * widest, "layer gradients");
-    m->dbuf[1] = alloc_floats(rows * widest, "layer gradients");
+    m->x0 = s.float_inputs ? NULL : m->scratch;
+    m->logits = m->scratch;
+    m->dbuf = alloc_floats(rows * widest, "layer gradients");
     if (s.C > 0) {
         m->cond_in = alloc_floats((size_t)B * s.C, "conditioning");
         m->cond_h0 = alloc_floats((size_t)B * s.L * s.H, "conditioned states");
@@ -99,11 +118,9 @@ void model_free(Model *m) {
     for (int k = 0; k < m->shape.L; k++) layer_free(&m->layers[k]);
     params_free(&m->params);
     free(m->inputs);
-    free(m->x0);
-    free(m->logits);
-    free(m->dbuf[0]);
-    free(m->dbuf[1]);
-    free(m->pack);
+
+    free(m->dbuf);
+    free(m->scratch);
     free(m->cond_in);
     free(m->cond_h0);
     free(m->dh0);
@@ -192,19 +209,20 @@ void model_forward(Model *m, const int32_t *inputs, int T) {
     const ModelShape *s = &m->shape;
     REQUIRE(T >= 1 && T <= m->Tmax && m->emb >= 0);
     size_t rows = (size_t)T * m->B;
-    const float *emb = params_value(&m->params, m->emb);
     for (size_t r = 0; r < rows; r++) {
         int32_t tok = inputs[r];
         REQUIRE(tok >= 0 && tok < (s->in_vocab ? s->in_vocab : s->V));
         m->inputs[r] = tok;
-        memcpy(m->x0 + r * s->E, emb + (size_t)tok * s->E, (size_t)s->E * sizeof(float));
     }
+    m->T_last = T;
+    gather_embedded(m, T);
     forward_stack(m, T);
 }
 
 void model_forward_features(Model *m, const float *x, int T) {
     REQUIRE(T >= 1 && T <= m->Tmax && m->emb < 0);
-    memcpy(m->x0, x, (size_t)T * m->B * m->shape.E * sizeof(float));
+    m->x0 = (float *)x; /* read in place: the caller keeps x until backward */
+    m->T_last = T;
     forward_stack(m, T);
 }
 
@@ -292,20 +310,19 @@ void model_backward(Model *m, int T, float *dh0, float *dc0) {
     /* head: dW += dlogits^T y, db += colsum(dlogits), dy = dlogits W */
     la_matmul_tn(params_grad(p, m->head_w), m->logits, ytop, s->V, H, (int)rows, 1.0f);
     la_colsum_add(params_grad(p, m->head_b), m->logits, (int)rows, s->V);
-    float *dy = m->dbuf[0], *dx = m->dbuf[1];
+    /* A layer's backward reads dy only in its time loop and writes dx at the very end, so
+     * dx may overwrite dy: one buffer carries the gradient down the whole stack. */
+    float *dy = m->dbuf;
     la_matmul_nn(dy, m->logits, params_value(p, m->head_w), (int)rows, H, s->V, 0.0f);
     bucket_ready(m, tensor_start(p, m->head_w), tensor_start(p, m->head_b + 1));
     for (int k = s->L - 1; k >= 0; k--) {
         Layer *l = &m->layers[k];
         const float *x = k == 0 ? m->x0 : m->layers[k - 1].h + BH;
-        l->kind->backward(l, x, dy, k == 0 && m->emb < 0 ? NULL : dx,
+        l->kind->backward(l, x, dy, k == 0 && m->emb < 0 ? NULL : dy,
                           dh0 ? dh0 + k * BH : NULL,
                           dc0 && s->cell->has_cell ? dc0 + k * BH : NULL, T);
         bucket_ready(m, tensor_start(p, m->layer_param[k]),
                      tensor_start(p, m->layer_param[k] + 4));
-        float *tmp = dy;
-        dy = dx;
-        dx = tmp;
     }
     if (m->emb >= 0) {
         /* embedding: dE[token] += dx0 (rows in a fixed order: deterministic) */
@@ -320,7 +337,7 @@ void model_backward(Model *m, int T, float *dh0, float *dc0) {
     if (s->C > 0) {
         /* h0 = tanh(c W^T + b): dpre (B, L*H) = dh0 * (1 - h0^2), dW += dpre^T c */
         int LH = s->L * H;
-        float *dpre = m->dbuf[0]; /* free now: (B, L*H) fits in (Tmax*B, max(E,H)) */
+        float *dpre = m->dbuf; /* free now: (B, L*H) fits in (Tmax*B, max(E,H)) */
         REQUIRE((size_t)B * LH <= (size_t)m->Tmax * B * (s->E > H ? s->E : H));
         for (int b = 0; b < B; b++)
             for (int k = 0; k < s->L; k++)

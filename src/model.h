@@ -42,9 +42,16 @@ typedef struct {
     int layer_param[MODEL_MAX_LAYERS]; /* index of rnn.weight_ih_l{k} */
     Layer layers[MODEL_MAX_LAYERS];
     int32_t *inputs;  /* (Tmax,B) */
-    float *x0;        /* (Tmax,B,E) embedded inputs */
-    float *logits;    /* (Tmax,B,V) logits, then their gradients */
-    float *dbuf[2];   /* (Tmax,B,max(E,H)) gradients flowing down the stack */
+    /* One scratch buffer holds, at different moments of a step, the embedded inputs x0
+     * (Tmax,B,E) until layer 0's input projection, the packed W_hh of the layer in its time
+     * loop, and the logits (Tmax,B,V) from the head until its backward; x0 is gathered again
+     * for layer 0's weight gradients. (Saves two activation-sized buffers.) */
+    float *scratch;
+    float *x0;        /* = scratch (token inputs), or the caller's features */
+    float *logits;    /* = scratch: logits, then their gradients */
+    int T_last;       /* steps of the last forward (for the refill) */
+    float *dbuf;      /* (Tmax,B,max(E,H)) gradient flowing down the stack: dLoss/dh of a
+                         layer's outputs, overwritten in place by dLoss/dx of its inputs */
     float *pack;      /* packed W_hh scratch shared by the layers */
     float *cond_in;   /* (B,C) conditioning of the current sequences */
     float *cond_h0;   /* (B,L*H) tanh(W_c c + b_c) */
