@@ -15,14 +15,6 @@ const CellKind *cell_by_name(const char *name) {
     return NULL;
 }
 
-static float *alloc_floats(size_t n, const char *what) {
-    float *p = NULL;
-    if (posix_memalign((void **)&p, 64, (n ? n : 1) * sizeof(float)) != 0)
-        rt_die(EXIT_RUNTIME, "out of memory allocating %zu floats for %s", n, what);
-    memset(p, 0, (n ? n : 1) * sizeof(float));
-    return p;
-}
-
 void layer_init(Layer *l, const CellKind *kind, int D, int H, int B, int Tmax) {
     memset(l, 0, sizeof *l);
     l->kind = kind;
@@ -31,16 +23,16 @@ void layer_init(Layer *l, const CellKind *kind, int D, int H, int B, int Tmax) {
     l->B = B;
     l->Tmax = Tmax;
     size_t GH = (size_t)kind->gates * H, BH = (size_t)B * H;
-    l->gates = alloc_floats((size_t)Tmax * B * GH, "gate activations");
-    l->h = alloc_floats((size_t)(Tmax + 1) * BH, "hidden states");
-    if (kind == &cell_lstm) l->c = alloc_floats((size_t)(Tmax + 1) * BH, "cell states");
+    l->gates = rt_alloc_floats((size_t)Tmax * B * GH, "gate activations");
+    l->h = rt_alloc_floats((size_t)(Tmax + 1) * BH, "hidden states");
+    if (kind == &cell_lstm) l->c = rt_alloc_floats((size_t)(Tmax + 1) * BH, "cell states");
     if (kind == &cell_gru) {
-        l->c = alloc_floats((size_t)Tmax * BH, "gru W_hn h + b_hn");
-        l->rec = alloc_floats((size_t)Tmax * B * GH, "gru recurrent gradients");
+        l->c = rt_alloc_floats((size_t)Tmax * BH, "gru W_hn h + b_hn");
+        l->rec = rt_alloc_floats((size_t)Tmax * B * GH, "gru recurrent gradients");
     }
-    l->dh = alloc_floats(BH, "hidden gradient");
-    l->dc = alloc_floats(BH, "cell gradient");
-    l->tmp = alloc_floats(BH, "cell scratch");
+    l->dh = rt_alloc_floats(BH, "hidden gradient");
+    l->dc = rt_alloc_floats(BH, "cell gradient");
+    l->tmp = rt_alloc_floats(BH, "cell scratch");
 }
 
 size_t layer_pack_floats(const CellKind *kind, int H) {

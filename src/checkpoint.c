@@ -50,17 +50,6 @@ static void write_f32_checked(hid_t f, const char *name, const float *buf, int n
     h5_set_checksum(f, name, buf, n * sizeof(float), path);
 }
 
-static void write_params_array(hid_t f, const char *group, const Params *p, const float *base,
-                               const char *path) {
-    for (int i = 0; i < p->count; i++) {
-        const ParamTensor *t = &p->tensors[i];
-        char name[256];
-        uint64_t dims[2] = {(uint64_t)t->rows, (uint64_t)t->cols};
-        snprintf(name, sizeof name, "%s/%s", group, t->name);
-        write_f32_checked(f, name, base + t->offset, t->cols ? 2 : 1, dims, path);
-    }
-}
-
 static void fsync_path(const char *path) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return;
@@ -152,9 +141,9 @@ void ckpt_save(const char *dir, int keep, const Model *m, const float *state, in
         h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
         h5_set_checksum(f, "vocab", vocab->symbols, (size_t)vocab->V * sizeof(int32_t), tmp);
     }
-    write_params_array(f, "params", pa, pa->value, tmp);
-    write_params_array(f, "optim/state1", pa, pa->state1, tmp);
-    write_params_array(f, "optim/state2", pa, pa->state2, tmp);
+    model_io_write_params(f, "params", pa, pa->value, 1, tmp);
+    model_io_write_params(f, "optim/state1", pa, pa->state1, 1, tmp);
+    model_io_write_params(f, "optim/state2", pa, pa->state2, 1, tmp);
     uint64_t sd[3] = {(uint64_t)s->L, (uint64_t)rs->global_streams, (uint64_t)s->H};
     write_f32_checked(f, "state/h", h, 3, sd, tmp);
     if (s->cell->has_cell) write_f32_checked(f, "state/c", c, 3, sd, tmp);
@@ -280,17 +269,6 @@ static void expect_int(hid_t f, const char *attr, int64_t want, const char *opti
                "the same value", path, attr, (long long)have, option, (long long)want);
 }
 
-static void read_params_array(hid_t f, const char *group, Params *p, float *base,
-                              const char *path) {
-    for (int i = 0; i < p->count; i++) {
-        const ParamTensor *t = &p->tensors[i];
-        char name[256];
-        uint64_t dims[2] = {(uint64_t)t->rows, (uint64_t)t->cols};
-        snprintf(name, sizeof name, "%s/%s", group, t->name);
-        h5_read_f32(f, name, base + t->offset, t->cols ? 2 : 1, dims, path);
-    }
-}
-
 void ckpt_load(const char *path, Model *m, float *state, int B_local, Optim *o, Progress *p,
                const RunShape *rs) {
     hid_t f = h5_open_read(path, "checkpoint");
@@ -312,9 +290,9 @@ void ckpt_load(const char *path, Model *m, float *state, int B_local, Optim *o, 
         rt_die(EXIT_USAGE, "checkpoint '%s' was trained with --optim %s but this run has --optim "
                "%s", path, buf, optim_kind_name(o->kind));
     Params *pa = &m->params;
-    read_params_array(f, "params", pa, pa->value, path);
-    read_params_array(f, "optim/state1", pa, pa->state1, path);
-    read_params_array(f, "optim/state2", pa, pa->state2, path);
+    model_io_read_params(f, "params", pa, pa->value, path);
+    model_io_read_params(f, "optim/state1", pa, pa->state1, path);
+    model_io_read_params(f, "optim/state2", pa, pa->state2, path);
     o->step = h5_read_attr_int(f, "optim_step", path);
     p->step = h5_read_attr_int(f, "step", path);
     p->epoch = h5_read_attr_int(f, "epoch", path);

@@ -56,6 +56,14 @@ void *rt_realloc(void *p, size_t bytes, const char *what) {
     return q;
 }
 
+float *rt_alloc_floats(size_t n, const char *what) {
+    float *p = NULL;
+    if (posix_memalign((void **)&p, 64, (n ? n : 1) * sizeof(float)) != 0)
+        rt_die(EXIT_RUNTIME, "out of memory allocating %zu floats for %s", n, what);
+    memset(p, 0, (n ? n : 1) * sizeof(float));
+    return p;
+}
+
 char *rt_strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *p = rt_malloc(n, "string");

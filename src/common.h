@@ -40,6 +40,8 @@ void *rt_malloc(size_t bytes, const char *what);
 void *rt_calloc(size_t count, size_t size, const char *what);
 void *rt_realloc(void *p, size_t bytes, const char *what);
 char *rt_strdup(const char *s);
+/* n floats, zeroed, 64-byte aligned (for vector loads); free with free(). */
+float *rt_alloc_floats(size_t n, const char *what);
 /* Monotonic wall clock in seconds. */
 double rt_seconds(void);
 /* Peak resident set size of this process in MiB (from getrusage). */

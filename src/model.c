@@ -11,14 +11,6 @@
 
 int model_layer_input(const ModelShape *s, int layer) { return layer == 0 ? s->E : s->H; }
 
-static float *alloc_floats(size_t n, const char *what) {
-    float *p = NULL;
-    if (posix_memalign((void **)&p, 64, (n ? n : 1) * sizeof(float)) != 0)
-        rt_die(EXIT_RUNTIME, "out of memory allocating %zu floats for %s", n, what);
-    memset(p, 0, (n ? n : 1) * sizeof(float));
-    return p;
-}
-
 static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *share);
 
 /* x0 (T,B,E) = embedding rows of the chunk's tokens, into the scratch buffer. */
@@ -95,7 +87,7 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     size_t rows0 = (size_t)Tmax * B, need = layer_pack_floats(s.cell, s.H);
     if (!s.float_inputs && rows0 * s.E > need) need = rows0 * s.E;
     if (rows0 * s.V > need) need = rows0 * s.V;
-    m->scratch = alloc_floats(need, "activation scratch");
+    m->scratch = rt_alloc_floats(need, "activation scratch");
     for (int k = 0; k < s.L; k++) m->layers[k].pack = m->scratch;
     if (!s.float_inputs) {
         m->layers[0].refill_input = refill_embedded;
@@ -106,11 +98,11 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     m->inputs = rt_calloc(rows, sizeof *m->inputs, "chunk inputs");
     m->x0 = s.float_inputs ? NULL : m->scratch;
     m->logits = m->scratch;
-    m->dbuf = alloc_floats(rows * widest, "layer gradients");
+    m->dbuf = rt_alloc_floats(rows * widest, "layer gradients");
     if (s.C > 0) {
-        m->cond_in = alloc_floats((size_t)B * s.C, "conditioning");
-        m->cond_h0 = alloc_floats((size_t)B * s.L * s.H, "conditioned states");
-        m->dh0 = alloc_floats((size_t)s.L * B * s.H, "initial-state gradients");
+        m->cond_in = rt_alloc_floats((size_t)B * s.C, "conditioning");
+        m->cond_h0 = rt_alloc_floats((size_t)B * s.L * s.H, "conditioned states");
+        m->dh0 = rt_alloc_floats((size_t)s.L * B * s.H, "initial-state gradients");
     }
 }
 

@@ -16,23 +16,28 @@ static int tensor_dims(const ParamTensor *t, uint64_t *dims) {
     return t->cols > 0 ? 2 : 1;
 }
 
-void model_io_write_params(hid_t f, const char *group, const Params *p, const char *path) {
+void model_io_write_params(hid_t f, const char *group, const Params *p, const float *base,
+                           int checksums, const char *path) {
     for (int i = 0; i < p->count; i++) {
+        const ParamTensor *t = &p->tensors[i];
         char name[256];
         uint64_t dims[2];
-        snprintf(name, sizeof name, "%s/%s", group, p->tensors[i].name);
-        int nd = tensor_dims(&p->tensors[i], dims);
-        h5_write_f32(f, name, params_value(p, i), nd, dims, path);
+        snprintf(name, sizeof name, "%s/%s", group, t->name);
+        int nd = tensor_dims(t, dims);
+        h5_write_f32(f, name, base + t->offset, nd, dims, path);
+        if (checksums) h5_set_checksum(f, name, base + t->offset, t->size * sizeof(float), path);
     }
 }
 
-void model_io_read_params(hid_t f, const char *group, Params *p, const char *path) {
+void model_io_read_params(hid_t f, const char *group, const Params *p, float *base,
+                          const char *path) {
     for (int i = 0; i < p->count; i++) {
+        const ParamTensor *t = &p->tensors[i];
         char name[256];
         uint64_t dims[2];
-        snprintf(name, sizeof name, "%s/%s", group, p->tensors[i].name);
-        int nd = tensor_dims(&p->tensors[i], dims);
-        h5_read_f32(f, name, params_value(p, i), nd, dims, path);
+        snprintf(name, sizeof name, "%s/%s", group, t->name);
+        int nd = tensor_dims(t, dims);
+        h5_read_f32(f, name, base + t->offset, nd, dims, path);
     }
 }
 
@@ -57,7 +62,7 @@ void model_io_save(const char *path, const Model *m, const Vocab *vocab, const c
         uint64_t vd[1] = {(uint64_t)vocab->V};
         h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
     }
-    model_io_write_params(f, "params", &m->params, tmp);
+    model_io_write_params(f, "params", &m->params, m->params.value, 0, tmp);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
     if (rename(tmp, path) != 0)
@@ -125,7 +130,7 @@ void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab)
         h5_read_i32(f, "vocab", vocab->symbols, 1, vd, path);
     }
     model_init(m, s, B, Tmax);
-    model_io_read_params(f, "params", &m->params, path);
+    model_io_read_params(f, "params", &m->params, m->params.value, path);
     H5Fclose(f);
     free(path);
 }

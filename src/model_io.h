@@ -9,10 +9,13 @@
 #include "data.h"
 #include "model.h"
 
-/* Writes every tensor of p as group/<name> (float32, PyTorch shape). */
-void model_io_write_params(hid_t f, const char *group, const Params *p, const char *path);
-/* Reads every tensor of p from group/<name>; shapes must match exactly. */
-void model_io_read_params(hid_t f, const char *group, Params *p, const char *path);
+/* Writes every tensor of the array `base` (p's layout: values, or optimizer state) as
+ * group/<name> (float32, PyTorch shape), with a checksum attribute if `checksums`. */
+void model_io_write_params(hid_t f, const char *group, const Params *p, const float *base,
+                           int checksums, const char *path);
+/* Reads every tensor of p's layout from group/<name> into base; shapes must match. */
+void model_io_read_params(hid_t f, const char *group, const Params *p, float *base,
+                          const char *path);
 /* vocab is NULL for sequence-task models (no text vocabulary). */
 void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config);
 /* path may be a directory holding model.h5. Builds m for B streams x Tmax steps and fills

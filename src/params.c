@@ -29,10 +29,7 @@ int params_add(Params *p, const char *name, int rows, int cols) {
 
 void params_alloc(Params *p) {
     REQUIRE(p->block == NULL && p->total > 0);
-    size_t bytes = 4 * p->total * sizeof(float);
-    if (posix_memalign((void **)&p->block, 64, bytes) != 0)
-        rt_die(EXIT_RUNTIME, "out of memory allocating %zu bytes of parameters", bytes);
-    memset(p->block, 0, bytes);
+    p->block = rt_alloc_floats(4 * p->total, "parameters, gradients and optimizer state");
     p->value = p->block;
     p->grad = p->block + p->total;
     p->state1 = p->block + 2 * p->total;

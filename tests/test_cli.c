@@ -10,26 +10,11 @@
 
 static char dir[256], data_path[512], model_dir[512];
 
-/* Runs a shell command; returns its exit status (-1 if killed by a signal) and the first
- * 8 KiB of its combined output in out. */
-static int run_capture(const char *cmd, char *out, size_t size) {
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, size - 1, p);
-    out[n] = 0;
-    while (fgetc(p) != EOF) {
-    }
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 /* Expect exit status `status` and every needle in the output. */
 static void expect(const char *args, int status, const char *needle1, const char *needle2) {
     char cmd[4096], out[8192];
     snprintf(cmd, sizeof cmd, "%s %s", RNNTRAIN_BIN, args);
-    int rc = run_capture(cmd, out, sizeof out);
+    int rc = test_capture(cmd, out, sizeof out);
     ck_assert_msg(rc == status, "'%s': exit %d, expected %d; output:\n%s", args, rc, status, out);
     ck_assert_msg(strstr(out, "error") != NULL, "'%s': no error message:\n%s", args, out);
     ck_assert_msg(!needle1 || strstr(out, needle1), "'%s': message lacks '%s':\n%s", args,
@@ -191,11 +176,11 @@ START_TEST(help_and_version) {
     char cmd[1024], out[8192];
     for (int i = 0; i < 4; i++) {
         snprintf(cmd, sizeof cmd, "%s %s --help", RNNTRAIN_BIN, cmds[i]);
-        ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+        ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
         ck_assert_msg(strstr(out, "usage: rnntrain") && strstr(out, "--"), "%s", out);
     }
     snprintf(cmd, sizeof cmd, "%s --version", RNNTRAIN_BIN);
-    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
     ck_assert(strstr(out, "rnntrain ") != NULL);
 }
 END_TEST

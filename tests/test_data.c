@@ -14,11 +14,6 @@ static void setup_dir(void) {
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
-static int run(const char *cmd) {
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void write_file(const char *path, const char *data, size_t n) {
     FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
@@ -53,7 +48,7 @@ START_TEST(bytes_round_trip) {
     write_file(in, text, n);
     snprintf(cmd, sizeof cmd, "%s prepare --input %s --output %s --split 0.8,0.15,0.05 >/dev/null",
              RNNTRAIN_BIN, in, out);
-    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_int_eq(test_status(cmd), 0);
     TokenFile tf;
     data_open(&tf, out);
     ck_assert_int_eq(tf.vocab.V, 256);
@@ -93,7 +88,7 @@ START_TEST(chars_round_trip_across_blocks) {
     write_file(in2, text + half, n - half);
     snprintf(cmd, sizeof cmd, "%s prepare --input %s %s --output %s --vocab chars >/dev/null",
              RNNTRAIN_BIN, in1, in2, out);
-    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_int_eq(test_status(cmd), 0);
     TokenFile tf;
     data_open(&tf, out);
     ck_assert_int_eq(tf.vocab.V, 6);
@@ -121,7 +116,7 @@ static void make_counting_dataset(const char *path, size_t n) {
     free(text);
     snprintf(cmd, sizeof cmd, "%s prepare --input %s --output %s --split 0.9,0.05,0.05 >/dev/null",
              RNNTRAIN_BIN, in, path);
-    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_int_eq(test_status(cmd), 0);
 }
 
 START_TEST(stream_reads_match_slicing) {

@@ -11,11 +11,6 @@
 
 static char dir[256], data_path[512];
 
-static int run(const char *cmd) {
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/rnntrain-test-dist-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -25,7 +20,7 @@ static void setup(void) {
              "head -c 300000 %s/datasets/moby-dick.txt > %s/moby.txt && %s prepare --input "
              "%s/moby.txt --output %s >/dev/null",
              SOURCE_DIR, dir, RNNTRAIN_BIN, dir, data_path);
-    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_int_eq(test_status(cmd), 0);
 }
 
 /* Trains on N ranks; returns per-step losses (steps of them) and the final valid nats. */
@@ -37,7 +32,7 @@ static double train_on(int N, const char *cell, double *loss, int steps) {
              "--hidden 24 --batch 8 --bptt 16 --steps %d --print-every 1 --eval-batch 8 "
              "--verify-every 1 --lr 3e-3 > %s.log 2>&1",
              MPIEXEC, N, RNNTRAIN_BIN, data_path, out, cell, steps, out);
-    ck_assert_msg(run(cmd) == 0, "training on %d ranks failed: see %s.log", N, out);
+    ck_assert_msg(test_status(cmd) == 0, "training on %d ranks failed: see %s.log", N, out);
     char path[700], line[1024];
     snprintf(path, sizeof path, "%s/metrics.jsonl", out);
     FILE *f = fopen(path, "r");
@@ -78,32 +73,6 @@ END_TEST
 START_TEST(gru_1_2_4_ranks) { compare_ranks("gru"); }
 END_TEST
 
-/* All parameters of dir/name/model.h5 as raw bytes (n floats). */
-static float *model_params(const char *name, size_t *n) {
-    static const char *const names[] = {"embedding.weight", "rnn.weight_ih_l0",
-                                        "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0",
-                                        "rnn.weight_ih_l1", "rnn.weight_hh_l1", "rnn.bias_ih_l1",
-                                        "rnn.bias_hh_l1", "head.weight", "head.bias"};
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s/model.h5", dir, name);
-    hid_t f = h5_open_read(path, "model");
-    float *all = NULL;
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        char ds[128];
-        uint64_t d[8];
-        snprintf(ds, sizeof ds, "params/%s", names[i]);
-        int nd = h5_dataset_shape(f, ds, d, path);
-        size_t count = nd == 2 ? d[0] * d[1] : d[0];
-        all = realloc(all, (total + count) * sizeof(float));
-        h5_read_f32(f, ds, all + total, nd, d, path);
-        total += count;
-    }
-    H5Fclose(f);
-    *n = total;
-    return all;
-}
-
 START_TEST(deterministic_is_bitwise_across_ranks) {
     const int ranks[] = {1, 2, 4};
     float *ref = NULL;
@@ -116,9 +85,11 @@ START_TEST(deterministic_is_bitwise_across_ranks) {
                  "--layers 2 --hidden 24 --batch 8 --bptt 16 --steps 20 --eval-batch 8 "
                  "--deterministic --micro-batch 2 --ckpt-minutes 0 > %s/%s.log 2>&1",
                  MPIEXEC, ranks[i], RNNTRAIN_BIN, data_path, dir, name, dir, name);
-        ck_assert_msg(run(cmd) == 0, "deterministic run on %d ranks failed", ranks[i]);
+        ck_assert_msg(test_status(cmd) == 0, "deterministic run on %d ranks failed", ranks[i]);
         size_t n;
-        float *p = model_params(name, &n);
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s/model.h5", dir, name);
+        float *p = test_model_params(path, &n);
         if (!ref) {
             ref = p;
             nref = n;
@@ -139,7 +110,7 @@ START_TEST(indivisible_batch_is_refused) {
              "timeout -k 10 60 %s -np 4 %s train --data %s --out %s/bad --batch 6 > %s/bad.log "
              "2>&1; echo $? > %s/bad.rc",
              MPIEXEC, RNNTRAIN_BIN, data_path, dir, dir, dir);
-    run(cmd);
+    test_status(cmd);
     char path[600], buf[8192] = {0};
     snprintf(path, sizeof path, "%s/bad.rc", dir);
     FILE *f = fopen(path, "r");

@@ -56,7 +56,7 @@ static void fixture_open(Fixture *fx, const char *cell) {
 
 /* Parameters from the fixture, initial state h0/c0, gradients zeroed. */
 static void fixture_reset(Fixture *fx, const char *group) {
-    model_io_read_params(fx->f, group, &fx->m.params, fx->path);
+    model_io_read_params(fx->f, group, &fx->m.params, fx->m.params.value, fx->path);
     params_zero_grad(&fx->m.params);
     size_t BH = (size_t)fx->B * fx->H;
     for (int k = 0; k < fx->L; k++) {
@@ -177,7 +177,7 @@ static void check_cell_optimizers(const char *cell) {
         opt.weight_decay = h5_read_attr_double(g, "weight_decay", fx.path);
         if (opt.kind == OPT_RMSPROP) opt.alpha = h5_read_attr_double(g, "alpha", fx.path);
         H5Gclose(g);
-        model_io_read_params(fx.f, "params", &fx.m.params, fx.path);
+        model_io_read_params(fx.f, "params", &fx.m.params, fx.m.params.value, fx.path);
         memset(fx.m.params.state1, 0, 2 * fx.m.params.total * sizeof(float));
         for (int step = 0; step < 3; step++) {
             params_zero_grad(&fx.m.params);

@@ -29,11 +29,6 @@ static void sleep_us(long us) {
     nanosleep(&ts, NULL);
 }
 
-static int run(const char *cmd) {
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/rnntrain-test-resume-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -43,7 +38,7 @@ static void setup(void) {
              "head -c 200000 %s/datasets/moby-dick.txt > %s/moby.txt && %s prepare --input "
              "%s/moby.txt --output %s >/dev/null",
              SOURCE_DIR, dir, RNNTRAIN_BIN, dir, data_path);
-    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_int_eq(test_status(cmd), 0);
 }
 
 /* Trains into dir/name with extra options on N ranks (N = 0: no launcher); returns the exit
@@ -53,39 +48,16 @@ static int train(const char *name, int N, int steps, const char *extra) {
     if (N > 0) snprintf(launcher, sizeof launcher, "timeout -k 10 120 %s -np %d ", MPIEXEC, N);
     snprintf(cmd, sizeof cmd, "%s%s train --data %s --out %s/%s %s --steps %d %s >> %s/%s.log 2>&1",
              launcher, RNNTRAIN_BIN, data_path, dir, name, small_model, steps, extra, dir, name);
-    return run(cmd);
-}
-
-/* All parameters of a model file, in state_dict order of the layout; n floats. */
-static float *read_params(const char *name, size_t *n) {
-    static const char *const names[] = {"embedding.weight", "rnn.weight_ih_l0",
-                                        "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0",
-                                        "rnn.weight_ih_l1", "rnn.weight_hh_l1", "rnn.bias_ih_l1",
-                                        "rnn.bias_hh_l1", "head.weight", "head.bias"};
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s/model.h5", dir, name);
-    hid_t f = h5_open_read(path, "model");
-    float *all = NULL;
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        char ds[128];
-        uint64_t d[8];
-        snprintf(ds, sizeof ds, "params/%s", names[i]);
-        int nd = h5_dataset_shape(f, ds, d, path);
-        size_t count = nd == 2 ? d[0] * d[1] : d[0];
-        all = realloc(all, (total + count) * sizeof(float));
-        h5_read_f32(f, ds, all + total, nd, d, path);
-        total += count;
-    }
-    H5Fclose(f);
-    *n = total;
-    return all;
+    return test_status(cmd);
 }
 
 /* 0 if bitwise equal, else the largest relative difference. */
 static double params_diff(const char *a, const char *b) {
     size_t na, nb;
-    float *pa = read_params(a, &na), *pb = read_params(b, &nb);
+    char path_a[700], path_b[700];
+    snprintf(path_a, sizeof path_a, "%s/%s/model.h5", dir, a);
+    snprintf(path_b, sizeof path_b, "%s/%s/model.h5", dir, b);
+    float *pa = test_model_params(path_a, &na), *pb = test_model_params(path_b, &nb);
     ck_assert_uint_eq(na, nb);
     double d = memcmp(pa, pb, na * sizeof(float)) == 0 ? 0.0 : max_rel_err(pa, pb, na, 1e-3);
     if (d == 0.0 && memcmp(pa, pb, na * sizeof(float)) != 0) d = 1e-30;
@@ -169,18 +141,7 @@ END_TEST
 static void copy_run(const char *from, const char *to) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "rm -rf %s/%s && cp -r %s/%s %s/%s", dir, to, dir, from, dir, to);
-    ck_assert_int_eq(run(cmd), 0);
-}
-
-/* Output and status of a command. */
-static int capture(const char *cmd, char *out, size_t size) {
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    size_t n = fread(out, 1, size - 1, p);
-    out[n] = 0;
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    ck_assert_int_eq(test_status(cmd), 0);
 }
 
 static void damage_and_check(const char *how) {
@@ -212,13 +173,13 @@ static void damage_and_check(const char *how) {
     /* explicit path: a clear error naming the file, exit 3 */
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s/%s %s --steps 40 --resume %s",
              RNNTRAIN_BIN, data_path, dir, name, small_model, ck_new);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 3);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 3);
     ck_assert_msg(strstr(out, ck_new) && strstr(out, "unusable"), "%s: %.700s", how, out);
     if (strcmp(how, "version") == 0) ck_assert_msg(strstr(out, "version 99"), "%.700s", out);
     /* auto: says so, falls back to step 10, and still ends where an uninterrupted run ends */
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s/%s %s --steps 40 --resume auto",
              RNNTRAIN_BIN, data_path, dir, name, small_model);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "damaged") && strstr(out, "ckpt-0000000010.h5"), "%s: %.700s", how, out);
     ck_assert_msg(params_diff(name, reference()) == 0.0, "%s: fallback run differs", how);
 }
@@ -231,7 +192,7 @@ START_TEST(damaged_checkpoints) {
     char cmd[2048], out[4096];
     snprintf(cmd, sizeof cmd, "%s info %s/damaged-bitflip/checkpoints/ckpt-0000000010.h5",
              RNNTRAIN_BIN, dir);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "all verified"), "%.700s", out);
 }
 END_TEST
@@ -261,7 +222,7 @@ START_TEST(sigusr1_checkpoints_and_exits_75) {
     ck_assert_int_eq(WEXITSTATUS(status), 75);
     char cmd[2048], text[8192];
     snprintf(cmd, sizeof cmd, "ls %s/checkpoints/ && tail -n 2 %s/../signalled.log", out, out);
-    capture(cmd, text, sizeof text);
+    test_capture(cmd, text, sizeof text);
     ck_assert_msg(strstr(text, "ckpt-") && strstr(text, "stop requested by a signal"), "%.700s", text);
     /* resume to a fixed end and compare with an uninterrupted run of that length */
     char *p = strstr(text, "ckpt-");
@@ -271,7 +232,7 @@ START_TEST(sigusr1_checkpoints_and_exits_75) {
     snprintf(steps, sizeof steps, "%lld", at + 7);
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s %s --steps %s --resume auto > /dev/null 2>&1",
              RNNTRAIN_BIN, data_path, out, small_model, steps);
-    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_int_eq(test_status(cmd), 0);
     ck_assert_int_eq(train("sigref", 0, (int)(at + 7), ""), 0);
     ck_assert_msg(params_diff("signalled", "sigref") == 0.0, "signal-resumed run differs");
 }
@@ -282,22 +243,22 @@ START_TEST(non_finite_steps_skip_rollback_stop) {
     /* no checkpoint to roll back to: a clear stop */
     snprintf(cmd, sizeof cmd, "RNNTRAIN_TEST_NAN_AT=3:5 %s train --data %s --out %s/nan %s "
              "--steps 30 --max-bad-steps 3", RNNTRAIN_BIN, data_path, dir, small_model);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "non-finite steps in a row") && strstr(out, "--lr"), "%.700s", out);
     /* isolated bad steps are skipped and counted; the run completes */
     snprintf(cmd, sizeof cmd, "RNNTRAIN_TEST_NAN_AT=7:2 %s train --data %s --out %s/nan2 %s "
              "--steps 30 --max-bad-steps 3", RNNTRAIN_BIN, data_path, dir, small_model);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "update skipped (2 in a row, 2 in all)"), "%.700s", out);
     /* K in a row with a checkpoint: roll back with a lower learning rate and finish */
     snprintf(cmd, sizeof cmd, "RNNTRAIN_TEST_NAN_AT=13:3 %s train --data %s --out %s/nan3 %s "
              "--steps 30 --max-bad-steps 3 --ckpt-every 5", RNNTRAIN_BIN, data_path, dir,
              small_model);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "rolled back to") && strstr(out, "ckpt-0000000010.h5") &&
                       strstr(out, "x0.5"), "%.900s", out);
     snprintf(cmd, sizeof cmd, "%s info %s/nan3/checkpoints/ckpt-0000000030.h5", RNNTRAIN_BIN, dir);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "skipped          3") && strstr(out, "all verified"), "%.900s", out);
 }
 END_TEST

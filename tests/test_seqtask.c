@@ -14,23 +14,6 @@
 
 static char dir[256];
 
-static int run(const char *cmd) {
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-static int capture(const char *cmd, char *out, size_t size) {
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    size_t n = fread(out, 1, size - 1, p);
-    out[n] = 0;
-    while (fgetc(p) != EOF) {
-    }
-    int rc = pclose(p);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/rnntrain-test-seq-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -142,7 +125,7 @@ static void expect_bad(const Spec *sp, const char *name, const char *needle) {
     write_seq_file(path, sp);
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s/o-%s --batch 4 --hidden 8 --steps 2",
              RNNTRAIN_BIN, path, dir, name);
-    int rc = capture(cmd, out, sizeof out);
+    int rc = test_capture(cmd, out, sizeof out);
     ck_assert_msg(rc == 3, "%s: exit %d: %.500s", name, rc, out);
     ck_assert_msg(strstr(out, path) && strstr(out, needle), "%s: %.500s", name, out);
 }
@@ -179,7 +162,7 @@ START_TEST(bad_csv) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s prepare --csv %s --task classify --steps 1 --features 2 "
              "--output %s/x.h5", RNNTRAIN_BIN, path, dir);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 3);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 3);
     ck_assert_msg(strstr(out, path) && strstr(out, "no data rows"), "%.500s", out);
     snprintf(path, sizeof path, "%s/cols.csv", dir);
     f = fopen(path, "w");
@@ -187,7 +170,7 @@ START_TEST(bad_csv) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s prepare --csv %s --task classify --steps 1 --features 2 "
              "--output %s/x.h5", RNNTRAIN_BIN, path, dir);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 3);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 3);
     ck_assert_msg(strstr(out, "line 3 has 2 columns, expected 3"), "%.500s", out);
     snprintf(path, sizeof path, "%s/nan.csv", dir);
     f = fopen(path, "w");
@@ -195,11 +178,11 @@ START_TEST(bad_csv) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s prepare --csv %s --task classify --steps 1 --features 2 "
              "--output %s/x.h5", RNNTRAIN_BIN, path, dir);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 3);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 3);
     ck_assert_msg(strstr(out, "line 2 column 1 is NaN"), "%.500s", out);
     snprintf(cmd, sizeof cmd, "%s prepare --csv %s/datasets/digits.csv --task classify --steps 8 "
              "--features 7 --output %s/x.h5", RNNTRAIN_BIN, SOURCE_DIR, dir);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 3);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 3);
     ck_assert_msg(strstr(out, "65 columns") && strstr(out, "needs 57"), "%.500s", out);
 }
 END_TEST
@@ -230,7 +213,7 @@ START_TEST(tagging_trains_same_on_1_and_2_ranks) {
                  "--hidden 16 --batch 8 --eval-batch 8 --steps 20 --print-every 1 --lr 1e-2 "
                  "--ckpt-minutes 0 > %s/tag%d.log 2>&1",
                  MPIEXEC, n, RNNTRAIN_BIN, path, dir, n, dir, n);
-        ck_assert_msg(run(cmd) == 0, "tagging on %d ranks failed", n);
+        ck_assert_msg(test_status(cmd) == 0, "tagging on %d ranks failed", n);
         snprintf(cmd, sizeof cmd, "%s/tag%d/metrics.jsonl", dir, n);
         ck_assert_int_eq(read_losses(cmd, n == 1 ? l1 : l2, 20), 20);
     }
@@ -250,7 +233,7 @@ START_TEST(examples_train_and_evaluate) {
              "--ckpt-minutes 0 >/dev/null 2>&1 && %s eval --model dg --data digits.h5 --split "
              "test --json",
              dir, RNNTRAIN_BIN, SOURCE_DIR, RNNTRAIN_BIN, RNNTRAIN_BIN);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
     char *p = strstr(out, "\"accuracy\": ");
     ck_assert_msg(p && atof(p + 12) > 0.8, "digits: %.500s", out);
     snprintf(cmd, sizeof cmd,
@@ -260,7 +243,7 @@ START_TEST(examples_train_and_evaluate) {
              "--ckpt-minutes 0 >/dev/null 2>&1 && %s eval --model gn --data gen.h5 --json && "
              "%s predict --model gn --data gen.h5 --output gen.csv > /dev/null && wc -l < gen.csv",
              dir, RNNTRAIN_BIN, SOURCE_DIR, RNNTRAIN_BIN, RNNTRAIN_BIN, RNNTRAIN_BIN);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
     p = strstr(out, "\"centroid_accuracy\": ");
     ck_assert_msg(p && atof(p + 21) > 0.5, "generation is not class-conditional: %.500s", out);
     ck_assert_msg(strstr(out, "\n361\n") || strstr(out, "361"), "predict rows: %.500s", out);
@@ -270,11 +253,11 @@ START_TEST(examples_train_and_evaluate) {
              "sn --hidden 16 --layers 1 --batch 32 --steps 100 --lr 5e-3 --ckpt-minutes 0 "
              ">/dev/null 2>&1 && %s eval --model sn --data sun.h5 --split test --json",
              dir, RNNTRAIN_BIN, SOURCE_DIR, RNNTRAIN_BIN, RNNTRAIN_BIN);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "\"rmse\": [") && strstr(out, "\"rmse_persistence\": ["), "%.500s", out);
     /* a model that does not fit the data is refused */
     snprintf(cmd, sizeof cmd, "cd %s && %s eval --model dg --data sun.h5", dir, RNNTRAIN_BIN);
-    ck_assert_int_eq(capture(cmd, out, sizeof out), 3);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 3);
     ck_assert_msg(strstr(out, "does not fit"), "%.500s", out);
 }
 END_TEST

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include "dist.h"
 #include "h5util.h"
@@ -21,6 +22,57 @@ static inline double max_rel_err(const float *a, const float *b, size_t n, doubl
         if (fabs((double)b[i]) > scale) scale = fabs((double)b[i]);
     }
     return maxdiff / scale;
+}
+
+/* Exit status of a shell command (-1 if it died of a signal). */
+static inline int test_status(const char *cmd) {
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Exit status of a shell command and the start of its stdout+stderr in out. */
+static inline int test_capture(const char *cmd, char *out, size_t size) {
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = 0;
+    while (fgetc(p) != EOF) {
+    }
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+typedef struct {
+    float *values;
+    size_t n;
+} TestParams;
+
+static inline herr_t test_params_one(hid_t g, const char *name, const H5L_info_t *info,
+                                     void *data) {
+    (void)info;
+    TestParams *tp = data;
+    uint64_t d[8];
+    int nd = h5_dataset_shape(g, name, d, "model");
+    size_t count = 1;
+    for (int i = 0; i < nd; i++) count *= d[i];
+    tp->values = realloc(tp->values, (tp->n + count) * sizeof(float));
+    h5_read_f32(g, name, tp->values + tp->n, nd, d, "model");
+    tp->n += count;
+    return 0;
+}
+
+/* Every dataset of /params of a model or checkpoint file, in name order, concatenated. */
+static inline float *test_model_params(const char *path, size_t *n) {
+    hid_t f = h5_open_read(path, "model");
+    hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);
+    TestParams tp = {NULL, 0};
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, test_params_one, &tp);
+    H5Gclose(g);
+    H5Fclose(f);
+    *n = tp.n;
+    return tp.values;
 }
 
 static inline int test_run(int argc, char **argv, Suite *s) {
