@@ -32,12 +32,14 @@ log() { echo "install-deps: $*"; }
 command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
   || die "this script needs a Debian/Ubuntu system with apt-get and dpkg-query; install by hand: ${PKGS[*]}"
 
-# Packages of PKGS that are not fully installed.
+# Packages of PKGS that are not fully installed (one dpkg-query call for all of them).
 missing_packages() {
-  local p status
+  local installed p
+  installed=" $(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null \
+    | awk '$2 == "install" && $3 == "ok" && $4 == "installed" { printf "%s ", $1 }' || true) "
+  # (dpkg-query exits 1 when a package is unknown: that package is then simply missing.)
   for p in "${PKGS[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [ "$status" = "install ok installed" ] || echo "$p"
+    case "$installed" in *" $p "*) ;; *) echo "$p" ;; esac
   done
 }
 
