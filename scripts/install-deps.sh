@@ -15,6 +15,9 @@
 #   python3-h5py python3-numpy python3-torch
 #                                      PyTorch reference checks in the test suite and scripts
 #   python3-matplotlib                 scripts/plot_metrics.py (learning curves)
+#   slurmctld slurmd slurm-client munge
+#                                      SLURM: slurm/ job scripts, scripts/slurm-cluster.sh and
+#                                      the SLURM tests (which start daemons of their own)
 set -euo pipefail
 
 PKGS=(
@@ -24,6 +27,7 @@ PKGS=(
   libhdf5-openmpi-dev hdf5-tools
   check
   python3-h5py python3-numpy python3-torch python3-matplotlib
+  slurmctld slurmd slurm-client munge
 )
 
 die() { echo "install-deps: ERROR: $*" >&2; exit 1; }

@@ -45,6 +45,7 @@ on_exit() {
   local rc=$?
   trap - EXIT INT TERM
   set +e
+  [ -z "${WATCHDOG:-}" ] || kill "$WATCHDOG" 2>/dev/null
   # Never leave a process stopped behind.
   [ ${#STOPPED_PIDS[@]} -eq 0 ] || kill -CONT "${STOPPED_PIDS[@]}" 2>/dev/null
   if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
@@ -66,13 +67,18 @@ on_exit() {
   fi
   # Nothing we started may be left: the recorded daemons, slurmstepd of this cluster,
   # processes in its namespaces.
-  local p left=""
-  for p in $pids; do
-    if [ -r "/proc/$p/stat" ] && ! grep -q ') Z' "/proc/$p/stat" 2>/dev/null; then left+=" $p"; fi
-  done
-  for p in /proc/[0-9]*; do
-    [ "$(cat "$p/comm" 2>/dev/null)" = slurmstepd ] || continue
-    case "$(readlink "$p/cwd" 2>/dev/null)/" in "$CDIR"/*) left+=" ${p#/proc/}(slurmstepd)" ;; esac
+  local p left="" try
+  for ((try = 0; try < 25; try++)); do
+    left=""
+    for p in $pids; do
+      if [ -r "/proc/$p/stat" ] && ! grep -qE '\) [ZX] ' "/proc/$p/stat" 2>/dev/null; then left+=" $p"; fi
+    done
+    for p in /proc/[0-9]*; do
+      [ "$(cat "$p/comm" 2>/dev/null)" = slurmstepd ] || continue
+      case "$(readlink "$p/cwd" 2>/dev/null)/" in "$CDIR"/*) left+=" ${p#/proc/}(slurmstepd)" ;; esac
+    done
+    [ -n "$left" ] || break
+    sleep 0.2
   done
   if [ -n "$left" ]; then log "FAIL: still running after teardown:$left"; rc=1; fi
   if [ -n "$(ip netns list 2>/dev/null | grep -F "rnnslurm-${CLUSTER_ID:-none}-" || true)" ]; then
@@ -83,7 +89,17 @@ on_exit() {
   exit $rc
 }
 trap on_exit EXIT
-trap 'log "interrupted"; exit 130' INT TERM
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated (time limit of the test: ${TEST_LIMIT}s)"; exit 124' TERM
+# A watchdog below ctest's TIMEOUT: ctest kills a test that overruns without letting it
+# clean up, and daemons (which leave our process group) would outlive it.
+TEST_LIMIT=${TEST_LIMIT:-240}
+(
+  trap 'kill "$s" 2>/dev/null; exit 0' TERM
+  sleep "$TEST_LIMIT" & s=$!
+  wait "$s" && kill -TERM $$ 2>/dev/null
+) >/dev/null 2>&1 &
+WATCHDOG=$!
 
 # Loopback-only settings of the ctest environment would stop Open MPI from talking across
 # namespace nodes; the job scripts choose their own binding.
@@ -114,6 +130,28 @@ wait_until() {
 state_is() { local s; s=$(job_state "$1"); [[ "$s" =~ ^($2)$ ]]; }
 file_has() { [ -f "$1" ] && grep -qE -- "$2" "$1"; }
 
+# stepd_gone JOB: no slurmstepd of JOB's previous run is left on this machine. A requeued
+# job released while one still tears down collides with it (its PMIx socket, its revoked
+# credential): SLURM's own ~2 min hold of a requeued job avoids that; the tests, which
+# release at once, wait for this instead (and one more second).
+stepd_gone() {
+  local p comm args
+  for p in /proc/[0-9]*; do
+    { read -r comm <"$p/comm"; } 2>/dev/null || continue
+    [ "$comm" = slurmstepd ] || continue
+    args=
+    { mapfile -d '' -t args <"$p/cmdline"; } 2>/dev/null || continue
+    case "${args[*]}" in *"[$1."*) return 1 ;; esac
+  done
+  return 0
+}
+# release_now JOB: let the held (requeued) JOB start now, once its old steps are gone.
+release_now() {
+  wait_until 60 "the old steps of job $1 to end" stepd_gone "$1"
+  sleep 1
+  sl scontrol update JobId="$1" StartTime=now >/dev/null 2>&1 || true
+}
+
 # wait_done JOB SECONDS: wait until JOB has ended, releasing it whenever it sits requeued
 # and held (a requeued job waits ~2 min for its BeginTime otherwise). Echoes the final state.
 wait_done() {
@@ -125,9 +163,7 @@ wait_done() {
         echo "$s"; return 0 ;;
       PENDING)
         reason=$(job_field "$j" Reason)
-        if [ "$reason" = BeginTime ]; then
-          sl scontrol update JobId="$j" StartTime=now >/dev/null 2>&1 || true
-        fi ;;
+        [ "$reason" != BeginTime ] || release_now "$j" ;;
     esac
     [ $SECONDS -lt $end ] || fail "job $j not done after $2 s (state $s)"
     sleep 0.3
@@ -137,7 +173,7 @@ wait_done() {
 # release JOB: once the requeued JOB is PENDING, let it start now.
 release() {
   wait_until 60 "job $1 pending again" state_is "$1" PENDING
-  sl scontrol update JobId="$1" StartTime=now >/dev/null
+  release_now "$1"
 }
 
 # submit SCRIPT OUTFILE [sbatch options...] -- [script arguments]: echo the job id.
@@ -229,21 +265,31 @@ same_model() {
   log "same final parameters (bitwise) and validation loss ($a) in $(basename "$1") and $(basename "$2")"
 }
 
-# same_losses OUT_A OUT_B: every train loss, by step (the last value logged for a step: a
-# resumed run logs the steps after its checkpoint again), within 1e-6.
-train_losses() {
-  sed -n 's/^{"kind": "train", "step": \([0-9]*\),.*"loss": \([^,]*\),.*/\1 \2/p' "$1/metrics.jsonl" \
-    | awk '{ s[$1] = $2 } END { for (k in s) print k, s[k] }' | sort -n
+# same_losses OUT_A OUT_B [STEP...]: the loss at every logged train step and the loss of
+# every validation, by step, within 1e-6. The last value logged for a step counts (a resumed
+# run logs the steps after its checkpoint again). A train line's loss is the mean since the
+# previous line, so the first line after a resume that did not start on a line boundary
+# averages fewer steps: pass those STEPs to leave them out.
+losses() {
+  sed -n -e 's/^{"kind": "train", "step": \([0-9]*\),.*"loss": \([^,]*\),.*/train \1 \2/p' \
+         -e 's/^{"kind": "valid", "step": \([0-9]*\),.*"nats": \([^,]*\),.*/valid \1 \2/p' "$1/metrics.jsonl" \
+    | awk '{ s[$1 " " $2] = $3 } END { for (k in s) print k, s[k] }' | sort -k1,1 -k2n
 }
 same_losses() {
+  local a=$1 b=$2; shift 2
   local la lb n
-  la=$(train_losses "$1"); lb=$(train_losses "$2")
-  [ -n "$la" ] || fail "no train losses in $1"
-  awk 'NR == FNR { a[$1] = $2; n++; next }
-       { m++; if (!($1 in a)) { print "step " $1 " missing"; bad = 1; next }
-         d = a[$1] - $2; if (d < 0) d = -d; if (d > 1e-6) { print "step " $1 ": " a[$1] " vs " $2; bad = 1 } }
-       END { if (n != m) { print n " vs " m " logged steps"; bad = 1 }; exit bad }' <(echo "$la") <(echo "$lb") \
-    || fail "train losses differ between $1 and $2"
+  la=$(losses "$a"); lb=$(losses "$b")
+  [ -n "$la" ] || fail "no losses logged in $a"
+  awk -v skip=" $* " '
+       NR == FNR { if (index(skip, " " $2 " ") && $1 == "train") next; v[$1 " " $2] = $3; n++; next }
+       { if (index(skip, " " $2 " ") && $1 == "train") next
+         m++; k = $1 " " $2
+         if (!(k in v)) { print k " missing"; bad = 1; next }
+         d = v[k] - $3; if (d < 0) d = -d; if (d > 1e-6) { print k ": " v[k] " vs " $3; bad = 1 } }
+       END { if (n != m) { print n " vs " m " logged losses"; bad = 1 }; exit bad }' \
+       <(echo "$la") <(echo "$lb") || fail "losses differ between $a and $b"
   n=$(echo "$la" | wc -l)
-  log "same train losses at all $n logged steps in $(basename "$1") and $(basename "$2")"
+  log "same losses at all $n logged train/valid steps${*:+ (except the partial line at $*)} in $(basename "$a") and $(basename "$b")"
 }
+# partial_after STEP: the first train line after a resume at STEP, when it is partial.
+partial_after() { [ $(($1 % PRINT_EVERY)) -eq 0 ] || echo $(( ($1 / PRINT_EVERY + 1) * PRINT_EVERY )); }
