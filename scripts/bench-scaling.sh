@@ -2,7 +2,11 @@
 # Communication and weak-scaling benchmark for data-parallel rnntrain (figures for
 # docs/scaling.md). Needs root (network namespaces) and a built rnntrain.
 #
-# Usage: bash scripts/bench-scaling.sh          (from any directory; about 3-4 minutes)
+# Usage: bash scripts/bench-scaling.sh          (from any directory; about 5 minutes)
+#        bash scripts/bench-scaling.sh model ALPHA_US BW_MBS GFLOPS [LABEL]
+#             only print the scaling model's tables for a link (latency ALPHA_US, bandwidth
+#             BW_MBS) and a per-rank compute rate (GFLOPS); MODEL_H, MODEL_P choose the
+#             hidden sizes and rank counts (see model() below)
 #
 #   1. 2 namespace hosts (scripts/netns-hosts.sh, prefix rnntbench) joined by a bridge;
 #      Open MPI between them over TCP only (btl self,tcp)
@@ -41,6 +45,61 @@ SKIP_NETNS=${SKIP_NETNS:-0}
 
 die() { echo "bench-scaling: ERROR: $*" >&2; exit 1; }
 say() { echo "bench-scaling: $*" >&2; }
+
+# model ALPHA_US BW_MBS GFLOPS [LABEL]: the scaling model of docs/scaling.md, in tables.
+# LSTM, LAYERS layers, V=256, E=H, BATCH1 streams x BPTT steps per rank, one rank computing
+# at GFLOPS. Per step: compute t_c = F_tok * tokens / rate (F_tok = 3 x forward FLOPs);
+# ring all-reduce of S = 4P bytes: t_ar = 2(p-1)/p * S/BW + 2(p-1)*alpha. "overlap": per-layer
+# buckets (output layer, layer L, ..., layer 1, embedding) all-reduced one after another,
+# each started as soon as the backward pass has produced it (backward = 2/3 of t_c, spread
+# over the layers by their FLOPs), so only what is left after the backward is exposed.
+# p*: the smallest rank count at which t_ar >= t_c (ring; and with the 2 log2(p) alpha
+# latency of recursive halving/doubling).
+model() {
+  awk -v alpha="$(awk -v a="$1" 'BEGIN { print a * 1e-6 }')" -v bw="$(awk -v b="$2" 'BEGIN { print b * 1e6 }')" \
+      -v rate="$(awk -v r="$3" 'BEGIN { print r * 1e9 }')" -v label="${4:-}" -v L="$LAYERS" -v V=256 \
+      -v tokens="$((BATCH1 * BPTT))" -v hs="${MODEL_H:-128 256 512 1024 2048}" -v ps="${MODEL_P:-2 16 128 1024 8192}" '
+  function ar(bytes, p) { return p < 2 ? 0 : 2 * (p - 1) / p * bytes / bw + 2 * (p - 1) * alpha }
+  function ar_rd(bytes, p) { return p < 2 ? 0 : 2 * (p - 1) / p * bytes / bw + 2 * log(p) / log(2) * alpha }
+  BEGIN {
+    printf "# model%s: alpha %.1f us, BW %.0f MB/s, %.1f GFLOP/s per rank, %d tokens per rank per step, LSTM %d layers, V %d\n",
+      (label != "" ? " (" label ")" : ""), alpha * 1e6, bw / 1e6, rate / 1e9, tokens, L, V
+    printf "%6s %10s %8s %10s %9s | %6s %9s %8s %8s %8s\n", "H", "params", "MB", "MFLOP/tok", "t_c ms",
+      "p", "t_ar ms", "eff", "eff_ovl", "ovl_gain"
+    nh = split(hs, H, " "); np = split(ps, P, " ")
+    for (i = 1; i <= nh; i++) {
+      h = H[i]; layer = 4 * h * (h + h) + 8 * h; outp = V * h + V; emb = V * h
+      params = L * layer + outp + emb; bytes = 4 * params
+      ffwd = L * 2 * 4 * h * (h + h) + 2 * h * V; ftok = 3 * ffwd
+      tc = ftok * tokens / rate; tb = tc * 2 / 3
+      for (j = 1; j <= np; j++) {
+        p = P[j]
+        # buckets in backward order, with their ready times
+        nb = 0; t = tb * (2 * h * V) / ffwd; nb++; bb[nb] = 4 * outp; rr[nb] = t
+        for (k = L; k >= 1; k--) { t += tb * (2 * 4 * h * 2 * h) / ffwd; nb++; bb[nb] = 4 * layer; rr[nb] = t }
+        nb++; bb[nb] = 4 * emb; rr[nb] = tb
+        end = 0
+        for (k = 1; k <= nb; k++) { st = (rr[k] > end ? rr[k] : end); end = st + ar(bb[k], p) }
+        exposed = end > tb ? end - tb : 0
+        tar = ar(bytes, p)
+        eff = tc / (tc + tar); effo = tc / (tc + exposed)
+        printf "%6d %10d %8.1f %10.2f %9.1f | %6d %9.2f %8.3f %8.3f %7.1f%%\n", h, params, bytes / 1e6, ftok / 1e6,
+          tc * 1e3, p, tar * 1e3, eff, effo, 100 * (effo / eff - 1)
+      }
+      # p*: first p (up to 2^24) with t_ar >= t_c
+      pr = 0; pd = 0
+      for (p = 2; p <= 16777216; p *= 2) { if (!pr && ar(bytes, p) >= tc) pr = p; if (!pd && ar_rd(bytes, p) >= tc) pd = p }
+      printf "%6d   communication >= compute from p = %s (ring), %s (recursive halving/doubling); bandwidth term alone: %.1f ms\n",
+        h, (pr ? pr : "never (<= 2^24)"), (pd ? pd : "never (<= 2^24)"), 2 * bytes / bw * 1e3
+    }
+  }'
+}
+if [ "${1:-}" = model ]; then
+  shift
+  [ $# -ge 3 ] || die "usage: bench-scaling.sh model ALPHA_US BW_MBS GFLOPS [LABEL]"
+  model "$@"
+  exit 0
+fi
 [ -x "$BIN" ] || die "no rnntrain at $BIN (build: cmake -S $repo -B $repo/build && cmake --build $repo/build -j2)"
 command -v mpicc >/dev/null || die "mpicc not found (apt-get install libopenmpi-dev)"
 mkdir -p "$OUT"
@@ -185,6 +244,10 @@ flops_tok=$(awk -v H="$HIDDEN" -v L="$LAYERS" 'BEGIN { f = 2 * H * 256
   [ "$SKIP_NETNS" = 1 ] ||
   echo "2 ranks x batch $((2 * BATCH1)) (2 hosts TCP): ${best[tcp]:-?} tokens/s  ratio $(awk -v a="${best[tcp]:-0}" -v b="${best[one]:-1}" 'BEGIN { printf "%.3f", a / b }')"
   echo "(target: ratio >= 1.85)"
+  echo
+  echo "== scaling model with these figures (details: docs/scaling.md)"
+  [ ! -f "$OUT/comm-tcp.jsonl" ] || model "$(pp "$OUT/comm-tcp.jsonl" 1 min_half_rtt_us)" \
+    "$(best_bw "$OUT/comm-tcp.jsonl")" "$g1" "measured namespace TCP link, measured 1-core rate"
 } | tee "$OUT/summary.txt"
 
 {
