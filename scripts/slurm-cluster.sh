@@ -355,7 +355,7 @@ start_munge() {
 }
 
 make_namespaces() {
-  local br="$C_NS-br" i ns addr
+  local br="$C_NS-br" i
   ip netns add "$br"
   ip -n "$br" link set lo up
   ip -n "$br" link add br0 type bridge

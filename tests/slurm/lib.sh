@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the SLURM tests (tests/slurm/test_*.sh); sourced, not run.
 #
 # Each test: bash tests/slurm/test_X.sh RNNTRAIN_BINARY [REPO_ROOT]
@@ -63,18 +64,22 @@ on_exit() {
   if [ -f "$CDIR/cluster.env" ]; then
     pids=$(cat "$CDIR/munge/munged.pid" "$CDIR/ctld/slurmctld.pid" "$CDIR"/nodes/*/slurmd.pid 2>/dev/null | tr -dc '0-9\n' | tr '\n' ' ')
     log "tearing the cluster down"
+    local td=$SECONDS
     timeout -k 5 120 "$CLUSTER" down --dir "$CDIR" || { log "FAIL: cluster teardown reported an error"; rc=1; }
+    log "cluster down in $((SECONDS - td)) s"
   fi
   # Nothing we started may be left: the recorded daemons, slurmstepd of this cluster,
   # processes in its namespaces.
-  local p left="" try
+  local p left="" try comm
   for ((try = 0; try < 25; try++)); do
     left=""
     for p in $pids; do
       if [ -r "/proc/$p/stat" ] && ! grep -qE '\) [ZX] ' "/proc/$p/stat" 2>/dev/null; then left+=" $p"; fi
     done
     for p in /proc/[0-9]*; do
-      [ "$(cat "$p/comm" 2>/dev/null)" = slurmstepd ] || continue
+      comm=
+      { read -r comm <"$p/comm"; } 2>/dev/null || continue
+      [ "$comm" = slurmstepd ] || continue
       case "$(readlink "$p/cwd" 2>/dev/null)/" in "$CDIR"/*) left+=" ${p#/proc/}(slurmstepd)" ;; esac
     done
     [ -n "$left" ] || break
@@ -289,7 +294,11 @@ same_losses() {
        END { if (n != m) { print n " vs " m " logged losses"; bad = 1 }; exit bad }' \
        <(echo "$la") <(echo "$lb") || fail "losses differ between $a and $b"
   n=$(echo "$la" | wc -l)
-  log "same losses at all $n logged train/valid steps${*:+ (except the partial line at $*)} in $(basename "$a") and $(basename "$b")"
+  log "same losses at all $n logged train/valid steps${*:+ (except the train line at $*)} in $(basename "$a") and $(basename "$b")"
 }
-# partial_after STEP: the first train line after a resume at STEP, when it is partial.
-partial_after() { [ $(($1 % PRINT_EVERY)) -eq 0 ] || echo $(( ($1 / PRINT_EVERY + 1) * PRINT_EVERY )); }
+# partial_after STEP: the train line that a stop at STEP and the resume from it affect: the
+# first line after STEP, which averages fewer steps; or, when STEP is on a line boundary,
+# STEP's own line, which the stopping run does not write (it stops before logging).
+partial_after() {
+  if [ $(($1 % PRINT_EVERY)) -eq 0 ]; then echo "$1"; else echo $(( ($1 / PRINT_EVERY + 1) * PRINT_EVERY )); fi
+}
