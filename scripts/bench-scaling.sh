@@ -168,6 +168,11 @@ tps() {
   sed -n 's/.*"kind": "train".*"tokens": \([0-9]*\),.*"elapsed": \([^,]*\),.*/\1 \2/p' "$1" |
     awk 'NR == 1 { t0 = $1; e0 = $2 } { t = $1; e = $2 } END { if (NR < 2 || e <= e0) print 0; else printf "%.1f\n", (t - t0) / (e - e0) }'
 }
+# cw METRICS: mean share of the step spent waiting for gradient sums, lines after the first
+cw() {
+  sed -n 's/.*"kind": "train".*"comm_wait": \([^,]*\),.*/\1/p' "$1" |
+    awk 'NR > 1 { s += $1; n++ } END { if (n) printf "%.1f%%\n", 100 * s / n; else print "?" }'
+}
 run_one() { # NAME LAUNCHER... : one training run, prints its tokens/s
   local name=$1; shift
   local dir="$OUT/runs/$name"
@@ -176,17 +181,17 @@ run_one() { # NAME LAUNCHER... : one training run, prints its tokens/s
   timeout -k 10 900 "$@" --out "$dir" >"$dir/log.txt" 2>&1 || { cat "$dir/log.txt" >&2; die "run $name failed"; }
   tps "$dir/metrics.jsonl"
 }
-declare -A best
+declare -A best bestrun
 for r in $(seq 1 "$REPEAT"); do
   v=$(run_one "1rank-r$r" "$BIN" "${train_args[@]}" --batch "$BATCH1")
-  [ "$(awk -v a="$v" -v b="${best[one]:-0}" 'BEGIN{print (a > b)}')" = 1 ] && best[one]=$v
+  [ "$(awk -v a="$v" -v b="${best[one]:-0}" 'BEGIN{print (a > b)}')" = 1 ] && { best[one]=$v; bestrun[one]=1rank-r$r; }
   v=$(run_one "2ranks-shm-r$r" mpirun -np 2 --bind-to none --mca btl self,vader \
         "$BIN" "${train_args[@]}" --batch $((2 * BATCH1)))
-  [ "$(awk -v a="$v" -v b="${best[shm]:-0}" 'BEGIN{print (a > b)}')" = 1 ] && best[shm]=$v
+  [ "$(awk -v a="$v" -v b="${best[shm]:-0}" 'BEGIN{print (a > b)}')" = 1 ] && { best[shm]=$v; bestrun[shm]=2ranks-shm-r$r; }
   if [ "$SKIP_NETNS" != 1 ]; then
     v=$(run_one "2ranks-tcp-r$r" "$NETNS_STATE/mpirun.sh" -np 2 --bind-to none \
           "$BIN" "${train_args[@]}" --batch $((2 * BATCH1)))
-    [ "$(awk -v a="$v" -v b="${best[tcp]:-0}" 'BEGIN{print (a > b)}')" = 1 ] && best[tcp]=$v
+    [ "$(awk -v a="$v" -v b="${best[tcp]:-0}" 'BEGIN{print (a > b)}')" = 1 ] && { best[tcp]=$v; bestrun[tcp]=2ranks-tcp-r$r; }
   fi
 done
 core=$(sed -n 's/^ranks .*BLAS threads (\([^)]*\)).*/\1/p' "$OUT/runs/1rank-r1/log.txt" | head -n1)
@@ -240,9 +245,10 @@ flops_tok=$(awk -v H="$HIDDEN" -v L="$LAYERS" 'BEGIN { f = 2 * H * 256
   echo "== weak scaling: LSTM ${LAYERS}x${HIDDEN} (${params:-?} parameters, $flops_tok FLOP/token for training), T=$BPTT, 1 BLAS thread per rank, $STEPS steps, best of $REPEAT"
   g1=$(awk -v t="${best[one]:-0}" -v f="$flops_tok" 'BEGIN { printf "%.1f", t * f / 1e9 }')
   echo "1 rank  x batch $BATCH1:            ${best[one]:-?} tokens/s  ($g1 GFLOP/s)"
-  echo "2 ranks x batch $((2 * BATCH1)) (shared mem): ${best[shm]:-?} tokens/s  ratio $(awk -v a="${best[shm]:-0}" -v b="${best[one]:-1}" 'BEGIN { printf "%.3f", a / b }')"
+  echo "2 ranks x batch $((2 * BATCH1)) (shared mem): ${best[shm]:-?} tokens/s  ratio $(awk -v a="${best[shm]:-0}" -v b="${best[one]:-1}" 'BEGIN { printf "%.3f", a / b }')  comm wait $(cw "$OUT/runs/${bestrun[shm]}/metrics.jsonl")"
   [ "$SKIP_NETNS" = 1 ] ||
-  echo "2 ranks x batch $((2 * BATCH1)) (2 hosts TCP): ${best[tcp]:-?} tokens/s  ratio $(awk -v a="${best[tcp]:-0}" -v b="${best[one]:-1}" 'BEGIN { printf "%.3f", a / b }')"
+  echo "2 ranks x batch $((2 * BATCH1)) (2 hosts TCP): ${best[tcp]:-?} tokens/s  ratio $(awk -v a="${best[tcp]:-0}" -v b="${best[one]:-1}" 'BEGIN { printf "%.3f", a / b }')  comm wait $(cw "$OUT/runs/${bestrun[tcp]}/metrics.jsonl")"
+  echo "all rounds (tokens/s): $(for d in "$OUT"/runs/*/; do printf '%s %s; ' "$(basename "$d")" "$(tps "$d/metrics.jsonl")"; done)"
   echo "(target: ratio >= 1.85)"
   echo
   echo "== scaling model with these figures (details: docs/scaling.md)"
