@@ -34,10 +34,10 @@ kill_case() {
   mkdir -p "$out"
   timeout -k 10 120 "$@" "$BIN" "${args[@]}" --out "$out" >"$log" 2>&1 &
   local job=$!
-  # wait until both ranks are training (a few steps logged), at most 30 s
+  # wait until both ranks are training (2 steps logged: MPI is up, gradients are summed), at most 30 s
   local t0=$SECONDS
   local n=0
-  while [ "$n" -lt 3 ]; do
+  while [ "$n" -lt 2 ]; do
     kill -0 "$job" 2>/dev/null || { cat "$log"; mh_fail "$name: the job ended before the kill"; }
     [ $((SECONDS - t0)) -lt 30 ] || { kill "$job" 2>/dev/null; cat "$log"; mh_fail "$name: no training progress within 30 s"; }
     sleep 0.1
