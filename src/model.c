@@ -189,12 +189,11 @@ static void forward_stack(Model *m, int T) {
         l->kind->forward(l, x, T);
         x = l->h + (size_t)m->B * s->H;              /* h[1..T] (T,B,H) */
     }
-    /* logits (T*B,V) = y (T*B,H) . W_head^T + b */
-    la_matmul_nt(m->logits, x, params_value(&m->params, m->head_w), (int)rows, s->V, s->H,
-                 0.0f);
+    /* logits (T*B,V) = y (T*B,H) . W_head^T + b: bias rows first, GEMM accumulates */
     const float *hb = params_value(&m->params, m->head_b);
-    for (size_t r = 0; r < rows; r++)
-        for (int v = 0; v < s->V; v++) m->logits[r * s->V + v] += hb[v];
+    for (size_t r = 0; r < rows; r++) memcpy(m->logits + r * s->V, hb, (size_t)s->V * sizeof(float));
+    la_matmul_nt(m->logits, x, params_value(&m->params, m->head_w), (int)rows, s->V, s->H,
+                 1.0f);
 }
 
 void model_forward(Model *m, const int32_t *inputs, int T) {
