@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install everything rnntrain needs to build, test and run, from Debian's packages.
 #
-# Usage: bash scripts/install-deps.sh
+# Usage: bash scripts/install-deps.sh [--tests]
+#   --tests also installs what only the test suite needs: the SLURM daemons and munge
+#   (the SLURM tests start throwaway daemons of their own). Without it nothing that runs
+#   as a service is installed, so running the main job never adds daemons to a machine.
 #   Debian 12 (or a Debian-based Ubuntu) with apt-get. Runs as root, or through sudo
 #   when not root. Idempotent: when every package is already installed it only checks
 #   (dpkg-query, well under 2 s) and runs neither `apt-get update` nor `apt-get install`.
@@ -15,9 +18,9 @@
 #   python3-h5py python3-numpy python3-torch
 #                                      PyTorch reference checks in the test suite and scripts
 #   python3-matplotlib                 scripts/plot_metrics.py (learning curves)
-#   slurmctld slurmd slurm-client munge
-#                                      SLURM: slurm/ job scripts, scripts/slurm-cluster.sh and
-#                                      the SLURM tests (which start daemons of their own)
+#   slurmctld slurmd slurm-client munge   (--tests only)
+#                                      SLURM: scripts/slurm-cluster.sh and the SLURM tests
+#                                      (which start daemons of their own)
 set -euo pipefail
 
 PKGS=(
@@ -27,8 +30,12 @@ PKGS=(
   libhdf5-openmpi-dev hdf5-tools
   check
   python3-h5py python3-numpy python3-torch python3-matplotlib
-  slurmctld slurmd slurm-client munge
 )
+case "${1:-}" in
+  --tests) PKGS+=(slurmctld slurmd slurm-client munge) ;;
+  "") ;;
+  *) echo "install-deps: ERROR: unknown argument '$1' (usage: install-deps.sh [--tests])" >&2; exit 2 ;;
+esac
 
 die() { echo "install-deps: ERROR: $*" >&2; exit 1; }
 log() { echo "install-deps: $*"; }

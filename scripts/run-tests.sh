@@ -26,7 +26,7 @@ header() { echo; echo "==================== $* ===================="; }
 
 if [ "${SKIP_DEPS:-0}" != 1 ]; then
   header "dependencies"
-  bash scripts/install-deps.sh || { echo "run-tests: ERROR: installing dependencies failed" >&2; exit 1; }
+  bash scripts/install-deps.sh --tests || { echo "run-tests: ERROR: installing dependencies failed" >&2; exit 1; }
 fi
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/rnntrain-tests.XXXXXX")

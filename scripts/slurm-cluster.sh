@@ -400,7 +400,7 @@ do_up() {
   [ "$(id -u)" -eq 0 ] || die "run as root (munged runs as user munge; slurmd must be root)"
   local c
   for c in munged mungekey munge unmunge slurmctld slurmd sinfo scontrol runuser ss; do
-    command -v "$c" >/dev/null 2>&1 || die "$c not found: install slurmctld slurmd slurm-client munge (scripts/install-deps.sh)"
+    command -v "$c" >/dev/null 2>&1 || die "$c not found: install slurmctld slurmd slurm-client munge (scripts/install-deps.sh --tests)"
   done
   id munge >/dev/null 2>&1 || die "no user munge (install the munge package)"
   if [ "$NODES" -gt 1 ]; then
