@@ -27,7 +27,7 @@
 # slurm.conf, cluster.env, munge/ (key, socket, log), ctld/ (state, log), nodes/NAME/ (spool,
 # log, and for N > 1 the node's private /tmp). With N > 1 it must not be under /tmp, which
 # the nodes do not share. Runs as root (munged runs as user munge, the SLURM daemons and jobs
-# as root). Needs: munge, slurmctld, slurmd, slurm-client (scripts/install-deps.sh installs
+# as root). Needs: munge, slurmctld, slurmd, slurm-client (scripts/install-deps.sh --tests installs
 # them); for N > 1 also ip (iproute2), nsenter and unshare (util-linux).
 #
 # Example:
