@@ -28,6 +28,9 @@
 #   HIDDEN [512]  LAYERS [2]  BPTT [64]  BATCH1 [32] (per rank)  REPEAT [1] (weak-scaling
 #   rounds, interleaved; the best tokens/s of each configuration is used)
 #   QUICK=1 (shorter ping-pong/all-reduce loops)  SKIP_NETNS=1 (local runs only)
+#   WAIT_IDLE=X: on a shared machine, before each measurement wait until the other processes
+#   use less than X cores (sampled over 2 s), at most WAIT_MAX [1800] s each time; the
+#   busy level found is logged in $OUT/idle.log. 0 = never wait (default).
 set -euo pipefail
 
 repo=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -41,10 +44,39 @@ BPTT=${BPTT:-64}
 BATCH1=${BATCH1:-32}
 REPEAT=${REPEAT:-1}
 QUICK=${QUICK:-0}
+WAIT_IDLE=${WAIT_IDLE:-0}
+WAIT_MAX=${WAIT_MAX:-1800}
 SKIP_NETNS=${SKIP_NETNS:-0}
 
 die() { echo "bench-scaling: ERROR: $*" >&2; exit 1; }
 say() { echo "bench-scaling: $*" >&2; }
+
+# busy_cores: cores in use (all processes) over a 2 s sample of /proc/stat
+busy_cores() {
+  local a b
+  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+  sleep 2
+  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+  awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ")
+    bu = y[1] - x[1]; id = y[2] - x[2]; printf "%.2f\n", (bu + id > 0 ? n * bu / (bu + id) : 0) }'
+}
+# wait_idle WHAT: with WAIT_IDLE set, wait until the machine is (nearly) idle
+wait_idle() {
+  [ "$WAIT_IDLE" != 0 ] || return 0
+  local t0=$SECONDS b
+  while :; do
+    b=$(busy_cores)
+    if awk -v b="$b" -v x="$WAIT_IDLE" 'BEGIN { exit !(b < x) }'; then
+      echo "$(date -u +%H:%M:%S) $1: busy $b cores before the start (waited $((SECONDS - t0)) s)" >>"$OUT/idle.log"
+      return 0
+    fi
+    if [ $((SECONDS - t0)) -ge "$WAIT_MAX" ]; then
+      echo "$(date -u +%H:%M:%S) $1: NOT idle, busy $b cores; started anyway after $WAIT_MAX s" >>"$OUT/idle.log"
+      return 0
+    fi
+    sleep 3
+  done
+}
 
 # model ALPHA_US BW_MBS GFLOPS [LABEL]: the scaling model of docs/scaling.md, in tables.
 # LSTM, LAYERS layers, V=256, E=H, BATCH1 streams x BPTT steps per rank, one rank computing
@@ -130,7 +162,9 @@ trap 'exit 143' TERM
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "open mpi: $(mpirun --version 2>/dev/null | head -n1)"
   echo "rnntrain: $BIN ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo "busy cores (all processes, 2 s sample) at start: $(busy_cores)"
 } | tee "$OUT/machine.txt" >&2
+: >"$OUT/idle.log"
 
 # ---- 1. hosts, bench program, data -----------------------------------------------------
 mpicc -O2 -Wall -Wextra -o "$OUT/bench_pingpong" "$repo/scripts/bench_pingpong.c"
@@ -142,7 +176,9 @@ if [ "$SKIP_NETNS" != 1 ]; then
   . "$NETNS_STATE/env"
 fi
 if [ ! -s "$OUT/moby.h5" ]; then
-  "$BIN" prepare --input "$repo/datasets/moby-dick.txt" --output "$OUT/moby.h5" >/dev/null
+  # small validation split: the final validation of each run is not part of the measure
+  "$BIN" prepare --input "$repo/datasets/moby-dick.txt" --output "$OUT/moby.h5" \
+    --split 0.98,0.01,0.01 >/dev/null
 fi
 
 # ---- 2. ping-pong and all-reduce -------------------------------------------------------
@@ -150,12 +186,14 @@ pp_args=(--lstm 128,256,512,1024 --layers "$LAYERS" --vocab 256)
 [ "$QUICK" = 1 ] && pp_args+=(--quick)
 if [ "$SKIP_NETNS" != 1 ]; then
   say "ping-pong + all-reduce, 2 namespace hosts over TCP"
+  wait_idle comm-tcp
   # --bind-to none: each namespace host believes it owns all cores; binding would put
   # both ranks on core 0.
   timeout -k 10 600 "$NETNS_STATE/mpirun.sh" -np 2 --bind-to none \
     "$OUT/bench_pingpong" "${pp_args[@]}" --json "$OUT/comm-tcp.jsonl" | tee "$OUT/comm-tcp.txt"
 fi
 say "ping-pong + all-reduce, 2 local ranks over shared memory"
+wait_idle comm-shm
 timeout -k 10 600 mpirun -np 2 --bind-to none --mca btl self,vader \
   "$OUT/bench_pingpong" "${pp_args[@]}" --json "$OUT/comm-shm.jsonl" | tee "$OUT/comm-shm.txt"
 
@@ -177,6 +215,7 @@ run_one() { # NAME LAUNCHER... : one training run, prints its tokens/s
   local name=$1; shift
   local dir="$OUT/runs/$name"
   rm -rf "$dir"; mkdir -p "$dir"
+  wait_idle "$name"
   say "weak scaling: $name"
   timeout -k 10 900 "$@" --out "$dir" >"$dir/log.txt" 2>&1 || { cat "$dir/log.txt" >&2; die "run $name failed"; }
   tps "$dir/metrics.jsonl"
@@ -218,6 +257,7 @@ flops_tok=$(awk -v H="$HIDDEN" -v L="$LAYERS" 'BEGIN { f = 2 * H * 256
   echo "== machine"
   cat "$OUT/machine.txt"
   echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  [ ! -s "$OUT/idle.log" ] || { echo "idle waits (WAIT_IDLE=$WAIT_IDLE):"; sed 's/^/  /' "$OUT/idle.log"; }
   echo "openblas core (rnntrain log): ${core:-?}"
   for kind in tcp shm; do
     f="$OUT/comm-$kind.jsonl"
