@@ -286,6 +286,15 @@ def read_model_file(path_in):
         if not (1 <= L <= 64 and 1 <= H <= 65536 and 1 <= E <= 65536 and 2 <= V <= 0x110000):
             raise InputError("%s '%s': bad shape layers=%d hidden=%d embed=%d vocab_size=%d"
                              % (what, path, L, H, E, V))
+        # sequence-task models (float features in, conditioning, another input vocabulary)
+        # have other parameters and no vocabulary: not the language-model Net
+        inputs = _attr_str(f, "inputs", path, what) if "inputs" in f.attrs else "tokens"
+        C = _attr_int(f, "cond", path, what) if "cond" in f.attrs else 0
+        in_vocab = _attr_int(f, "in_vocab", path, what) if "in_vocab" in f.attrs else 0
+        if inputs != "tokens" or C != 0 or in_vocab not in (0, V):
+            raise InputError("%s '%s': a sequence-task model (inputs=%s, cond=%d, in_vocab=%d);"
+                             " this script loads language models (token inputs, no "
+                             "conditioning) only" % (what, path, inputs, C, in_vocab))
         meta = {"path": path, "format": fmt, "version": version, "cell": cell, "layers": L,
                 "hidden": H, "embed": E, "vocab_size": V,
                 "vocab_kind": _attr_str(f, "vocab_kind", path, what),
