@@ -50,13 +50,6 @@ static void write_f32_checked(hid_t f, const char *name, const float *buf, int n
     h5_set_checksum(f, name, buf, n * sizeof(float), path);
 }
 
-static void fsync_path(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return;
-    fsync(fd);
-    close(fd);
-}
-
 static int is_ckpt_name(const char *name, long long *step) {
     char tail[8];
     return sscanf(name, "ckpt-%lld.%3s", step, tail) == 2 && strcmp(tail, "h5") == 0 &&
@@ -112,6 +105,20 @@ void ckpt_save(const char *dir, int keep, const Model *m, const float *state, in
     if (!all_finite(pa->value, pa->total) || !all_finite(h, plane) || !all_finite(c, plane))
         rt_die(EXIT_RUNTIME, "refusing to write a checkpoint at step %lld: parameters or state "
                "hold NaN/Inf", (long long)p->step);
+    /* With --keep K >= 2 and K checkpoints present, the oldest goes first: K-1 complete
+     * checkpoints stay on disk throughout, and the new file reuses its freed pages (a
+     * checkpoint into fresh page-cache pages was 3x slower on the VMs measured). */
+    char **names;
+    int n = list_ckpts(dir, &names);
+    for (int i = 0; i < n; i++) {
+        if (keep >= 2 && i >= keep - 1) {
+            char old[4400];
+            snprintf(old, sizeof old, "%s/%s", dir, names[i]);
+            unlink(old);
+        }
+        free(names[i]);
+    }
+    free(names);
     char final[4096], tmp[4200];
     snprintf(final, sizeof final, "%s/ckpt-%010lld.h5", dir, (long long)p->step);
     snprintf(tmp, sizeof tmp, "%s/.ckpt-%010lld.h5.tmp.%ld", dir, (long long)p->step,
@@ -158,15 +165,14 @@ void ckpt_save(const char *dir, int keep, const Model *m, const float *state, in
     h5_set_checksum(f, "rng", p->rng.s, sizeof p->rng.s, tmp);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
-    fsync_path(tmp);
+    rt_fsync_path(tmp, "checkpoint");
     if (rename(tmp, final) != 0)
         rt_die(EXIT_RUNTIME, "cannot rename checkpoint '%s' to '%s': %s", tmp, final,
                strerror(errno));
-    fsync_path(dir);
+    rt_fsync_path(dir, "checkpoint directory");
     free(h);
     free(c);
-    char **names;
-    int n = list_ckpts(dir, &names);
+    n = list_ckpts(dir, &names);
     for (int i = 0; i < n; i++) {
         if (keep > 0 && i >= keep) {
             char old[4400];
@@ -176,6 +182,21 @@ void ckpt_save(const char *dir, int keep, const Model *m, const float *state, in
         free(names[i]);
     }
     free(names);
+}
+
+void ckpt_remove_stale(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, ".ckpt-", 6) != 0 || !strstr(e->d_name, ".h5.tmp.")) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0)
+            fprintf(stderr, "rnntrain: removed '%s', an unfinished checkpoint of an earlier "
+                    "run\n", path);
+    }
+    closedir(d);
 }
 
 int ckpt_verify(const char *path, char *why, size_t size) {

@@ -47,6 +47,9 @@ char *ckpt_find(const char *dir, const char *resume);
  * Dies with a clear message if the checkpoint does not fit the run. */
 void ckpt_load(const char *path, Model *m, float *state, int B_local, Optim *o, Progress *p,
                const RunShape *rs);
+/* Removes temporary checkpoint files (.ckpt-*.h5.tmp.*) left in dir by a killed job.
+ * Called by rank 0 when a run starts: the directory belongs to that run. */
+void ckpt_remove_stale(const char *dir);
 /* Non-dying verification (format, version, checksums); 0 if good, else -1 and why. */
 int ckpt_verify(const char *path, char *why, size_t size);
 

@@ -3,7 +3,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "dist.h"
@@ -69,6 +72,18 @@ char *rt_strdup(const char *s) {
     char *p = rt_malloc(n, "string");
     memcpy(p, s, n);
     return p;
+}
+
+void rt_fsync_path(const char *path, const char *what) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) rt_die(EXIT_RUNTIME, "%s '%s': cannot open it to flush it: %s", what, path, strerror(errno));
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        rt_die(EXIT_RUNTIME, "%s '%s': fsync failed (%s); it may not be on disk", what, path,
+               strerror(e));
+    }
+    close(fd);
 }
 
 double rt_seconds(void) {

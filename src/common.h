@@ -42,6 +42,9 @@ void *rt_realloc(void *p, size_t bytes, const char *what);
 char *rt_strdup(const char *s);
 /* n floats, zeroed, 64-byte aligned (for vector loads); free with free(). */
 float *rt_alloc_floats(size_t n, const char *what);
+/* fsync a file or directory by path; dies (naming what) if that fails, so nothing is
+ * renamed into place that is not on disk. */
+void rt_fsync_path(const char *path, const char *what);
 /* Monotonic wall clock in seconds. */
 double rt_seconds(void);
 /* Peak resident set size of this process in MiB (from getrusage). */

@@ -65,6 +65,7 @@ void model_io_save(const char *path, const Model *m, const Vocab *vocab, const c
     model_io_write_params(f, "params", &m->params, m->params.value, 0, tmp);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
+    rt_fsync_path(tmp, "model file");
     if (rename(tmp, path) != 0)
         rt_die(EXIT_RUNTIME, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
 }

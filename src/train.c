@@ -334,6 +334,7 @@ int cmd_train(int argc, char **argv) {
     if (rank == 0) {
         make_dir(o.out);
         make_dir(ckpt_dir);
+        ckpt_remove_stale(ckpt_dir);
     }
     dist_barrier();
     install_signal_handlers();

@@ -77,7 +77,14 @@ static const char *reference(void) {
 
 START_TEST(exact_resume_one_rank) {
     ck_assert_int_eq(train("split1", 0, 23, ""), 0);
+    /* an unfinished checkpoint of a killed job is removed when the next run starts */
+    char stale[700];
+    snprintf(stale, sizeof stale, "%s/split1/checkpoints/.ckpt-0000000030.h5.tmp.99999", dir);
+    FILE *f = fopen(stale, "w");
+    fputs("partial", f);
+    fclose(f);
     ck_assert_int_eq(train("split1", 0, 40, "--resume auto"), 0);
+    ck_assert_msg(access(stale, F_OK) != 0, "stale temporary checkpoint left in place");
     ck_assert_msg(params_diff("split1", reference()) == 0.0, "23+17 steps differ from 40");
 }
 END_TEST
