@@ -18,6 +18,7 @@
 #        1 rank,  --batch 32                 (no launcher)
 #        2 ranks, --batch 64, this host      (mpirun -np 2, shared memory)
 #        2 ranks, --batch 64, 2 netns hosts  (mpirun over TCP)
+#        the two 2-rank runs again with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2^31-1
 #      tokens/s = (tokens_last - tokens_first) / (elapsed_last - elapsed_first) over the
 #      metrics lines, i.e. the first --print-every interval (start-up) excluded;
 #      ratio = tokens/s(2 ranks) / tokens/s(1 rank); target >= 1.85
@@ -161,7 +162,7 @@ trap 'exit 143' TERM
   echo "cpus: $(nproc) ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1))"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "open mpi: $(mpirun --version 2>/dev/null | head -n1)"
-  echo "rnntrain: $BIN ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo "rnntrain: $BIN (repository HEAD $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?'))"
   echo "busy cores (all processes, 2 s sample) at start: $(busy_cores)"
 } | tee "$OUT/machine.txt" >&2
 : >"$OUT/idle.log"
@@ -220,21 +221,33 @@ run_one() { # NAME LAUNCHER... : one training run, prints its tokens/s
   timeout -k 10 900 "$@" --out "$dir" >"$dir/log.txt" 2>&1 || { cat "$dir/log.txt" >&2; die "run $name failed"; }
   tps "$dir/metrics.jsonl"
 }
+# Configurations: 1 rank; 2 ranks on this host (shared memory); 2 ranks on 2 namespace
+# hosts (TCP); the last two again with glibc's mmap disabled and no heap trimming
+# (MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_): without it, the temporary buffers of the
+# non-blocking per-bucket all-reduces are fresh pages every step (see docs/scaling.md).
+NOMMAP=(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647)
+CONFIGS="one shm tcp shm-nommap tcp-nommap"
+[ "$SKIP_NETNS" != 1 ] || CONFIGS="one shm shm-nommap"
 declare -A best bestrun
 for r in $(seq 1 "$REPEAT"); do
-  v=$(run_one "1rank-r$r" "$BIN" "${train_args[@]}" --batch "$BATCH1")
-  [ "$(awk -v a="$v" -v b="${best[one]:-0}" 'BEGIN{print (a > b)}')" = 1 ] && { best[one]=$v; bestrun[one]=1rank-r$r; }
-  v=$(run_one "2ranks-shm-r$r" mpirun -np 2 --bind-to none --mca btl self,vader \
-        "$BIN" "${train_args[@]}" --batch $((2 * BATCH1)))
-  [ "$(awk -v a="$v" -v b="${best[shm]:-0}" 'BEGIN{print (a > b)}')" = 1 ] && { best[shm]=$v; bestrun[shm]=2ranks-shm-r$r; }
-  if [ "$SKIP_NETNS" != 1 ]; then
-    v=$(run_one "2ranks-tcp-r$r" "$NETNS_STATE/mpirun.sh" -np 2 --bind-to none \
-          "$BIN" "${train_args[@]}" --batch $((2 * BATCH1)))
-    [ "$(awk -v a="$v" -v b="${best[tcp]:-0}" 'BEGIN{print (a > b)}')" = 1 ] && { best[tcp]=$v; bestrun[tcp]=2ranks-tcp-r$r; }
-  fi
+  for c in $CONFIGS; do
+    case $c in
+      one) cmd=("$BIN" "${train_args[@]}" --batch "$BATCH1") ;;
+      shm) cmd=(mpirun -np 2 --bind-to none --mca btl self,vader "$BIN" "${train_args[@]}" --batch $((2 * BATCH1))) ;;
+      tcp) cmd=("$NETNS_STATE/mpirun.sh" -np 2 --bind-to none "$BIN" "${train_args[@]}" --batch $((2 * BATCH1))) ;;
+      shm-nommap) cmd=(env "${NOMMAP[@]}" mpirun -np 2 --bind-to none --mca btl self,vader
+                       -x MALLOC_MMAP_MAX_ -x MALLOC_TRIM_THRESHOLD_ "$BIN" "${train_args[@]}" --batch $((2 * BATCH1))) ;;
+      tcp-nommap) cmd=(env "${NOMMAP[@]}" "$NETNS_STATE/mpirun.sh" -np 2 --bind-to none
+                       -x MALLOC_MMAP_MAX_ -x MALLOC_TRIM_THRESHOLD_ "$BIN" "${train_args[@]}" --batch $((2 * BATCH1))) ;;
+    esac
+    v=$(run_one "$c-r$r" "${cmd[@]}")
+    if [ "$(awk -v a="$v" -v b="${best[$c]:-0}" 'BEGIN { print (a > b) }')" = 1 ]; then
+      best[$c]=$v; bestrun[$c]=$c-r$r
+    fi
+  done
 done
-core=$(sed -n 's/^ranks .*BLAS threads (\([^)]*\)).*/\1/p' "$OUT/runs/1rank-r1/log.txt" | head -n1)
-params=$(sed -n 's/.*| \([0-9]*\) parameters.*/\1/p' "$OUT/runs/1rank-r1/log.txt" | head -n1)
+core=$(sed -n 's/^ranks .*BLAS threads (\([^)]*\)).*/\1/p' "$OUT/runs/one-r1/log.txt" | head -n1)
+params=$(sed -n 's/.*| \([0-9]*\) parameters.*/\1/p' "$OUT/runs/one-r1/log.txt" | head -n1)
 
 # ---- 4. summary ----------------------------------------------------------------------------
 # field FILE KIND FILTER KEY: the value of KEY in the line of KIND that contains FILTER
@@ -251,6 +264,10 @@ best_bw() { # FILE -> best max_mb_s over messages >= 1 MiB
   sed -n 's/.*"kind": "pingpong", "bytes": \([0-9]*\),.*"max_mb_s": \([^}]*\)}.*/\1 \2/p' "$1" |
     awk '$1 >= 1048576 && $2 > m { m = $2 } END { printf "%.0f\n", m }'
 }
+sustained_bw() { # FILE -> the best median MB/s over messages >= 16 MiB (what a gradient sees)
+  sed -n 's/.*"kind": "pingpong", "bytes": \([0-9]*\),.*"mb_s": \([^,]*\),.*/\1 \2/p' "$1" |
+    awk '$1 >= 16777216 && $2 > m { m = $2 } END { printf "%.0f\n", m }'
+}
 flops_tok=$(awk -v H="$HIDDEN" -v L="$LAYERS" 'BEGIN { f = 2 * H * 256
   for (k = 0; k < L; k++) f += 2 * 4 * H * (H + H); printf "%.0f\n", 3 * f }')
 {
@@ -266,11 +283,11 @@ flops_tok=$(awk -v H="$HIDDEN" -v L="$LAYERS" 'BEGIN { f = 2 * H * 256
     echo "== point-to-point, 2 ranks, $([ "$kind" = tcp ] && echo "2 namespace hosts over TCP" || echo "1 host, shared memory")"
     lat=$(pp "$f" 1 min_half_rtt_us); latm=$(pp "$f" 1 half_rtt_us)
     lat64=$(pp "$f" 64 min_half_rtt_us)
-    bw=$(best_bw "$f"); bw64m=$(pp "$f" 67108864 mb_s)
+    bw=$(sustained_bw "$f"); bwpeak=$(best_bw "$f"); bw64m=$(pp "$f" 67108864 mb_s)
     echo "latency (half round trip, 1 B): best ${lat} us, median ${latm} us; 64 B: best ${lat64} us"
-    echo "bandwidth (ping-pong): best ${bw} MB/s (messages >= 1 MiB); median at 64 MiB ${bw64m} MB/s"
+    echo "bandwidth (ping-pong): sustained ${bw} MB/s (best median, messages >= 16 MiB); peak ${bwpeak} MB/s (best loop, >= 1 MiB); median at 64 MiB ${bw64m} MB/s"
     for mal in default nommap; do
-      echo "allreduce (2 ranks), LSTM ${LAYERS}xH gradients, float32, malloc $mal (model: bytes/bw + 2*lat, best figures):"
+      echo "allreduce (2 ranks), LSTM ${LAYERS}xH gradients, float32, malloc $mal (model: bytes/sustained bw + 2*best lat):"
       for h in 128 256 512 1024; do
         n=$(ar "$f" "$h" floats "$mal"); ms=$(ar "$f" "$h" ms "$mal"); mn=$(ar "$f" "$h" min_ms "$mal")
         bus=$(ar "$f" "$h" busbw_mb_s "$mal")
@@ -280,26 +297,43 @@ flops_tok=$(awk -v H="$HIDDEN" -v L="$LAYERS" 'BEGIN { f = 2 * H * 256
           "$h" "$n" "$(awk -v n="$n" 'BEGIN { print 4 * n / 1e6 }')" "$ms" "$mn" "$bus" "$pred"
       done
     done
+    if grep -q '"kind": "buckets"' "$f"; then
+      echo "per-layer buckets (output, layer ${LAYERS}..1, embedding), ms median: one blocking all-reduce | blocking per bucket | MPI_Iallreduce all + MPI_Waitall"
+      grep '"kind": "buckets"' "$f" | sed -n 's/.*"what": "\([^"]*\)".*"whole_ms": \([^,]*\), "per_bucket_ms": \([^,]*\), "nonblocking_ms": \([^,]*\),.*/\1 \2 \3 \4/p' |
+        awk '{ printf "  %s %s %-8s %9.3f | %9.3f | %9.3f\n", $1, $2, $3, $4, $5, $6 }'
+    fi
   done
   echo
   echo "== weak scaling: LSTM ${LAYERS}x${HIDDEN} (${params:-?} parameters, $flops_tok FLOP/token for training), T=$BPTT, 1 BLAS thread per rank, $STEPS steps, best of $REPEAT"
   g1=$(awk -v t="${best[one]:-0}" -v f="$flops_tok" 'BEGIN { printf "%.1f", t * f / 1e9 }')
-  echo "1 rank  x batch $BATCH1:            ${best[one]:-?} tokens/s  ($g1 GFLOP/s)"
-  echo "2 ranks x batch $((2 * BATCH1)) (shared mem): ${best[shm]:-?} tokens/s  ratio $(awk -v a="${best[shm]:-0}" -v b="${best[one]:-1}" 'BEGIN { printf "%.3f", a / b }')  comm wait $(cw "$OUT/runs/${bestrun[shm]}/metrics.jsonl")"
-  [ "$SKIP_NETNS" = 1 ] ||
-  echo "2 ranks x batch $((2 * BATCH1)) (2 hosts TCP): ${best[tcp]:-?} tokens/s  ratio $(awk -v a="${best[tcp]:-0}" -v b="${best[one]:-1}" 'BEGIN { printf "%.3f", a / b }')  comm wait $(cw "$OUT/runs/${bestrun[tcp]}/metrics.jsonl")"
-  echo "all rounds (tokens/s): $(for d in "$OUT"/runs/*/; do printf '%s %s; ' "$(basename "$d")" "$(tps "$d/metrics.jsonl")"; done)"
+  echo "1 rank  x batch $BATCH1: ${best[one]:-?} tokens/s ($g1 GFLOP/s)"
+  for c in $CONFIGS; do
+    [ "$c" != one ] || continue
+    case $c in
+      shm) what="2 ranks x batch $((2 * BATCH1)), 1 host, shared memory" ;;
+      tcp) what="2 ranks x batch $((2 * BATCH1)), 2 namespace hosts, TCP" ;;
+      shm-nommap) what="2 ranks, shared memory, MALLOC_MMAP_MAX_=0" ;;
+      tcp-nommap) what="2 ranks, TCP, MALLOC_MMAP_MAX_=0" ;;
+    esac
+    printf '%-48s %9s tokens/s  ratio %s  comm wait %s\n' "$what:" "${best[$c]:-?}" \
+      "$(awk -v a="${best[$c]:-0}" -v b="${best[one]:-1}" 'BEGIN { printf "%.3f", a / b }')" \
+      "$(cw "$OUT/runs/${bestrun[$c]:-none}/metrics.jsonl" 2>/dev/null)"
+  done
+  echo "all rounds (tokens/s, comm wait):"
+  for d in "$OUT"/runs/*/; do printf '  %-16s %9s  %s\n' "$(basename "$d")" "$(tps "$d/metrics.jsonl")" "$(cw "$d/metrics.jsonl")"; done
   echo "(target: ratio >= 1.85)"
   echo
   echo "== scaling model with these figures (details: docs/scaling.md)"
   [ ! -f "$OUT/comm-tcp.jsonl" ] || model "$(pp "$OUT/comm-tcp.jsonl" 1 min_half_rtt_us)" \
-    "$(best_bw "$OUT/comm-tcp.jsonl")" "$g1" "measured namespace TCP link, measured 1-core rate"
+    "$(sustained_bw "$OUT/comm-tcp.jsonl")" "$g1" "measured namespace TCP link, measured 1-core rate"
 } | tee "$OUT/summary.txt"
 
 {
   printf '{"hidden": %s, "layers": %s, "bptt": %s, "steps": %s, "flops_per_token": %s, "parameters": %s, ' \
     "$HIDDEN" "$LAYERS" "$BPTT" "$STEPS" "$flops_tok" "${params:-null}"
-  printf '"tps_1rank": %s, "tps_2ranks_shm": %s, "tps_2ranks_tcp": %s, "openblas_core": "%s"}\n' \
-    "${best[one]:-null}" "${best[shm]:-null}" "${best[tcp]:-null}" "${core:-}"
+  printf '"openblas_core": "%s", "tokens_per_s": {' "${core:-}"
+  sep=""
+  for c in $CONFIGS; do printf '%s"%s": %s' "$sep" "$c" "${best[$c]:-null}"; sep=", "; done
+  printf '}}\n'
 } >"$OUT/summary.json"
 say "done: $OUT/summary.txt"

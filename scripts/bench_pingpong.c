@@ -21,12 +21,18 @@
  *
  *    The all-reduces run twice: with glibc's default malloc, then with mmap disabled
  *    (mallopt M_MMAP_MAX 0, no trimming), see below; --default-malloc-only skips the second.
+ * 3. The same gradients cut into the trainer's per-layer buckets (output layer, layer L..1,
+ *    embedding): one blocking all-reduce of everything, blocking all-reduces per bucket, and
+ *    all buckets posted with MPI_Iallreduce then MPI_Waitall (runs with mmap disabled when
+ *    pass 2 ran).
  *
  * Output: a human-readable table on stdout (rank 0), and with --json FILE one JSON object per
  * line: {"kind":"firsttouch","bytes":..,"fresh_mb_s":..,"rewrite_mb_s":..},
  * {"kind":"pingpong","bytes":..,"loops":..,"half_rtt_us":..,"mb_s":..,"min_half_rtt_us":..,
  * "max_mb_s":..} and {"kind":"allreduce","what":..,"floats":..,"bytes":..,"ranks":..,"ms":..,
- * "calls":..,"busbw_mb_s":..,"min_ms":..,"malloc":"default"|"nommap"} (ms, half_rtt_us: medians).
+ * "calls":..,"busbw_mb_s":..,"min_ms":..,"malloc":"default"|"nommap"} and {"kind":"buckets",
+ * "what":..,"floats":..,"buckets":..,"ranks":..,"whole_ms":..,"per_bucket_ms":..,
+ * "nonblocking_ms":.., and the *_min_ms} (ms, half_rtt_us: medians).
  */
 #include <limits.h>
 #include <malloc.h>
@@ -258,6 +264,77 @@ int main(int argc, char **argv) {
             }
             free(t);
         }
+    }
+    /* 3. Per-layer buckets, as the trainer sums them: output layer, layer L, ..., layer 1,
+     *    embedding. Blocking MPI_Allreduce per bucket one after another, against all buckets
+     *    posted with MPI_Iallreduce at once and then MPI_Waitall (no compute in between: this
+     *    is the cost of the collective itself, not of the overlap). */
+    if (rank == 0) {
+        printf("\n# per-layer buckets (output, layer %d..1, embedding), %d ranks, median ms "
+               "(min)\n", layers, size);
+        printf("%-22s %10s %8s %18s %18s %18s\n", "what", "floats", "buckets", "Allreduce whole",
+               "Allreduce/bucket", "Iallreduce+Wait");
+    }
+    for (int c = 0; c < nhidden; c++) {
+        long h = hidden[c], bsz[40];
+        int nb = 0;
+        bsz[nb++] = vocab * h + vocab;
+        for (int k = layers; k >= 1 && nb < 38; k--) bsz[nb++] = 4 * h * (h + h) + 8 * h; /* embedding width = h */
+        bsz[nb++] = vocab * h;
+        long n = 0;
+        for (int b = 0; b < nb; b++) n += bsz[b];
+        if (n > maxc) continue;
+        double bytes = (double)n * sizeof(float);
+        int calls = (int)((quick ? 0.2 : 1.0) / (50e-6 + bytes / 5e8));
+        if (calls < 5) calls = 5;
+        if (calls > 100) calls = 100;
+        double *t = malloc(3 * (size_t)calls * sizeof *t);
+        MPI_Request req[40];
+        for (int r = -2; r < calls; r++) {
+            double dt[3];
+            for (int mode = 0; mode < 3; mode++) {
+                MPI_Barrier(MPI_COMM_WORLD);
+                double t0 = MPI_Wtime();
+                if (mode == 0) {
+                    MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+                } else {
+                    long off = 0;
+                    for (int b = 0; b < nb; b++) {
+                        if (mode == 1)
+                            MPI_Allreduce(MPI_IN_PLACE, g + off, (int)bsz[b], MPI_FLOAT, MPI_SUM,
+                                          MPI_COMM_WORLD);
+                        else
+                            MPI_Iallreduce(MPI_IN_PLACE, g + off, (int)bsz[b], MPI_FLOAT, MPI_SUM,
+                                           MPI_COMM_WORLD, &req[b]);
+                        off += bsz[b];
+                    }
+                    if (mode == 2) MPI_Waitall(nb, req, MPI_STATUSES_IGNORE);
+                }
+                dt[mode] = MPI_Wtime() - t0;
+            }
+            MPI_Allreduce(MPI_IN_PLACE, dt, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+            if (r >= 0)
+                for (int mode = 0; mode < 3; mode++) t[mode * calls + r] = dt[mode];
+        }
+        if (rank == 0) {
+            double med[3], mn[3];
+            for (int mode = 0; mode < 3; mode++) {
+                med[mode] = median(t + mode * calls, calls);
+                mn[mode] = t[mode * calls];
+            }
+            char label[64];
+            snprintf(label, sizeof label, "lstm %dx%ld V=%ld", layers, h, vocab);
+            printf("%-22s %10ld %8d %9.3f (%6.3f) %9.3f (%6.3f) %9.3f (%6.3f)\n", label, n, nb,
+                   med[0] * 1e3, mn[0] * 1e3, med[1] * 1e3, mn[1] * 1e3, med[2] * 1e3, mn[2] * 1e3);
+            if (js)
+                fprintf(js, "{\"kind\": \"buckets\", \"what\": \"%s\", \"floats\": %ld, "
+                            "\"buckets\": %d, \"ranks\": %d, \"whole_ms\": %.5f, \"per_bucket_ms\": "
+                            "%.5f, \"nonblocking_ms\": %.5f, \"whole_min_ms\": %.5f, "
+                            "\"per_bucket_min_ms\": %.5f, \"nonblocking_min_ms\": %.5f}\n",
+                        label, n, nb, size, med[0] * 1e3, med[1] * 1e3, med[2] * 1e3, mn[0] * 1e3,
+                        mn[1] * 1e3, mn[2] * 1e3);
+        }
+        free(t);
     }
     if (js) fclose(js);
     free(g);
