@@ -118,13 +118,13 @@ START_TEST(kill_9_at_random_moments) {
             execl(RNNTRAIN_BIN, RNNTRAIN_BIN, "train", "--data", data_arg, "--out", out,
                   "--model", "lstm", "--layers", "2", "--hidden", "16", "--batch", "4", "--bptt",
                   "8", "--eval-batch", "4", "--print-every", "5", "--ckpt-minutes", "0",
-                  "--steps", "150", "--ckpt-every", "1", "--keep", "2", "--resume", "auto",
+                  "--steps", "400", "--ckpt-every", "1", "--keep", "2", "--resume", "auto",
                   (char *)NULL);
             _exit(127);
         }
         int status = 0;
         if (kills < 10) {
-            sleep_us(20000 + rand() % 150000);
+            sleep_us(5000 + rand() % 55000);
             if (waitpid(pid, &status, WNOHANG) == 0) {
                 kill(pid, SIGKILL);
                 waitpid(pid, &status, 0);
@@ -140,9 +140,9 @@ START_TEST(kill_9_at_random_moments) {
     }
     printf("kill -9: %d kills, %d starts\n", kills, attempts);
     ck_assert_int_ge(kills, 10);
-    /* long enough (150 steps) that the random kills land before the run ends */
-    ck_assert_int_eq(train("ref150", 0, 150, ""), 0);
-    ck_assert_msg(params_diff("killed", "ref150") == 0.0,
+    /* long enough (400 steps) that the random kills land before the run ends */
+    ck_assert_int_eq(train("ref400", 0, 400, ""), 0);
+    ck_assert_msg(params_diff("killed", "ref400") == 0.0,
                   "after %d kills the parameters differ from an uninterrupted run", kills);
 }
 END_TEST
