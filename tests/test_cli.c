@@ -101,6 +101,21 @@ START_TEST(bad_options) {
     expect(a, 2, "--prime", "vocabulary");
     snprintf(a, sizeof a, "eval --model %s --data %s --split nope", model_dir, data_path);
     expect(a, 2, "--split", "valid|test");
+    snprintf(a, sizeof a, "train --data %s --out %s/o --batch 6 --deterministic --micro-batch 4",
+             data_path, dir);
+    expect(a, 2, "--micro-batch", "does not divide");
+    snprintf(a, sizeof a, "prepare --csv %s/datasets/digits.csv --task classify --steps 8 "
+             "--features 8 --output %s/d.h5 > /dev/null && %s train --data %s/d.h5 --out %s/o2 "
+             "--deterministic", SOURCE_DIR, dir, RNNTRAIN_BIN, dir, dir);
+    expect(a, 2, "--deterministic", "language models");
+    snprintf(a, sizeof a, "train --data %s --out %s/o3 --hidden 8 --batch 2 --bptt 8 --steps 2",
+             data_path, dir);
+    char env_cmd[2100];
+    snprintf(env_cmd, sizeof env_cmd, "RNNTRAIN_TEST_NAN_AT=abc %s", RNNTRAIN_BIN);
+    char cmd[4096], out[8192];
+    snprintf(cmd, sizeof cmd, "%s %s", env_cmd, a);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "RNNTRAIN_TEST_NAN_AT") && strstr(out, "STEP:COUNT"), "%.500s", out);
 }
 END_TEST
 
