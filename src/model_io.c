@@ -83,8 +83,9 @@ char *model_io_path(const char *dir_or_file) {
     return rt_strdup(dir_or_file);
 }
 
-void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab) {
-    char *path = model_io_path(path_in);
+/* Opens a model file or checkpoint and reads its shape and vocabulary (vocab->V = 0 and no
+ * symbols for sequence-task models). Returns the open file; path is the resolved one. */
+static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
     hid_t f = h5_open_read(path, "model file");
     char buf[64];
     h5_read_attr_str(f, "format", buf, sizeof buf, path);
@@ -130,7 +131,52 @@ void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab)
         uint64_t vd[1] = {(uint64_t)V};
         h5_read_i32(f, "vocab", vocab->symbols, 1, vd, path);
     }
+    *sp = s;
+    return f;
+}
+
+void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab) {
+    char *path = model_io_path(path_in);
+    ModelShape s;
+    hid_t f = open_model(path, &s, vocab);
     model_init(m, s, B, Tmax);
+    model_io_read_params(f, "params", &m->params, m->params.value, path);
+    H5Fclose(f);
+    free(path);
+}
+
+static void shape_text(const ModelShape *s, char *buf, size_t n) {
+    snprintf(buf, n, "%s %dx%d, %s %d, %d outputs%s", s->cell->name, s->L, s->H,
+             s->float_inputs ? "features" : "embed", s->E, s->V,
+             s->C > 0 ? ", conditioned" : "");
+}
+
+void model_io_load_weights(const char *path_in, Model *m, const Vocab *vocab) {
+    char *path = model_io_path(path_in);
+    ModelShape s;
+    Vocab fv;
+    hid_t f = open_model(path, &s, &fv);
+    const ModelShape *want = &m->shape;
+    if (s.cell != want->cell || s.L != want->L || s.H != want->H || s.E != want->E ||
+        s.V != want->V || s.float_inputs != want->float_inputs || s.C != want->C ||
+        s.in_vocab != want->in_vocab) {
+        char have[160], need[160];
+        shape_text(&s, have, sizeof have);
+        shape_text(want, need, sizeof need);
+        rt_die(EXIT_INPUT, "--init-from '%s': the file holds a %s model, the run configures %s",
+               path, have, need);
+    }
+    if (vocab && vocab->V > 0) {
+        if (fv.V == 0)
+            rt_die(EXIT_INPUT, "--init-from '%s': the file has no text vocabulary, the data has "
+                   "one of %d symbols", path, vocab->V);
+        if (fv.kind != vocab->kind ||
+            memcmp(fv.symbols, vocab->symbols, (size_t)vocab->V * sizeof(int32_t)) != 0)
+            rt_die(EXIT_INPUT, "--init-from '%s': its vocabulary (%s, %d symbols) differs from "
+                   "the training data's (%s, %d symbols): token ids would mean other symbols",
+                   path, vocab_kind_name(fv.kind), fv.V, vocab_kind_name(vocab->kind), vocab->V);
+    }
+    free(fv.symbols);
     model_io_read_params(f, "params", &m->params, m->params.value, path);
     H5Fclose(f);
     free(path);

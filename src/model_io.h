@@ -21,6 +21,10 @@ void model_io_save(const char *path, const Model *m, const Vocab *vocab, const c
 /* path may be a directory holding model.h5. Builds m for B streams x Tmax steps and fills
  * vocab (V = 0 for sequence-task models). */
 void model_io_load(const char *path, Model *m, int B, int Tmax, Vocab *vocab);
+/* --init-from: replaces m's parameter values by those of a model file or checkpoint (path may
+ * be a directory holding model.h5). The file's model must have m's shape and, when vocab is
+ * given (language models), the same vocabulary; any mismatch is a clear error naming it. */
+void model_io_load_weights(const char *path, Model *m, const Vocab *vocab);
 /* Resolves DIR_OR_FILE to the model file path (caller frees). */
 char *model_io_path(const char *dir_or_file);
 

@@ -33,7 +33,7 @@
 #include "seqeval.h"
 
 typedef struct {
-    char *data, *cell, *optim, *out, *log, *init, *schedule, *ckpt_dir, *resume;
+    char *data, *cell, *optim, *out, *log, *init, *schedule, *ckpt_dir, *resume, *init_from;
     int layers, hidden, embed, batch, bptt, threads, eval_batch, deterministic, micro_batch;
     int64_t steps, seed, print_every, eval_every, warmup, decay_every, verify_every;
     int64_t ckpt_every, keep, max_bad;
@@ -301,6 +301,10 @@ int cmd_train(int argc, char **argv) {
         {"keep", CLI_I64, &o.keep, "K", "keep the K newest checkpoints; 0 = all (default 3)", 0, 1e9, NULL, 0, 0},
         {"resume", CLI_STR, &o.resume, "auto|PATH", "continue from the newest valid checkpoint "
          "in the checkpoint directory (auto; starts afresh if there is none) or from PATH", 1, 0, NULL, 0, 0},
+        {"init-from", CLI_STR, &o.init_from, "MODEL", "start from the weights of a model file, "
+         "training directory or checkpoint of the same shape and vocabulary (warm start, "
+         "fine-tuning, or weights exported from PyTorch); optimizer state starts afresh; "
+         "ignored when --resume finds a checkpoint", 1, 0, NULL, 0, 0},
         {"max-bad-steps", CLI_I64, &o.max_bad, "K", "after K non-finite steps in a row, roll back "
          "to the last checkpoint with a lower lr (default 10)", 1, 1e9, NULL, 0, 0},
         {"rollback-lr-factor", CLI_DOUBLE, &o.rollback_factor, "F", "lr multiplier after a "
@@ -450,6 +454,11 @@ int cmd_train(int argc, char **argv) {
         } else {
             rt_log("no checkpoint in %s: starting afresh\n", ckpt_dir);
         }
+    }
+    if (o.init_from && !last_ckpt) {
+        /* every rank reads the (small) file: an error stops all of them the same way */
+        model_io_load_weights(o.init_from, m, is_seq ? NULL : &tf.vocab);
+        rt_log("initial weights from %s\n", o.init_from);
     }
     double flops_tok = 3.0 * model_forward_flops_per_token(&shape);
     int64_t tokens_per_step = (int64_t)o.batch * T_model;

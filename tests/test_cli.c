@@ -186,6 +186,63 @@ START_TEST(failures_leave_files_alone) {
 }
 END_TEST
 
+/* --init-from: the run starts from the file's weights (with a vanishing lr the saved model
+ * equals the input bitwise, and differs without --init-from); a model of another shape or
+ * vocabulary, or a file that is not a model, is refused with a message naming both sides. */
+START_TEST(init_from) {
+    char a[4096], in_file[600], out_file[600], p[512];
+    const char *cfg = "--hidden 8 --layers 1 --batch 2 --bptt 8 --steps 1 --eval-batch 2 "
+                      "--lr 1e-300 --seed 99";
+    snprintf(in_file, sizeof in_file, "%s/model.h5", model_dir);
+    size_t n_in, n_out, n_fresh;
+    float *w_in = test_model_params(in_file, &n_in);
+    for (int from = 0; from < 2; from++) {
+        snprintf(a, sizeof a, "%s train --data %s --out %s/warm%d %s %s%s >/dev/null 2>&1",
+                 RNNTRAIN_BIN, data_path, dir, from, cfg, from ? "--init-from " : "",
+                 from ? model_dir : "");
+        ck_assert_int_eq(system(a), 0);
+    }
+    snprintf(out_file, sizeof out_file, "%s/warm1/model.h5", dir);
+    float *w_out = test_model_params(out_file, &n_out);
+    snprintf(out_file, sizeof out_file, "%s/warm0/model.h5", dir);
+    float *w_fresh = test_model_params(out_file, &n_fresh);
+    ck_assert(n_in == n_out && n_in == n_fresh && n_in > 0);
+    ck_assert_msg(memcmp(w_in, w_out, n_in * sizeof(float)) == 0,
+                  "--init-from did not start from the file's weights");
+    ck_assert_msg(memcmp(w_in, w_fresh, n_in * sizeof(float)) != 0,
+                  "without --init-from the weights should be a fresh draw");
+    free(w_in);
+    free(w_out);
+    free(w_fresh);
+
+    snprintf(a, sizeof a, "train --data %s --out %s/o --hidden 16 --layers 1 --batch 2 --bptt 8 "
+             "--steps 1 --init-from %s", data_path, dir, model_dir);
+    expect(a, 3, "--init-from", "lstm 1x8");
+    snprintf(a, sizeof a, "train --data %s --out %s/o --hidden 8 --layers 1 --model gru "
+             "--batch 2 --bptt 8 --steps 1 --init-from %s", data_path, dir, in_file);
+    expect(a, 3, in_file, "gru 1x8");
+    /* same number of symbols, other symbols: the token ids would mean other characters */
+    char text[600], in[512], other[512];
+    for (int i = 0; i < 599; i++) text[i] = (char)('A' + (i * 7) % 26);
+    text[599] = 0;
+    snprintf(in, sizeof in, "%s/upper.txt", dir);
+    write_text(in, text);
+    snprintf(other, sizeof other, "%s/upper.h5", dir);
+    snprintf(a, sizeof a, "%s prepare --input %s --output %s --vocab chars --split 0.8,0.1,0.1 "
+             ">/dev/null", RNNTRAIN_BIN, in, other);
+    ck_assert_int_eq(system(a), 0);
+    snprintf(a, sizeof a, "train --data %s --out %s/o %s --init-from %s", other, dir, cfg,
+             model_dir);
+    expect(a, 3, "--init-from", "vocabulary");
+    snprintf(a, sizeof a, "train --data %s --out %s/o %s --init-from %s", data_path, dir, cfg,
+             data_path);
+    expect(a, 3, data_path, "rnntrain-model");
+    snprintf(p, sizeof p, "%s/none.h5", dir);
+    snprintf(a, sizeof a, "train --data %s --out %s/o %s --init-from %s", data_path, dir, cfg, p);
+    expect(a, 3, p, NULL);
+}
+END_TEST
+
 START_TEST(help_and_version) {
     static const char *const cmds[] = {"prepare", "train", "eval", "sample"};
     char cmd[1024], out[8192];
@@ -207,6 +264,7 @@ static Suite *cli_suite(void) {
     tcase_add_test(tc, bad_options);
     tcase_add_test(tc, bad_files);
     tcase_add_test(tc, failures_leave_files_alone);
+    tcase_add_test(tc, init_from);
     tcase_add_test(tc, help_and_version);
     tcase_set_timeout(tc, 200);
     suite_add_tcase(s, tc);
