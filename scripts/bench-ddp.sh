@@ -12,8 +12,8 @@
 # run.  The machine is shared: compare the ratio of one round, and use ROUNDS=2 when it is
 # noisy.  See docs/scaling.md, "PyTorch DDP comparison".
 #
-# Everything runs with OPENBLAS_CORETYPE unset (the shell here exports Haswell, which halves
-# sgemm speed), OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=1.  mpirun uses Open MPI's default
+# Both run the same OpenBLAS kernels: OPENBLAS_CORETYPE is set to the core rnntrain runs when
+# it is unset (scripts/blas-core.sh), OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=1.  mpirun uses Open MPI's default
 # binding (2 ranks on 2 cores: one core each); torch_ddp.py does not bind.
 #
 # Knobs (environment):
@@ -56,7 +56,10 @@ command -v mpirun >/dev/null || die "mpirun not found (apt-get install openmpi-b
 for v in $(env | sed -n 's/^\(OMPI_MCA_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
-BENCH_ENV=(env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1)
+# shellcheck source=scripts/blas-core.sh
+. "$ROOT/scripts/blas-core.sh"
+BLAS_CORE=$(bench_blas_core "$RNNTRAIN") || die "cannot run $RNNTRAIN --version"
+BENCH_ENV=(env OPENBLAS_CORETYPE="$BLAS_CORE" OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1)
 
 if [[ -n "${OUT:-}" ]]; then
     mkdir -p "$OUT"; TMP=$(cd "$OUT" && pwd)

@@ -76,10 +76,6 @@ EVAL_EVERY=$(to_steps "$EVAL_M")
 (( STEPS % EVAL_EVERY == 0 )) || die "TOKENS_M must be a multiple of EVAL_M"
 (( BATCH % NP == 0 )) || die "NP must divide the batch ($BATCH)"
 
-BENCH_ENV=(env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1)
-# NICE=-10 (root only): run the benchmarks at a higher priority than other people's jobs,
-# so that a busy shared machine disturbs the figures less
-if [[ -n "${NICE:-}" ]]; then BENCH_ENV=(nice -n "$NICE" "${BENCH_ENV[@]}"); fi
 MPI_ENV=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
          OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo)
 
@@ -94,6 +90,14 @@ if [[ ! -x "$RNNTRAIN" ]]; then
     RNNTRAIN=$ROOT/build/rnntrain
 fi
 cp "$RNNTRAIN" "$TMP/rnntrain"   # a concurrent rebuild cannot change it mid-run
+# rnntrain and PyTorch run the same OpenBLAS kernels (scripts/blas-core.sh)
+# shellcheck source=scripts/blas-core.sh
+. "$ROOT/scripts/blas-core.sh"
+BLAS_CORE=$(bench_blas_core "$TMP/rnntrain") || die "cannot run $RNNTRAIN --version"
+BENCH_ENV=(env OPENBLAS_CORETYPE="$BLAS_CORE" OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1)
+# NICE=-10 (root only): run the benchmarks at a higher priority than other people's jobs,
+# so that a busy shared machine disturbs the figures less
+if [[ -n "${NICE:-}" ]]; then BENCH_ENV=(nice -n "$NICE" "${BENCH_ENV[@]}"); fi
 BIN_DATE=$(date -r "$RNNTRAIN" "+%F %T")
 GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n "$(git status --porcelain -- src 2>/dev/null)" ]]; then GIT_REV="$GIT_REV+dirty-src"; fi
@@ -114,7 +118,7 @@ fi
     || die "rnntrain prepare failed"
 
 say "config: $MODEL ${LAYERS}x$HIDDEN embed $EMBED, B=$BATCH T=$BPTT, adam lr $LR clip $CLIP, init pytorch, seeds ${SEED_LIST[*]}; $STEPS steps = ${TOKENS_M}M tokens, eval every $EVAL_EVERY steps on valid x $EVAL_BATCH streams; $NP ranks; rnntrain $GIT_REV (binary $RNNTRAIN built $BIN_DATE); data $TEXT"
-say "load before: $(cut -d' ' -f1-3 /proc/loadavg); nice ${NICE:-0}"
+say "load before: $(cut -d' ' -f1-3 /proc/loadavg); nice ${NICE:-0}; OpenBLAS core $BLAS_CORE for rnntrain and PyTorch"
 
 # --- the n-gram floor on this valid split -----------------------------------------------------
 FLOOR_MEASURED=""
@@ -164,7 +168,7 @@ run_torch() {
             --eval-batch "$EVAL_BATCH" --threads "$TORCH_THREADS" --log-every "$PRINT_EVERY" --json)
     say "PyTorch: ${cmd[*]}"
     local t0; t0=$(date +%s)
-    if ${NICE:+nice -n "$NICE"} env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS="$TORCH_THREADS" OMP_NUM_THREADS="$TORCH_THREADS" \
+    if ${NICE:+nice -n "$NICE"} env OPENBLAS_CORETYPE="$BLAS_CORE" OPENBLAS_NUM_THREADS="$TORCH_THREADS" OMP_NUM_THREADS="$TORCH_THREADS" \
            timeout -k 10 "$TIMEOUT" "${cmd[@]}" > "$TMP/pt-$seed.json"; then
         PT_WALL+=($(( $(date +%s) - t0 )))
         "$PY" -c "import json,sys

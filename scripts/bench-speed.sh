@@ -7,9 +7,10 @@
 # rnntrain/PyTorch tokens/s ratio against the targets (>= 1.5x PyTorch, >= 75% of sgemm,
 # peak RSS < 150 MB).  See docs/benchmarks.md.
 #
-# All three run with OPENBLAS_CORETYPE unset (the shell here exports Haswell, which halves
-# sgemm speed on this AVX-512 machine), OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=1; the
-# OpenBLAS core names actually used are printed.
+# All three run the same OpenBLAS kernels: OPENBLAS_CORETYPE is set to the core rnntrain
+# runs when it is unset (OpenBLAS's own choice, or the CPU's best core where OpenBLAS falls
+# back to a generic one: scripts/blas-core.sh); OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=1.
+# The OpenBLAS core names actually used are printed.
 #
 # Knobs (environment):
 #   MODEL=lstm LAYERS=2 HIDDEN=512 EMBED=$HIDDEN BATCH=32 BPTT=64 LR=2e-3 CLIP=5 SEED=1234
@@ -54,12 +55,6 @@ if (( STEPS / PRINT_EVERY < 2 )); then
     die "STEPS/PRINT_EVERY must be >= 2 (the first train line is warm-up)"
 fi
 
-# --- the benchmark environment: same for all three --------------------------------------
-BENCH_ENV=(env -u OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1)
-# NICE=-10 (root only): run the benchmarks at a higher priority than other people's jobs,
-# so that a busy shared machine disturbs the figures less
-if [[ -n "${NICE:-}" ]]; then BENCH_ENV=(nice -n "$NICE" "${BENCH_ENV[@]}"); fi
-
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-speed.XXXXXX")
 cleanup() { if [[ -n "${KEEP:-}" ]]; then echo "bench-speed: kept $TMP" >&2; else rm -rf "$TMP"; fi; }
 trap cleanup EXIT
@@ -73,6 +68,15 @@ if [[ ! -x "$RNNTRAIN" ]]; then
 fi
 cp "$RNNTRAIN" "$TMP/rnntrain"
 BIN_DATE=$(date -r "$RNNTRAIN" "+%F %T")
+
+# --- the benchmark environment: same for all three --------------------------------------
+# shellcheck source=scripts/blas-core.sh
+. "$ROOT/scripts/blas-core.sh"
+BLAS_CORE=$(bench_blas_core "$TMP/rnntrain") || die "cannot run $RNNTRAIN --version"
+BENCH_ENV=(env OPENBLAS_CORETYPE="$BLAS_CORE" OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1)
+# NICE=-10 (root only): run the benchmarks at a higher priority than other people's jobs,
+# so that a busy shared machine disturbs the figures less
+if [[ -n "${NICE:-}" ]]; then BENCH_ENV=(nice -n "$NICE" "${BENCH_ENV[@]}"); fi
 
 # --- sgemm bench ---------------------------------------------------------------------------
 cc -O2 -o "$TMP/bench_sgemm" scripts/bench_sgemm.c $(pkg-config --cflags --libs openblas) \
@@ -117,7 +121,7 @@ GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n "$(git status --porcelain -- src 2>/dev/null)" ]]; then GIT_REV="$GIT_REV+dirty-src"; fi
 
 say "config: $MODEL ${LAYERS}x$HIDDEN embed $EMBED vocab $VOCAB, B=$BATCH T=$BPTT, adam lr $LR clip $CLIP, seed $SEED; data $TEXT (split $SPLIT); rnntrain $GIT_REV (binary $RNNTRAIN built $BIN_DATE)"
-say "env: OPENBLAS_CORETYPE unset, OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=1 (OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-<unset>}), nice ${NICE:-0}; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "env: OPENBLAS_CORETYPE=$BLAS_CORE (the core rnntrain runs when it is unset: scripts/blas-core.sh), OPENBLAS_NUM_THREADS=1, OMP_NUM_THREADS=1 (OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-<unset>}), nice ${NICE:-0}; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 sg_field() {  # sg_field FILE SHAPE KEY  (from bench_sgemm --json lines)
     sed -n "/\"shape\": \"$2\"/s/.*\"$3\": \"*\([^,\"}]*\).*/\1/p" "$1"
@@ -166,7 +170,7 @@ for (( round = 1; round <= ROUNDS; round++ )); do
     [[ -n "$tps" ]] || die "no train lines in $R/rnn-metrics.jsonl"
     say "rnntrain tokens/s (mean of train lines after the first): $tps"
     RT+=("$tps")
-    RN_CORE=$(sed -n 's/.*BLAS threads* (\([^)]*\)).*/\1/p' "$R/rnn-stderr.txt" | head -1)
+    RN_CORE=$(sed -n 's/.*BLAS threads* (\([^);]*\).*/\1/p' "$R/rnn-stderr.txt" | head -1)
     rss=""
     if (( HAVE_TIME )); then rss=$(maxrss_mb "$R/rnn-time.txt"); fi
     [[ -n "$rss" ]] || rss=$(sed -n 's/.*peak RSS \([0-9.]*\) MB.*/\1/p' "$R/rnn-stderr.txt" | tail -1)

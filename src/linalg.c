@@ -1,7 +1,11 @@
 #include "linalg.h"
 
 #include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -48,6 +52,83 @@ void la_ref_matmul(float *C, const float *A, const float *B, int M, int N, int K
 const char *la_setup(int threads) {
     if (threads > 0) openblas_set_num_threads(threads);
     return openblas_get_corename();
+}
+
+/* Vector ISA level of an OpenBLAS core name: 1 AVX, 2 AVX2+FMA, 3 AVX-512; 0 for the
+ * SSE-era names below and for names this table does not know (an OpenBLAS newer than the
+ * table, or another architecture: left alone by la_choose_blas_core). */
+int la_core_level(const char *name) {
+    static const struct {
+        const char *name;
+        int level;
+    } cores[] = {{"Sandybridge", 1}, {"Bulldozer", 1},  {"Piledriver", 1},
+                 {"Steamroller", 1}, {"Haswell", 2},    {"Zen", 2},
+                 {"Excavator", 2},   {"SkylakeX", 3},   {"Cooperlake", 3},
+                 {"SapphireRapids", 3}};
+    for (size_t i = 0; i < sizeof cores / sizeof *cores; i++)
+        if (strcasecmp(name, cores[i].name) == 0) return cores[i].level;
+    return 0;
+}
+
+static const char *const generic_cores[] = {"Prescott", "Core2", "Penryn", "Dunnington",
+                                            "Nehalem", "Atom", "Northwood", "Katmai",
+                                            "Coppermine", "Banias", "Unknown"};
+
+const char *la_best_core_for_cpu(void) {
+#if defined(LA_HAVE_X86)
+    __builtin_cpu_init();
+    /* the builtins report a feature only when the OS also saves its registers (XCR0) */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512cd"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+    if (__builtin_cpu_supports("avx")) return "Sandybridge";
+#endif
+    return NULL;
+}
+
+void la_choose_blas_core(char **argv) {
+    if (getenv("OPENBLAS_CORETYPE") || getenv("RNNTRAIN_KEEP_BLAS_CORE")) return;
+    const char *have = openblas_get_corename();
+    const char *want = la_best_core_for_cpu();
+    if (!have || !want) return;
+    /* only a generic fallback is replaced: a core name OpenBLAS chose knowingly (including
+     * names newer than the table above) is left alone */
+    int generic = 0;
+    for (size_t i = 0; i < sizeof generic_cores / sizeof *generic_cores; i++)
+        if (strcasecmp(have, generic_cores[i]) == 0) generic = 1;
+    if (!generic && la_core_level(have) == 0) return;
+    if (la_core_level(have) >= la_core_level(want)) return;
+    /* OpenBLAS reads OPENBLAS_CORETYPE once, when the library is loaded: run this program
+     * again with it set. The variable is set from now on, so this happens at most once. */
+    if (setenv("OPENBLAS_CORETYPE", want, 1) != 0 ||
+        setenv("RNNTRAIN_BLAS_DETECTED", have, 1) != 0)
+        return;
+    /* exec the binary by its own path, not /proc/self/exe: the process keeps its name
+     * (ps, pgrep, killall and batch systems' process tracking see "rnntrain") */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0 && (size_t)n < sizeof self - 1) {
+        self[n] = 0;
+        execv(self, argv);
+    }
+    /* exec failed (no /proc?): carry on with the kernels OpenBLAS chose */
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("RNNTRAIN_BLAS_DETECTED");
+}
+
+void la_core_text(char *buf, size_t size) {
+    const char *core = openblas_get_corename();
+    const char *detected = getenv("RNNTRAIN_BLAS_DETECTED");
+    const char *set = getenv("OPENBLAS_CORETYPE");
+    if (detected && set)
+        snprintf(buf, size, "%s; OpenBLAS detected %s on this CPU, rnntrain set "
+                 "OPENBLAS_CORETYPE=%s", core, detected, set);
+    else if (set)
+        snprintf(buf, size, "%s; OPENBLAS_CORETYPE=%s", core, set);
+    else
+        snprintf(buf, size, "%s", core);
 }
 
 int la_threads(void) { return openblas_get_num_threads(); }

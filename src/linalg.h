@@ -40,6 +40,20 @@ int la_packed_native(void);
 /* Naive triple loops in double, for tests. */
 void la_ref_matmul(float *C, const float *A, const float *B, int M, int N, int K, float beta,
                    int transA, int transB);
+/* OpenBLAS chooses its kernels from CPUID when the library is loaded. An OpenBLAS older than
+ * the CPU falls back to a generic SSE core: Debian 12's 0.3.21 runs Sapphire/Emerald Rapids
+ * Xeons as "Prescott", at 24 instead of 155 GFLOP/s sgemm on one core. Called first thing in
+ * main(): when OpenBLAS chose a generic core (or one below the CPU's vector ISA), and neither
+ * OPENBLAS_CORETYPE nor RNNTRAIN_KEEP_BLAS_CORE is set, it sets OPENBLAS_CORETYPE to the best
+ * core the CPU (and OS) supports and execs this program again with the same arguments
+ * (before MPI is started; same process, so launchers do not notice). Returns otherwise. */
+void la_choose_blas_core(char **argv);
+/* The OpenBLAS core name for this CPU's vector ISA (SkylakeX, Haswell, Sandybridge), or NULL. */
+const char *la_best_core_for_cpu(void);
+/* 1 AVX, 2 AVX2+FMA, 3 AVX-512 for the x86 OpenBLAS core names; 0 for SSE-era and unknown. */
+int la_core_level(const char *name);
+/* "Core" or "Core; OpenBLAS detected X on this CPU, rnntrain set OPENBLAS_CORETYPE=Core". */
+void la_core_text(char *buf, size_t size);
 /* Sets the number of BLAS threads (0 leaves OpenBLAS's default); returns the core name. */
 const char *la_setup(int threads);
 int la_threads(void);

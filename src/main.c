@@ -8,6 +8,7 @@
 #include "common.h"
 #include "dist.h"
 #include "h5util.h"
+#include "linalg.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
      * the same blocks are reused). */
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+    la_choose_blas_core(argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
@@ -41,7 +43,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "--version") == 0) {
-        printf("rnntrain %s\n", RNNTRAIN_VERSION);
+        char core[256];
+        la_core_text(core, sizeof core);
+        printf("rnntrain %s\nOpenBLAS core: %s\n", RNNTRAIN_VERSION, core);
         return 0;
     }
     static const struct {

@@ -270,7 +270,7 @@ double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad
         float zmax = z[0];
         for (int v = 1; v < V; v++) zmax = z[v] > zmax ? z[v] : zmax;
         double sum = 0.0;
-        for (int v = 0; v < V; v++) sum += exp((double)(z[v] - zmax));
+        for (int v = 0; v < V; v++) sum += exp((double)z[v] - (double)zmax);
         double lse = (double)zmax + log(sum);
         total += lse - (double)z[y];
         if (grad) {

@@ -331,7 +331,9 @@ int cmd_train(int argc, char **argv) {
         rt_die(EXIT_USAGE, "the ranks were started with different options; every rank must get "
                "the same command line");
 
-    const char *core = la_setup(o.threads);
+    la_setup(o.threads);
+    char core[256];
+    la_core_text(core, sizeof core);
     char ckpt_dir[4096];
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s", o.ckpt_dir ? o.ckpt_dir : "");
     if (!o.ckpt_dir) snprintf(ckpt_dir, sizeof ckpt_dir, "%s/checkpoints", o.out);

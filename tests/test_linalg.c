@@ -76,11 +76,49 @@ START_TEST(blas_wrappers_match_reference) {
 }
 END_TEST
 
+/* The core name `rnntrain --version` reports for an environment prefix. */
+static void version_core(const char *env, char *core, size_t size) {
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "env %s %s --version", env, RNNTRAIN_BIN);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
+    const char *p = strstr(out, "OpenBLAS core: ");
+    ck_assert_msg(p != NULL, "%s", out);
+    p += strlen("OpenBLAS core: ");
+    size_t n = strcspn(p, ";\n");
+    ck_assert(n > 0 && n < size);
+    memcpy(core, p, n);
+    core[n] = 0;
+}
+
+/* With OPENBLAS_CORETYPE unset the binary runs kernels of the CPU's vector ISA, even where
+ * OpenBLAS falls back to a generic core (Debian's 0.3.21 on Sapphire/Emerald Rapids:
+ * Prescott); a core the user sets is kept, and so is OpenBLAS's own choice when asked. */
+START_TEST(blas_core_matches_cpu) {
+    const char *best = la_best_core_for_cpu();
+    char core[128];
+    version_core("-u OPENBLAS_CORETYPE -u RNNTRAIN_KEEP_BLAS_CORE", core, sizeof core);
+    printf("CPU's best OpenBLAS core %s; rnntrain runs %s\n", best ? best : "(none)", core);
+    if (best)
+        ck_assert_msg(la_core_level(core) >= la_core_level(best),
+                      "rnntrain runs OpenBLAS core %s on a CPU that supports %s", core, best);
+    if (best && la_core_level(best) >= 2) {
+        version_core("OPENBLAS_CORETYPE=Haswell", core, sizeof core);
+        ck_assert_str_eq(core, "Haswell");
+    }
+    char out[4096], cmd[1024];
+    snprintf(cmd, sizeof cmd, "env -u OPENBLAS_CORETYPE RNNTRAIN_KEEP_BLAS_CORE=1 %s --version",
+             RNNTRAIN_BIN);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "rnntrain set") == NULL, "%s", out);
+}
+END_TEST
+
 static Suite *linalg_suite(void) {
     Suite *s = suite_create("linalg");
     TCase *tc = tcase_create("linalg");
     tcase_add_test(tc, packed_matches_reference);
     tcase_add_test(tc, blas_wrappers_match_reference);
+    tcase_add_test(tc, blas_core_matches_cpu);
     suite_add_tcase(s, tc);
     printf("packed AVX-512 recurrent kernel in use: %s\n", la_packed_native() ? "yes" : "no");
     return s;
