@@ -72,6 +72,9 @@ def parse_args(argv=None):
                    help="eval streams S")
     p.add_argument("--log-every", type=int, default=0,
                    help="print the training loss every N steps (0: off)")
+    p.add_argument("--save-init", metavar="MODEL.h5",
+                   help="write the initial weights (this seed's PyTorch-default draw) as an "
+                   "rnntrain model file, for `rnntrain train --init-from` (needs --data)")
     p.add_argument("--json", action="store_true",
                    help="final JSON line on stdout (progress goes to stderr)")
     a = p.parse_args(argv)
@@ -83,6 +86,8 @@ def parse_args(argv=None):
             p.error("--%s must be >= 1" % name.replace("_", "-"))
     if a.eval_every < 0:
         p.error("--eval-every must be >= 0")
+    if a.save_init and not a.data:
+        p.error("--save-init needs --data (the model file carries the data's vocabulary)")
     if a.synthetic is not None and a.synthetic < 2:
         p.error("--synthetic V must be >= 2")
     return a
@@ -113,6 +118,33 @@ def load_tokens(path):
                 sys.exit("%s: /%s has token ids outside [0, %d)" % (path, split, V))
             out.append(x)
     return V, out[0], out[1]
+
+
+def save_rnntrain_model(path, net, a, V, data_path):
+    """The module's current weights as an rnntrain model file (docs/formats.md, "Model
+    file"): root attributes, the data's vocabulary, /params/<state_dict name> float32.
+    Written to PATH.tmp and renamed, like rnntrain's own model files."""
+    import os
+    import h5py
+    with h5py.File(data_path, "r") as f:
+        kind = f.attrs.get("vocab_kind", "bytes")
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        vocab = np.asarray(f["vocab"][()], dtype=np.int32)
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w", libver="latest") as f:
+        for key, value in (("format", "rnntrain-model"), ("cell", a.model),
+                           ("vocab_kind", kind)):
+            f.attrs.create(key, value, dtype=h5py.string_dtype("ascii", len(value)))
+        for key, value in (("version", 1), ("layers", a.layers), ("hidden", a.hidden),
+                           ("embed", a.embed), ("vocab_size", V)):
+            f.attrs.create(key, value, dtype=np.int32)
+        f.attrs.create("config", "exported by torch_reference.py --save-init, seed %d" % a.seed,
+                       dtype=h5py.string_dtype("ascii"))
+        f.create_dataset("vocab", data=vocab)
+        g = f.create_group("params")
+        for name, t in net.state_dict().items():
+            g.create_dataset(name, data=t.detach().numpy().astype(np.float32))
+    os.replace(tmp, path)
 
 
 def synthetic_tokens(V, a):
@@ -183,6 +215,9 @@ def main(argv=None):
 
     net = Net(V, a.embed, a.hidden, a.layers, cells[a.model])
     nparams = sum(p.numel() for p in net.parameters())
+    if a.save_init:
+        save_rnntrain_model(a.save_init, net, a, V, a.data)
+        log("initial weights written to %s" % a.save_init)
 
     if a.optim == "adam":
         opt = torch.optim.Adam(net.parameters(), lr=a.lr)
@@ -230,6 +265,7 @@ def main(argv=None):
     epoch = 0
     step_times = []
     evals = []
+    train_losses = []
     loss_v = float("nan")
     net.train()
     for step in range(1, a.steps + 1):
@@ -251,6 +287,7 @@ def main(argv=None):
             gnorm = float("nan")
         opt.step()
         loss_v = loss.item()
+        train_losses.append(loss_v)
         step_times.append(time.perf_counter() - t0)
 
         if a.log_every and step % a.log_every == 0:
@@ -286,6 +323,7 @@ def main(argv=None):
             "valid_nats": valid_nats,
             "valid_bits": valid_nats / math.log(2),
             "final_train_loss": loss_v,
+            "train_losses": train_losses,
             "evals": evals,
             "config": {"model": a.model, "layers": a.layers, "hidden": a.hidden,
                        "embed": a.embed, "vocab_size": V, "batch": B, "bptt": T,

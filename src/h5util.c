@@ -112,10 +112,12 @@ void h5_read_attr_str(hid_t loc, const char *name, char *buf, size_t size, const
         H5free_memory(s);
         H5Tclose(mt);
     } else {
+        /* one byte more than the file's size: a null-padded (h5py) string that fills its
+         * n bytes keeps its last character when converted to a null-terminated one */
         size_t n = H5Tget_size(t);
         char *tmp = rt_calloc(n + 1, 1, "attribute");
         hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n);
+        H5Tset_size(mt, n + 1);
         if (H5Aread(a, mt, tmp) < 0)
             rt_die(EXIT_INPUT, "%s: cannot read attribute '%s'", path, name);
         snprintf(buf, size, "%s", tmp);
