@@ -63,6 +63,10 @@ def parse_args(argv=None):
     p.add_argument("--optim", choices=["adam", "sgd", "rmsprop", "adamw"],
                    default="adam", help="PyTorch defaults for all other "
                    "hyper-parameters (AdamW weight_decay=0.01)")
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                   help="learning-rate schedule, as rnntrain's --schedule")
+    p.add_argument("--warmup", type=int, default=0, help="linear warm-up steps")
+    p.add_argument("--min-lr", type=float, default=0.0, help="cosine: final learning rate")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
@@ -260,6 +264,18 @@ def main(argv=None):
 
     # ---- training -------------------------------------------------------
     params = list(net.parameters())
+
+    def lr_at(i):
+        """rnntrain's sched_lr (src/optim.c) for 0-based update i."""
+        if a.warmup > 0 and i < a.warmup:
+            return a.lr * (i + 1) / a.warmup
+        if a.schedule == "constant":
+            return a.lr
+        span = a.steps - a.warmup
+        if span <= 0:
+            return a.min_lr
+        frac = min(1.0, (i - a.warmup) / span)
+        return a.min_lr + 0.5 * (a.lr - a.min_lr) * (1.0 + math.cos(math.pi * frac))
     state = zero_state(B)
     cursor = 0
     epoch = 0
@@ -285,6 +301,8 @@ def main(argv=None):
             gnorm = float(torch.nn.utils.clip_grad_norm_(params, a.clip))
         else:
             gnorm = float("nan")
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step - 1)
         opt.step()
         loss_v = loss.item()
         train_losses.append(loss_v)
@@ -328,6 +346,7 @@ def main(argv=None):
             "config": {"model": a.model, "layers": a.layers, "hidden": a.hidden,
                        "embed": a.embed, "vocab_size": V, "batch": B, "bptt": T,
                        "lr": a.lr, "clip": a.clip, "optim": a.optim,
+                       "schedule": a.schedule, "warmup": a.warmup, "min_lr": a.min_lr,
                        "steps": a.steps, "seed": a.seed, "threads": a.threads,
                        "eval_batch": S, "params": nparams,
                        "data": a.data or "synthetic",

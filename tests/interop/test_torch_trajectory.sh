@@ -3,7 +3,8 @@
 #
 #   tests/interop/test_torch_trajectory.sh RNNTRAIN_BIN REPO_ROOT
 #
-# For each cell with another optimizer (lstm+adam, gru+rmsprop, rnn+adamw), 2 layers:
+# For each cell with another optimizer (lstm+adam, gru+rmsprop, rnn+adamw; 5 warm-up steps,
+# then constant, constant and cosine learning rates), 2 layers:
 #   1. scripts/torch_reference.py draws PyTorch's default initial weights for a seed and
 #      writes them as an rnntrain model file (--save-init; h5py writes null-padded strings
 #      there, which h5_read_attr_str must read whole), then trains 50 steps of B=8 x T=16
@@ -12,7 +13,8 @@
 #   2. `rnntrain train --init-from` that file, same recipe;
 #   3. the per-step training losses must agree within TOL relative at every step.
 # This checks the whole training loop against an independent implementation: TBPTT state
-# carry and reset, loss, backward, clipping, the optimizer's update and its defaults.
+# carry and reset, loss, backward, clipping, the optimizer's update and its defaults, the
+# learning-rate schedules.
 # (Measured agreement: lstm 3e-6, gru 2e-7, rnn 1e-4 at worst over the 50 steps; float
 # rounding differences grow slowly through the updates. A wrong state carry, a reset
 # missing at the epoch end or a different optimizer rule shows up at 1e-2 or more.)
@@ -37,10 +39,11 @@ head -c 6000 "$ROOT/datasets/moby-dick.txt" > "$TMP/text.txt"
 "$BIN" prepare --input "$TMP/text.txt" --output "$TMP/data.h5" >/dev/null
 
 fails=0
-for c in "lstm adam" "gru rmsprop" "rnn adamw"; do
-    read -r cell optim <<<"$c"
+for c in "lstm adam constant" "gru rmsprop constant" "rnn adamw cosine"; do
+    read -r cell optim schedule <<<"$c"
     recipe=(--model "$cell" --layers 2 --hidden 24 --embed 16 --batch 8 --bptt 16
-            --optim "$optim" --lr 3e-3 --clip 0.5 --steps "$STEPS" --eval-batch 4)
+            --optim "$optim" --lr 3e-3 --clip 0.5 --steps "$STEPS" --eval-batch 4
+            --schedule "$schedule" --warmup 5 --min-lr 1e-4)
     if ! "$PY" "$ROOT/scripts/torch_reference.py" --data "$TMP/data.h5" "${recipe[@]}" \
         --seed 3 --save-init "$TMP/init-$cell.h5" --json > "$TMP/pt-$cell.json" 2> "$TMP/pt-$cell.log"; then
         echo "FAIL: $cell: torch_reference.py failed:"; cat "$TMP/pt-$cell.log"
