@@ -226,6 +226,10 @@ void seq_batch_init(SeqBatch *b, const SeqFile *sf, int B) {
     b->cond = rt_calloc((size_t)B * (b->C ? b->C : 1), sizeof(float), "batch");
     b->len = rt_calloc((size_t)B, sizeof(int32_t), "batch");
     b->label1 = rt_calloc((size_t)B, sizeof(int32_t), "batch");
+    size_t per_row = (size_t)sf->T * b->D;
+    if ((size_t)sf->T * b->Y > per_row) per_row = (size_t)sf->T * b->Y;
+    if ((size_t)sf->C > per_row) per_row = (size_t)sf->C;
+    b->rows = rt_calloc((size_t)B * per_row, 4, "batch");
 }
 
 void seq_batch_free(SeqBatch *b) {
@@ -238,6 +242,7 @@ void seq_batch_free(SeqBatch *b) {
     free(b->cond);
     free(b->len);
     free(b->label1);
+    free(b->rows);
     memset(b, 0, sizeof *b);
 }
 
@@ -282,8 +287,10 @@ void seq_read(const SeqFile *sf, int s, const int64_t *index, int count, SeqBatc
     int B = b->B, T = sf->T, D = b->D, Y = b->Y;
     for (int i = 0; i < B; i++) b->index[i] = index[i < count ? i : count - 1];
     size_t per = (size_t)T * D;
-    float *x = rt_malloc((size_t)count * per * sizeof(float), "rows");
-    int32_t *i32 = rt_malloc((size_t)count * T * sizeof(int32_t), "rows");
+    /* one scratch buffer (sized in seq_batch_init) takes each dataset's rows in turn */
+    _Static_assert(sizeof(float) == 4 && sizeof(int32_t) == 4, "4-byte rows");
+    float *x = b->rows;
+    int32_t *i32 = b->rows;
     if (sf->float_inputs) {
         read_rows(sf, s, "inputs", index, count, H5T_NATIVE_FLOAT, x);
     } else {
@@ -312,7 +319,7 @@ void seq_read(const SeqFile *sf, int s, const int64_t *index, int count, SeqBatc
     }
     memset(b->targets, 0, TB * Y * sizeof(float));
     if (sf->C > 0) {
-        float *c = rt_malloc((size_t)count * sf->C * sizeof(float), "rows");
+        float *c = b->rows;
         read_rows(sf, s, "cond", index, count, H5T_NATIVE_FLOAT, c);
         for (int i = 0; i < B; i++) {
             const float *src = c + (size_t)(i < count ? i : count - 1) * sf->C;
@@ -321,12 +328,11 @@ void seq_read(const SeqFile *sf, int s, const int64_t *index, int count, SeqBatc
             for (int k = 1; k < sf->C; k++) best = src[k] > src[best] ? k : best;
             b->label1[i] = best;
         }
-        free(c);
     }
     if (sf->task == TASK_CLASSIFY || sf->task == TASK_TAG ||
         (sf->task == TASK_GENERATE && has(sf, s, "labels"))) {
         int per_step = sf->task == TASK_TAG;
-        int32_t *lab = rt_malloc((size_t)count * (per_step ? T : 1) * sizeof(int32_t), "rows");
+        int32_t *lab = b->rows;
         read_rows(sf, s, "labels", index, count, H5T_NATIVE_INT32, lab);
         for (int i = 0; i < B; i++) {
             int r = i < count ? i : count - 1;
@@ -345,12 +351,11 @@ void seq_read(const SeqFile *sf, int s, const int64_t *index, int count, SeqBatc
                 }
             }
         }
-        free(lab);
     }
     if (sf->task == TASK_REGRESS || sf->task == TASK_GENERATE) {
         int per_step = sf->task == TASK_GENERATE;
         size_t row = (size_t)Y * (per_step ? T : 1);
-        float *tg = rt_malloc((size_t)count * row * sizeof(float), "rows");
+        float *tg = b->rows;
         read_rows(sf, s, "targets", index, count, H5T_NATIVE_FLOAT, tg);
         for (int i = 0; i < B; i++) {
             int r = i < count ? i : count - 1;
@@ -361,10 +366,7 @@ void seq_read(const SeqFile *sf, int s, const int64_t *index, int count, SeqBatc
                 b->weights[(size_t)t * B + i] = w;
             }
         }
-        free(tg);
     }
-    free(x);
-    free(i32);
 }
 
 double seq_batch_terms(const SeqFile *sf, const SeqBatch *b) {

@@ -44,6 +44,8 @@ typedef struct {
     float *cond;    /* (B,C) */
     int32_t *len;   /* (B) */
     int32_t *label1;/* (B) the sequence's class (classify) or argmax of cond */
+    void *rows;     /* scratch for the rows as read, one dataset at a time: B * max(T*D,
+                     * T*Y, C, T) 4-byte values, allocated once (nothing per batch) */
 } SeqBatch;
 
 /* 1 if the HDF5 file at path says format "rnntrain-sequences" (0 for anything else,

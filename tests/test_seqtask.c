@@ -213,7 +213,12 @@ START_TEST(tagging_trains_same_on_1_and_2_ranks) {
                  "--hidden 16 --batch 8 --eval-batch 8 --steps 20 --print-every 1 --lr 1e-2 "
                  "--ckpt-minutes 0 > %s/tag%d.log 2>&1",
                  MPIEXEC, n, RNNTRAIN_BIN, path, dir, n, dir, n);
-        ck_assert_msg(test_status(cmd) == 0, "tagging on %d ranks failed", n);
+        if (test_status(cmd) != 0) {
+            char log[512], out[4096];
+            snprintf(log, sizeof log, "tail -c 3000 %s/tag%d.log", dir, n);
+            test_capture(log, out, sizeof out);
+            ck_abort_msg("tagging on %d ranks failed:\n%s", n, out);
+        }
         snprintf(cmd, sizeof cmd, "%s/tag%d/metrics.jsonl", dir, n);
         ck_assert_int_eq(read_losses(cmd, n == 1 ? l1 : l2, 20), 20);
     }
