@@ -122,7 +122,11 @@ void la_core_text(char *buf, size_t size) {
     const char *core = openblas_get_corename();
     const char *detected = getenv("RNNTRAIN_BLAS_DETECTED");
     const char *set = getenv("OPENBLAS_CORETYPE");
-    if (detected && set)
+    if (detected && set && strcasecmp(core, set) != 0)
+        snprintf(buf, size, "%s; OpenBLAS detected %s on this CPU and ignored "
+                 "OPENBLAS_CORETYPE=%s (built without run-time kernel choice?)", core, detected,
+                 set);
+    else if (detected && set)
         snprintf(buf, size, "%s; OpenBLAS detected %s on this CPU, rnntrain set "
                  "OPENBLAS_CORETYPE=%s", core, detected, set);
     else if (set)
