@@ -26,6 +26,9 @@
 #   SEED=1234         the recipe's seed; SEEDS="1234 1 2" runs one training per seed (and one
 #                     PyTorch run per seed with --with-torch) and adds a per-seed table with
 #                     mean and standard deviation (targets are checked on the first seed)
+#   TORCH_INIT=1      rnntrain starts from PyTorch's initial weights for the same seed
+#                     (torch_reference.py --save-init --steps 0, then train --init-from), so
+#                     rnntrain and a --with-torch run of that seed start from the same point
 #   TEXT=FILE         training text (default datasets/linux-kernel.txt, built if missing;
 #                     the reference figures hold for that corpus only)
 #   RNNTRAIN=PATH     binary (default build/rnntrain, built with CMake if missing)
@@ -117,7 +120,7 @@ fi
 "$TMP/rnntrain" prepare --input "$TEXT" --output "$TMP/data.h5" --vocab bytes >&2 \
     || die "rnntrain prepare failed"
 
-say "config: $MODEL ${LAYERS}x$HIDDEN embed $EMBED, B=$BATCH T=$BPTT, adam lr $LR clip $CLIP, init pytorch, seeds ${SEED_LIST[*]}; $STEPS steps = ${TOKENS_M}M tokens, eval every $EVAL_EVERY steps on valid x $EVAL_BATCH streams; $NP ranks; rnntrain $GIT_REV (binary $RNNTRAIN built $BIN_DATE); data $TEXT"
+say "config: $MODEL ${LAYERS}x$HIDDEN embed $EMBED, B=$BATCH T=$BPTT, adam lr $LR clip $CLIP, init pytorch${TORCH_INIT:+ (weights drawn by PyTorch for each seed, TORCH_INIT=1)}, seeds ${SEED_LIST[*]}; $STEPS steps = ${TOKENS_M}M tokens, eval every $EVAL_EVERY steps on valid x $EVAL_BATCH streams; $NP ranks; rnntrain $GIT_REV (binary $RNNTRAIN built $BIN_DATE); data $TEXT"
 say "load before: $(cut -d' ' -f1-3 /proc/loadavg); nice ${NICE:-0}; OpenBLAS core $BLAS_CORE for rnntrain and PyTorch"
 
 # --- the n-gram floor on this valid split -----------------------------------------------------
@@ -135,11 +138,18 @@ RN_WALL=() RN_TPS=()
 run_rnntrain() {
     local seed=$1
     local out=$TMP/rn-$seed
+    local init=()
+    if [[ -n "${TORCH_INIT:-}" ]]; then
+        "$PY" scripts/torch_reference.py --data "$TMP/data.h5" --model "$MODEL" --layers "$LAYERS" \
+            --hidden "$HIDDEN" --embed "$EMBED" --seed "$seed" --steps 0 \
+            --save-init "$TMP/init-$seed.h5" >&2 || die "torch_reference.py --save-init failed (seed $seed)"
+        init=(--init-from "$TMP/init-$seed.h5")
+    fi
     local cmd=(mpirun -np "$NP" "$TMP/rnntrain" train --data "$TMP/data.h5" --out "$out"
         --log "$out.jsonl" --model "$MODEL" --layers "$LAYERS" --hidden "$HIDDEN"
         --embed "$EMBED" --batch "$BATCH" --bptt "$BPTT" --optim adam --lr "$LR" --clip "$CLIP"
         --init pytorch --seed "$seed" --steps "$STEPS" --eval-every "$EVAL_EVERY"
-        --eval-batch "$EVAL_BATCH" --print-every "$PRINT_EVERY" --threads 1)
+        --eval-batch "$EVAL_BATCH" --print-every "$PRINT_EVERY" --threads 1 "${init[@]}")
     say "rnntrain: ${cmd[*]}"
     local t0; t0=$(date +%s)
     "${BENCH_ENV[@]}" "${MPI_ENV[@]}" timeout -k 10 "$TIMEOUT" "${cmd[@]}" 2>&1 | tee "$out.stderr" >&2 \
@@ -183,6 +193,7 @@ if (( WITH_TORCH )); then for s in "${SEED_LIST[@]}"; do run_torch "$s"; done; f
 
 # --- table for the first seed, with the targets ----------------------------------------------
 STATUS=0
+[[ -f "$TMP/pt-$SEED.txt" ]] || : > "$TMP/pt-$SEED.txt"   # no PyTorch run: an empty column
 awk -v kernel="$KERNEL" -v rev="$GIT_REV" -v np="$NP" -v tps="${RN_TPS[0]}" -v rwall="${RN_WALL[0]}" \
     -v pwall="${PT_WALL[0]:-}" -v pthreads="$TORCH_THREADS" -v strict="${STRICT:-}" -v text="$TEXT" \
     -v seed="$SEED" -v measured="${FLOOR_MEASURED% *}" -v morder="${FLOOR_MEASURED#* }" '

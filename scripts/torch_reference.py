@@ -78,7 +78,8 @@ def parse_args(argv=None):
                    help="print the training loss every N steps (0: off)")
     p.add_argument("--save-init", metavar="MODEL.h5",
                    help="write the initial weights (this seed's PyTorch-default draw) as an "
-                   "rnntrain model file, for `rnntrain train --init-from` (needs --data)")
+                   "rnntrain model file, for `rnntrain train --init-from` (needs --data; "
+                   "with --steps 0 nothing else is done)")
     p.add_argument("--json", action="store_true",
                    help="final JSON line on stdout (progress goes to stderr)")
     a = p.parse_args(argv)
@@ -86,7 +87,7 @@ def parse_args(argv=None):
         a.embed = a.hidden
     for name in ("layers", "hidden", "embed", "batch", "bptt", "steps",
                  "threads", "eval_batch"):
-        if getattr(a, name) < 1:
+        if getattr(a, name) < 1 and not (name == "steps" and a.steps == 0 and a.save_init):
             p.error("--%s must be >= 1" % name.replace("_", "-"))
     if a.eval_every < 0:
         p.error("--eval-every must be >= 0")
@@ -222,6 +223,8 @@ def main(argv=None):
     if a.save_init:
         save_rnntrain_model(a.save_init, net, a, V, a.data)
         log("initial weights written to %s" % a.save_init)
+        if a.steps == 0:
+            return
 
     if a.optim == "adam":
         opt = torch.optim.Adam(net.parameters(), lr=a.lr)
