@@ -14,8 +14,10 @@ static void fill(float *x, size_t n, Rng *r) {
 START_TEST(packed_matches_reference) {
     Rng r;
     rng_seed(&r, 3);
-    const int Ms[] = {1, 7, 8, 9, 32}, Ns[] = {6, 32, 33, 70}, Ks[] = {5, 64, 130};
-    for (int a = 0; a < 5; a++)
+    /* M covers the 8- and 12-row blocks and their mixes: 12 | 12+8 | 12+8+3 | 12+12+8 |
+     * 12*3+8 */
+    const int Ms[] = {1, 7, 8, 9, 12, 20, 23, 32, 44}, Ns[] = {6, 32, 33, 70}, Ks[] = {5, 64, 130};
+    for (int a = 0; a < 9; a++)
         for (int b = 0; b < 4; b++)
             for (int c = 0; c < 3; c++)
                 for (int nk = 0; nk < 2; nk++)
