@@ -19,7 +19,7 @@ void la_colsum_add(float *db, const float *A, int M, int N);
  * of one rank) and the same W for all T steps of a chunk. OpenBLAS would repack W on every
  * call (for W_hh that was ~1 GB of copying per LSTM 2x512 step); instead W is packed once
  * per chunk into panels of LA_PANEL columns, (ceil(N/LA_PANEL), K, LA_PANEL), zero-padded,
- * and an AVX-512 kernel keeps an 8 x 32 block of C in registers over the whole of K. On
+ * and an AVX-512 kernel keeps a 12 x 32 (or 8 x 32) block of C in registers over all of K. On
  * CPUs without AVX-512 the product falls back to cblas_sgemm on the unpacked W. */
 #define LA_PANEL 32
 typedef struct {
