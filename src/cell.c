@@ -80,8 +80,12 @@ void cell_weight_gradients(Layer *l, const float *x, const float *dA_in, const f
     if (l->refill_input) l->refill_input(l->refill_ctx);
     la_matmul_tn(l->dw_hh, dA_rec, l->h, GH, l->H, rows, 1.0f); /* h[0..T-1] */
     la_matmul_tn(l->dw_ih, dA_in, x, GH, l->D, rows, 1.0f);
-    la_colsum_add(l->db_ih, dA_in, rows, GH);
-    la_colsum_add(l->db_hh, dA_rec, rows, GH);
+    if (dA_in == dA_rec) { /* rnn, lstm: b_ih and b_hh get the same gradient */
+        la_colsum_add2(l->db_ih, l->db_hh, dA_in, rows, GH);
+    } else {
+        la_colsum_add(l->db_ih, dA_in, rows, GH);
+        la_colsum_add(l->db_hh, dA_rec, rows, GH);
+    }
     if (dx) la_matmul_nn(dx, dA_in, l->w_ih, rows, l->D, GH, 0.0f);
 }
 

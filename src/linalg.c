@@ -34,6 +34,17 @@ void la_colsum_add(float *db, const float *A, int M, int N) {
     }
 }
 
+void la_colsum_add2(float *restrict db1, float *restrict db2, const float *restrict A, int M,
+                    int N) {
+    for (int m = 0; m < M; m++) {
+        const float *row = A + (long)m * N;
+        for (int n = 0; n < N; n++) {
+            db1[n] += row[n];
+            db2[n] += row[n];
+        }
+    }
+}
+
 void la_ref_matmul(float *C, const float *A, const float *B, int M, int N, int K, float beta,
                    int transA, int transB) {
     for (int m = 0; m < M; m++)

@@ -15,6 +15,10 @@ void la_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K,
 void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 /* db(N) += sum over the M rows of A(M,N). */
 void la_colsum_add(float *db, const float *A, int M, int N);
+/* db1(N) += and db2(N) += the same column sums, in one pass over A (each sum is added in
+ * the same order as by la_colsum_add: the same bits). */
+void la_colsum_add2(float *restrict db1, float *restrict db2, const float *restrict A, int M,
+                    int N);
 /* The per-step recurrent product C(M,N) = beta*C + A(M,K) . W^T with small M (the streams
  * of one rank) and the same W for all T steps of a chunk. OpenBLAS would repack W on every
  * call (for W_hh that was ~1 GB of copying per LSTM 2x512 step); instead W is packed once
