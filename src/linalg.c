@@ -111,20 +111,25 @@ void la_choose_blas_core(char **argv) {
         if (strcasecmp(have, generic_cores[i]) == 0) generic = 1;
     if (!generic && la_core_level(have) == 0) return;
     if (la_core_level(have) >= la_core_level(want)) return;
+    /* exec the file /proc/self/exe resolves to, not the /proc link itself: the process keeps
+     * the binary's name (ps, pgrep, killall and batch systems' process tracking see
+     * "rnntrain", or the target's name for a symlinked install). Not when the program was
+     * started through the dynamic loader (ld-linux*.so ./rnntrain ...): /proc/self/exe is
+     * then the loader, and exec'ing it with our argv would run the wrong program. */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t)n >= sizeof self - 1) return;
+    self[n] = 0;
+    const char *base = strrchr(self, '/');
+    base = base ? base + 1 : self;
+    if (strncmp(base, "ld-", 3) == 0 || strncmp(base, "ld.so", 5) == 0) return;
     /* OpenBLAS reads OPENBLAS_CORETYPE once, when the library is loaded: run this program
      * again with it set. The variable is set from now on, so this happens at most once. */
     if (setenv("OPENBLAS_CORETYPE", want, 1) != 0 ||
         setenv("RNNTRAIN_BLAS_DETECTED", have, 1) != 0)
         return;
-    /* exec the binary by its own path, not /proc/self/exe: the process keeps its name
-     * (ps, pgrep, killall and batch systems' process tracking see "rnntrain") */
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0 && (size_t)n < sizeof self - 1) {
-        self[n] = 0;
-        execv(self, argv);
-    }
-    /* exec failed (no /proc?): carry on with the kernels OpenBLAS chose */
+    execv(self, argv);
+    /* exec failed (binary deleted or replaced?): carry on with the kernels OpenBLAS chose */
     unsetenv("OPENBLAS_CORETYPE");
     unsetenv("RNNTRAIN_BLAS_DETECTED");
 }
