@@ -102,6 +102,13 @@ void h5_read_attr_str(hid_t loc, const char *name, char *buf, size_t size, const
     hid_t t = H5Aget_type(a);
     if (H5Tget_class(t) != H5T_STRING)
         rt_die(EXIT_INPUT, "%s: attribute '%s' should be a string", path, name);
+    /* one string, not an array of them (the reads below have room for one) */
+    hid_t sp = H5Aget_space(a);
+    hssize_t count = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    if (count != 1)
+        rt_die(EXIT_INPUT, "%s: attribute '%s' should be one string, found %lld", path, name,
+               (long long)count);
     if (H5Tis_variable_str(t) > 0) {
         char *s = NULL;
         hid_t mt = H5Tcopy(H5T_C_S1);

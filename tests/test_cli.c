@@ -133,6 +133,25 @@ START_TEST(bad_files) {
     make_token_file(p, "something-else", 10, 1000, 10, 0);
     snprintf(a, sizeof a, "train --data %s --out %s/o", p, dir);
     expect(a, 3, p, "rnntrain-tokens");
+    /* 'format' an array of two fixed-length strings: one string expected, never a
+     * read past the buffer */
+    snprintf(p, sizeof p, "%s/twoformats.h5", dir);
+    make_token_file(p, NULL, 10, 1000, 10, 0);
+    {
+        hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+        hid_t st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, 15);
+        hsize_t two = 2;
+        hid_t sp = H5Screate_simple(1, &two, NULL);
+        hid_t at = H5Acreate2(f, "format", st, sp, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert(at >= 0 && H5Awrite(at, st, "rnntrain-tokensrnntrain-tokens") >= 0);
+        H5Aclose(at);
+        H5Sclose(sp);
+        H5Tclose(st);
+        H5Fclose(f);
+    }
+    snprintf(a, sizeof a, "train --data %s --out %s/o", p, dir);
+    expect(a, 3, p, "should be one string, found 2");
     snprintf(p, sizeof p, "%s/float.h5", dir);
     make_token_file(p, "rnntrain-tokens", 10, 1000, 10, 1);
     snprintf(a, sizeof a, "train --data %s --out %s/o", p, dir);
