@@ -65,25 +65,28 @@ const char *la_setup(int threads) {
     return openblas_get_corename();
 }
 
-/* Vector ISA level of an OpenBLAS core name: 1 AVX, 2 AVX2+FMA, 3 AVX-512; 0 for the
- * SSE-era names below and for names this table does not know (an OpenBLAS newer than the
- * table, or another architecture: left alone by la_choose_blas_core). */
-int la_core_level(const char *name) {
+/* Vector ISA level of the x86 OpenBLAS core names: 0 SSE (the generic fallbacks OpenBLAS
+ * picks for CPUs it does not know), 1 AVX, 2 AVX2+FMA, 3 AVX-512; -1 for a name not in the
+ * table (an OpenBLAS newer than it, or another architecture: left alone). */
+static int core_level_or_unknown(const char *name) {
     static const struct {
         const char *name;
         int level;
-    } cores[] = {{"Sandybridge", 1}, {"Bulldozer", 1},  {"Piledriver", 1},
-                 {"Steamroller", 1}, {"Haswell", 2},    {"Zen", 2},
-                 {"Excavator", 2},   {"SkylakeX", 3},   {"Cooperlake", 3},
+    } cores[] = {{"Prescott", 0},    {"Core2", 0},       {"Penryn", 0},      {"Dunnington", 0},
+                 {"Nehalem", 0},     {"Atom", 0},        {"Northwood", 0},   {"Katmai", 0},
+                 {"Coppermine", 0},  {"Banias", 0},      {"Unknown", 0},     {"Sandybridge", 1},
+                 {"Bulldozer", 1},   {"Piledriver", 1},  {"Steamroller", 1}, {"Haswell", 2},
+                 {"Zen", 2},         {"Excavator", 2},   {"SkylakeX", 3},    {"Cooperlake", 3},
                  {"SapphireRapids", 3}};
     for (size_t i = 0; i < sizeof cores / sizeof *cores; i++)
         if (strcasecmp(name, cores[i].name) == 0) return cores[i].level;
-    return 0;
+    return -1;
 }
 
-static const char *const generic_cores[] = {"Prescott", "Core2", "Penryn", "Dunnington",
-                                            "Nehalem", "Atom", "Northwood", "Katmai",
-                                            "Coppermine", "Banias", "Unknown"};
+int la_core_level(const char *name) {
+    int level = core_level_or_unknown(name);
+    return level < 0 ? 0 : level;
+}
 
 const char *la_best_core_for_cpu(void) {
 #if defined(LA_HAVE_X86)
@@ -104,13 +107,9 @@ void la_choose_blas_core(char **argv) {
     const char *have = openblas_get_corename();
     const char *want = la_best_core_for_cpu();
     if (!have || !want) return;
-    /* only a generic fallback is replaced: a core name OpenBLAS chose knowingly (including
-     * names newer than the table above) is left alone */
-    int generic = 0;
-    for (size_t i = 0; i < sizeof generic_cores / sizeof *generic_cores; i++)
-        if (strcasecmp(have, generic_cores[i]) == 0) generic = 1;
-    if (!generic && la_core_level(have) == 0) return;
-    if (la_core_level(have) >= la_core_level(want)) return;
+    /* a core below the CPU's ISA is replaced; names the table does not know are left alone */
+    int level = core_level_or_unknown(have);
+    if (level < 0 || level >= la_core_level(want)) return;
     /* exec the file /proc/self/exe resolves to, not the /proc link itself: the process keeps
      * the binary's name (ps, pgrep, killall and batch systems' process tracking see
      * "rnntrain", or the target's name for a symlinked install). Not when the program was

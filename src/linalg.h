@@ -54,7 +54,8 @@ void la_ref_matmul(float *C, const float *A, const float *B, int M, int N, int K
 void la_choose_blas_core(char **argv);
 /* The OpenBLAS core name for this CPU's vector ISA (SkylakeX, Haswell, Sandybridge), or NULL. */
 const char *la_best_core_for_cpu(void);
-/* 1 AVX, 2 AVX2+FMA, 3 AVX-512 for the x86 OpenBLAS core names; 0 for SSE-era and unknown. */
+/* 1 AVX, 2 AVX2+FMA, 3 AVX-512 for the x86 OpenBLAS core names; 0 for SSE-era and unknown
+ * names. */
 int la_core_level(const char *name);
 /* "Core" or "Core; OpenBLAS detected X on this CPU, rnntrain set OPENBLAS_CORETYPE=Core". */
 void la_core_text(char *buf, size_t size);

@@ -39,6 +39,19 @@ head -c 6000 "$ROOT/datasets/moby-dick.txt" > "$TMP/text.txt"
 "$BIN" prepare --input "$TMP/text.txt" --output "$TMP/data.h5" >/dev/null
 
 fails=0
+# bad input to --save-init: a clear message, exit 2, no file written
+for bad in "--synthetic 256 --save-init $TMP/none.h5|--save-init needs --data" \
+           "--data $TMP/data.h5 --steps 0|--steps must be >= 1"; do
+    args=${bad%%|*} want=${bad#*|} rc=0
+    # shellcheck disable=SC2086
+    "$PY" "$ROOT/scripts/torch_reference.py" $args > "$TMP/bad.out" 2>&1 || rc=$?
+    if (( rc != 2 )) || ! grep -q -- "$want" "$TMP/bad.out" || [[ -e $TMP/none.h5 ]]; then
+        echo "FAIL: torch_reference.py $args: exit $rc, expected 2 and '$want':"; cat "$TMP/bad.out"
+        fails=$((fails + 1))
+    else
+        echo "ok:   torch_reference.py $args: $(tail -n 1 "$TMP/bad.out")"
+    fi
+done
 for c in "lstm adam constant" "gru rmsprop constant" "rnn adamw cosine"; do
     read -r cell optim schedule <<<"$c"
     recipe=(--model "$cell" --layers 2 --hidden 24 --embed 16 --batch 8 --bptt 16
