@@ -145,37 +145,47 @@ static void fill_orthogonal(float *w, int n, int ld, Rng *rng) {
     free(q);
 }
 
-void model_init_weights(Model *m, InitKind kind, float a, Rng *rng) {
+/* nn.Linear's weight bound, kaiming_uniform_(a=sqrt(5)) in double as PyTorch computes it:
+ * gain sqrt(2/(1+a^2)), bound sqrt(3)*gain/sqrt(fan_in) (= 1/sqrt(fan_in) up to rounding). */
+static double torch_linear_weight_bound(int fan_in) {
+    double a = sqrt(5.0), gain = sqrt(2.0 / (1.0 + a * a));
+    return sqrt(3.0) * (gain / sqrt((double)fan_in));
+}
+
+void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed) {
     Params *p = &m->params;
     const ModelShape *s = &m->shape;
+    Rng rng;
+    rng_seed(&rng, seed);
     if (kind == INIT_UNIFORM) {
-        fill_uniform(p->value, p->total, a, rng);
+        fill_uniform(p->value, p->total, a, &rng);
         return;
     }
     /* PyTorch: Embedding N(0,1); RNN weights and biases U(+-1/sqrt(H)); Linear weight
-     * and bias U(+-1/sqrt(fan_in)). */
-    if (m->emb >= 0) {
-        float *emb = params_value(p, m->emb);
-        for (size_t i = 0; i < p->tensors[m->emb].size; i++) emb[i] = (float)rng_normal(rng);
-    }
-    float bound = 1.0f / sqrtf((float)s->H);
+     * kaiming_uniform_(a=sqrt(5)) and bias U(+-1/sqrt(fan_in)). */
+    TorchRng g;
+    torch_rng_seed(&g, seed);
+    if (m->emb >= 0)
+        torch_normal_fill(&g, params_value(p, m->emb), p->tensors[m->emb].size, 0.0, 1.0);
+    double bound = 1.0 / sqrt((double)s->H);
     for (int k = 0; k < s->L; k++) {
         Layer *l = &m->layers[k];
         size_t GH = (size_t)s->cell->gates * s->H;
-        fill_uniform(l->w_ih, GH * l->D, bound, rng);
-        fill_uniform(l->w_hh, GH * s->H, bound, rng);
-        fill_uniform(l->b_ih, GH, bound, rng);
-        fill_uniform(l->b_hh, GH, bound, rng);
+        torch_uniform_fill(&g, l->w_ih, GH * l->D, -bound, bound);
+        torch_uniform_fill(&g, l->w_hh, GH * s->H, -bound, bound);
+        torch_uniform_fill(&g, l->b_ih, GH, -bound, bound);
+        torch_uniform_fill(&g, l->b_hh, GH, -bound, bound);
         if (kind == INIT_ORTHOGONAL)
-            for (int g = 0; g < s->cell->gates; g++)
-                fill_orthogonal(l->w_hh + (size_t)g * s->H * s->H, s->H, s->H, rng);
+            for (int gate = 0; gate < s->cell->gates; gate++)
+                fill_orthogonal(l->w_hh + (size_t)gate * s->H * s->H, s->H, s->H, &rng);
     }
-    fill_uniform(params_value(p, m->head_w), (size_t)s->V * s->H, bound, rng);
-    fill_uniform(params_value(p, m->head_b), (size_t)s->V, bound, rng);
+    double wb = torch_linear_weight_bound(s->H);
+    torch_uniform_fill(&g, params_value(p, m->head_w), (size_t)s->V * s->H, -wb, wb);
+    torch_uniform_fill(&g, params_value(p, m->head_b), (size_t)s->V, -bound, bound);
     if (s->C > 0) { /* Linear(C, L*H) */
-        float cb = 1.0f / sqrtf((float)s->C);
-        fill_uniform(params_value(p, m->cond_w), (size_t)s->L * s->H * s->C, cb, rng);
-        fill_uniform(params_value(p, m->cond_b), (size_t)s->L * s->H, cb, rng);
+        double cw = torch_linear_weight_bound(s->C), cb = 1.0 / sqrt((double)s->C);
+        torch_uniform_fill(&g, params_value(p, m->cond_w), (size_t)s->L * s->H * s->C, -cw, cw);
+        torch_uniform_fill(&g, params_value(p, m->cond_b), (size_t)s->L * s->H, -cb, cb);
     }
 }
 

@@ -71,9 +71,12 @@ void model_init(Model *m, ModelShape shape, int B, int Tmax);
  * number of streams): own activations, borrowed values and gradients. */
 void model_init_shared(Model *m, const Model *owner, int B, int Tmax);
 void model_free(Model *m);
-/* PyTorch default init; INIT_UNIFORM: every parameter U(-a, a) (char-rnn);
- * INIT_ORTHOGONAL: PyTorch default with each gate block of W_hh orthogonal. */
-void model_init_weights(Model *m, InitKind kind, float a, Rng *rng);
+/* INIT_PYTORCH: PyTorch's default init drawn from PyTorch's generator seeded with seed, in
+ * the order of its modules (Embedding, RNN/LSTM/GRU, Linear head, conditioning Linear), so
+ * the weights are those of torch.manual_seed(seed) and the reference model's constructor;
+ * INIT_UNIFORM: every parameter U(-a, a) (char-rnn), from Rng seeded with seed;
+ * INIT_ORTHOGONAL: PyTorch default, then each gate block of W_hh orthogonal (Rng). */
+void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed);
 /* Forward over T <= Tmax steps; inputs (T,B) time-major token ids in [0,V). */
 void model_forward(Model *m, const int32_t *inputs, int T);
 /* Float inputs: x (T,B,E) features. */

@@ -3,6 +3,7 @@
 #ifndef RNNTRAIN_RNG_H
 #define RNNTRAIN_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -15,5 +16,23 @@ uint64_t rng_u64(Rng *r);
 double rng_uniform(Rng *r);
 /* Standard normal (Box-Muller, one value per call). */
 double rng_normal(Rng *r);
+
+/* PyTorch's CPU generator: mt19937 seeded with the low 32 bits of the seed, as
+ * torch.manual_seed(seed) does, and the float transforms of Tensor.uniform_ and
+ * Tensor.normal_ on a contiguous float tensor. The PyTorch-default init draws from it, so
+ * `--init pytorch --seed S` gives the initial weights of torch.manual_seed(S) followed by
+ * the nn modules' constructors (uniform_ bit for bit; normal_ within an ulp or two, since
+ * PyTorch evaluates log/sin/cos with its own vectorised approximations). */
+typedef struct {
+    uint32_t mt[624];
+    int next;
+} TorchRng;
+
+void torch_rng_seed(TorchRng *g, uint64_t seed);
+uint32_t torch_rng_u32(TorchRng *g);
+/* w[0..n) = U[from, to) as Tensor.uniform_(from, to) on float32. */
+void torch_uniform_fill(TorchRng *g, float *w, size_t n, double from, double to);
+/* w[0..n) = N(mean, std^2) as Tensor.normal_(mean, std) on float32. */
+void torch_normal_fill(TorchRng *g, float *w, size_t n, double mean, double std);
 
 #endif

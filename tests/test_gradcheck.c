@@ -21,7 +21,7 @@ static void case_init(Case *c, const char *cell, int L, int H, int E, uint64_t s
     model_init(&c->m, s, B, T);
     Rng rng;
     rng_seed(&rng, seed);
-    model_init_weights(&c->m, INIT_UNIFORM, 0.6f, &rng);
+    model_init_weights(&c->m, INIT_UNIFORM, 0.6f, seed ^ 0x5eedULL);
     for (int i = 0; i < T * B; i++) {
         c->in[i] = (int32_t)(rng_u64(&rng) % V);
         c->tgt[i] = (int32_t)(rng_u64(&rng) % V);

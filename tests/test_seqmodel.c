@@ -26,7 +26,7 @@ static void case_init(Case *c, const char *cell, int L, int H, int use_cond, int
     model_init(&c->m, s, B, T);
     Rng rng;
     rng_seed(&rng, 5);
-    model_init_weights(&c->m, INIT_UNIFORM, 0.5f, &rng);
+    model_init_weights(&c->m, INIT_UNIFORM, 0.5f, 1005);
     for (int i = 0; i < T * B * D; i++) c->x[i] = (float)(rng_uniform(&rng) - 0.5);
     for (int i = 0; i < B * C; i++) c->cond[i] = (float)(rng_uniform(&rng) > 0.5);
     for (int i = 0; i < T * B * K; i++) c->targets[i] = (float)(rng_uniform(&rng) - 0.5);

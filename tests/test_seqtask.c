@@ -88,9 +88,7 @@ START_TEST(many_to_one_is_loss_at_last_valid_step) {
     ModelShape s = {.cell = cell_by_name("gru"), .L = 2, .H = 5, .E = 3, .V = 2, .float_inputs = 1};
     Model m;
     model_init(&m, s, B, sf.T);
-    Rng r;
-    rng_seed(&r, 3);
-    model_init_weights(&m, INIT_UNIFORM, 0.5f, &r);
+    model_init_weights(&m, INIT_UNIFORM, 0.5f, 1003);
     SeqBatch b;
     seq_batch_init(&b, &sf, B);
     int64_t idx[B] = {0, 2, 3, 7, 9, 11};
@@ -210,7 +208,7 @@ START_TEST(tagging_trains_same_on_1_and_2_ranks) {
     for (int n = 1; n <= 2; n++) {
         snprintf(cmd, sizeof cmd,
                  "timeout -k 10 120 %s -np %d %s train --data %s --out %s/tag%d --model lstm "
-                 "--hidden 16 --batch 8 --eval-batch 8 --steps 20 --print-every 1 --lr 1e-2 "
+                 "--hidden 16 --batch 8 --eval-batch 8 --steps 20 --print-every 1 --lr 3e-2 "
                  "--ckpt-minutes 0 > %s/tag%d.log 2>&1",
                  MPIEXEC, n, RNNTRAIN_BIN, path, dir, n, dir, n);
         if (test_status(cmd) != 0) {
@@ -225,7 +223,7 @@ START_TEST(tagging_trains_same_on_1_and_2_ranks) {
     for (int i = 0; i < 20; i++)
         ck_assert_msg(fabs(l1[i] - l2[i]) <= 1e-5 * l1[i], "step %d: %.9g vs %.9g", i + 1, l1[i],
                       l2[i]);
-    ck_assert_msg(l1[19] < l1[0] - 0.05, "tagging did not learn: %.4f -> %.4f", l1[0], l1[19]);
+    ck_assert_msg(l1[19] < l1[0] - 0.2, "tagging did not learn: %.4f -> %.4f", l1[0], l1[19]);
 }
 END_TEST
 

@@ -24,9 +24,7 @@ static void make_tokens(void) {
 static void make_model(Model *m, const char *cell, int Tmax) {
     ModelShape s = {.cell = cell_by_name(cell), .L = L, .H = H, .E = E, .V = V};
     model_init(m, s, B, Tmax);
-    Rng rng;
-    rng_seed(&rng, 99);
-    model_init_weights(m, INIT_UNIFORM, 0.5f, &rng);
+    model_init_weights(m, INIT_UNIFORM, 0.5f, 99);
 }
 
 /* Loss sum over the sequence in chunks of T (no gradient), from zero state. Writes the
