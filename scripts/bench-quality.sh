@@ -2,7 +2,8 @@
 # bench-quality.sh - issue-3 quality target on the Linux-kernel byte corpus.
 #
 # Recipe: byte vocab, 90/5/5 split (rnntrain prepare default), LSTM 2x256 (embed 256),
-# B=32 (global) x T=64, Adam lr 2e-3, global-norm clip 5, PyTorch-default init, seed 1234;
+# B=32 (global) x T=64, Adam lr 2e-3, global-norm clip 5, PyTorch-default init, seed 1234
+# (`--init pytorch` draws PyTorch's own initial weights for the seed: test interop_init);
 # validation on the whole valid split read as 32 carried-state streams every 2M tokens
 # (1024 steps) up to TOKENS_M (default 4M = 2048 steps).  rnntrain runs data-parallel on
 # NP=2 MPI ranks (1 BLAS thread each) to save wall time; the global batch stays 32.
@@ -26,9 +27,10 @@
 #   SEED=1234         the recipe's seed; SEEDS="1234 1 2" runs one training per seed (and one
 #                     PyTorch run per seed with --with-torch) and adds a per-seed table with
 #                     mean and standard deviation (targets are checked on the first seed)
-#   TORCH_INIT=1      rnntrain starts from PyTorch's initial weights for the same seed
-#                     (torch_reference.py --save-init --steps 0, then train --init-from), so
-#                     rnntrain and a --with-torch run of that seed start from the same point
+#   TORCH_INIT=1      rnntrain starts from the weights PyTorch itself wrote for the seed
+#                     (torch_reference.py --save-init --steps 0, then train --init-from):
+#                     bit for bit the same start (rnntrain's own draw for the seed equals it
+#                     but for the embedding, within 2e-6: PyTorch's vectorised log/sin/cos)
 #   TEXT=FILE         training text (default datasets/linux-kernel.txt, built if missing;
 #                     the reference figures hold for that corpus only)
 #   RNNTRAIN=PATH     binary (default build/rnntrain, built with CMake if missing)
