@@ -3,11 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define ACTIV_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define ACTIV_CLONES
-#endif
+#include "common.h"
 
 /* exp for x in [-87.3, 88.3] (callers clamp). */
 static inline float exp_poly(float x) {
@@ -37,7 +33,7 @@ static inline float clampf(float x, float lo, float hi) {
     return x < hi ? x : hi;
 }
 
-ACTIV_CLONES
+RT_SIMD_CLONES
 void activ_sigmoid(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float e = exp_poly(clampf(-x[i], -87.0f, 88.0f));
@@ -46,7 +42,7 @@ void activ_sigmoid(float *y, const float *x, size_t n) {
     }
 }
 
-ACTIV_CLONES
+RT_SIMD_CLONES
 void activ_tanh(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i], a = v < 0.0f ? -v : v;

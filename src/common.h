@@ -24,6 +24,14 @@ enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INPUT = 3, EXIT_CHECKPOINTED = 75 
 #define RT_NORETURN
 #endif
 
+/* Element-wise loops over whole buffers: AVX-512, AVX2 and baseline clones chosen at load
+ * time (same IEEE results: ISO C mode, so no FMA contraction). Off under ASan. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define RT_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RT_SIMD_CLONES
+#endif
+
 void rt_die(int status, const char *fmt, ...) RT_PRINTF(2, 3) RT_NORETURN;
 /* Like rt_die but for internal invariants: names the source location. */
 void rt_fail_check(const char *file, int line, const char *expr) RT_NORETURN;

@@ -31,7 +31,8 @@ void optim_defaults(Optim *o, OptimKind kind) {
     o->eps = 1e-8;
 }
 
-void optim_step(Optim *o, Params *p, double lr) {
+/* One pass over millions of parameters: memory-bound once vectorised (RT_SIMD_CLONES) */
+RT_SIMD_CLONES void optim_step(Optim *o, Params *p, double lr) {
     size_t n = p->total;
     float *w = p->value, *g = p->grad, *s1 = p->state1, *s2 = p->state2;
     float flr = (float)lr, wd = (float)o->weight_decay;
@@ -83,9 +84,18 @@ void optim_step(Optim *o, Params *p, double lr) {
     }
 }
 
+/* Eight partial sums: one chain of dependent double additions would take 4 cycles per
+ * parameter; eight interleaved chains keep the adders busy. */
 double optim_grad_norm(const Params *p) {
+    enum { LANES = 8 };
+    double part[LANES] = {0};
+    size_t n = p->total, i = 0;
+    const float *g = p->grad;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) part[l] += (double)g[i + l] * g[i + l];
+    for (; i < n; i++) part[i % LANES] += (double)g[i] * g[i];
     double s = 0.0;
-    for (size_t i = 0; i < p->total; i++) s += (double)p->grad[i] * p->grad[i];
+    for (int l = 0; l < LANES; l++) s += part[l];
     return sqrt(s);
 }
 
