@@ -30,7 +30,7 @@
 #   TORCH_INIT=1      rnntrain starts from the weights PyTorch itself wrote for the seed
 #                     (torch_reference.py --save-init --steps 0, then train --init-from):
 #                     bit for bit the same start (rnntrain's own draw for the seed equals it
-#                     but for the embedding, within 2e-6: PyTorch's vectorised log/sin/cos)
+#                     but for the embedding, within 2.5e-6: PyTorch's vector log/sin/cos)
 #   TEXT=FILE         training text (default datasets/linux-kernel.txt, built if missing;
 #                     the reference figures hold for that corpus only)
 #   RNNTRAIN=PATH     binary (default build/rnntrain, built with CMake if missing)

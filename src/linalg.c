@@ -198,8 +198,9 @@ void la_pack_nn(LaPacked *p, float *panels, const float *W, int K, int N) {
  * block of C in 2R zmm registers over the whole of K (R = 8 or 12: 16 or 24 accumulators,
  * plus the two panel vectors and one broadcast). Rows past mr read row 0 (valid memory)
  * and are not stored. Every element is summed over k in order, whatever R is, so the
- * results do not depend on the blocking. Iteration k also asks for cache line k of pf
- * (k < pf_lines) to be brought into L2: the caller points pf at a part of the next panel. */
+ * results do not depend on the blocking. Iteration k also asks for cache lines k and K+k
+ * of pf (those below pf_lines <= 2K) to be brought into L2: the caller points pf at (a part
+ * of) the next panel. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 kernel_rx32(const int R, int K, const float *A, int lda, const float *panel, float *C, int ldc,
             int mr, int nr, float beta, const char *pf, int pf_lines) {
@@ -212,6 +213,7 @@ kernel_rx32(const int R, int K, const float *A, int lda, const float *panel, flo
     }
     for (int k = 0; k < K; k++) {
         if (k < pf_lines) _mm_prefetch(pf + (size_t)k * 64, _MM_HINT_T1);
+        if (K + k < pf_lines) _mm_prefetch(pf + ((size_t)K + k) * 64, _MM_HINT_T1);
         __m512 b0 = _mm512_load_ps(panel + (size_t)k * LA_PANEL);
         __m512 b1 = _mm512_load_ps(panel + (size_t)k * LA_PANEL + 16);
         for (int r = 0; r < R; r++) {
@@ -266,31 +268,32 @@ void la_matmul_packed(float *C, const float *A, const LaPacked *p, int M, float 
 #ifdef LA_HAVE_X86
     if (la_packed_native()) {
         int np = (N + LA_PANEL - 1) / LA_PANEL;
-        /* A panel is K rows of 128 bytes (2K cache lines). Each row-block pass over panel j
-         * prefetches K lines of panel j+1 into L2, the first pass the first half, the
-         * second the rest, so that panel j+1 arrives from L3 while panel j is computed
-         * from L1/L2 (W_hh of an H=512 LSTM is 4 MB: it does not stay in L2 from one step
-         * to the next) */
+        /* A panel is K rows of 128 bytes (2K cache lines). The row-block passes over panel
+         * j prefetch panel j+1 into L2: a single pass all of it, otherwise the first pass
+         * the first half and the second the rest, so that panel j+1 arrives from L3 while
+         * panel j is computed from L1/L2 (W_hh of an H=512 LSTM is 4 MB: it does not stay
+         * in L2 from one step to the next) */
         size_t panel_floats = (size_t)K * LA_PANEL;
+        int passes = 0, i = 0;
+        for (; M - i >= 20 || M - i == 12; i += 12) passes++;
+        for (; i < M; i += 8) passes++;
         for (int j = 0; j < np; j++) {
             const float *panel = p->panels + (size_t)j * panel_floats;
             const char *next = (const char *)(panel + panel_floats);
-            int next_lines = j + 1 < np ? 2 * K : 0, pass = 0;
-            int nr = N - j * LA_PANEL < LA_PANEL ? N - j * LA_PANEL : LA_PANEL;
-            int i = 0;
+            int nr = N - j * LA_PANEL < LA_PANEL ? N - j * LA_PANEL : LA_PANEL, pass = 0;
             /* 12-row blocks while the rest is not left with a thin remainder (M = 32: 12, 12,
              * 8; M = 16: 8, 8), then 8-row blocks */
-            for (; M - i >= 20 || M - i == 12; i += 12, pass++) {
-                int from = pass * K, n = from < next_lines ? next_lines - from : 0;
+            for (i = 0; M - i >= 20 || M - i == 12; i += 12, pass++) {
+                int pf_lines = j + 1 == np ? 0 : passes == 1 ? 2 * K : pass < 2 ? K : 0;
                 kernel_12x32(K, A + (size_t)i * K, K, panel, C + (size_t)i * N + j * LA_PANEL, N,
-                             12, nr, beta, n > 0 ? next + (size_t)from * 64 : next,
-                             n < K ? n : K);
+                             12, nr, beta, pf_lines && pass == 1 ? next + (size_t)K * 64 : next,
+                             pf_lines);
             }
             for (; i < M; i += 8, pass++) {
-                int from = pass * K, n = from < next_lines ? next_lines - from : 0;
+                int pf_lines = j + 1 == np ? 0 : passes == 1 ? 2 * K : pass < 2 ? K : 0;
                 kernel_8x32(K, A + (size_t)i * K, K, panel, C + (size_t)i * N + j * LA_PANEL, N,
                             M - i < 8 ? M - i : 8, nr, beta,
-                            n > 0 ? next + (size_t)from * 64 : next, n < K ? n : K);
+                            pf_lines && pass == 1 ? next + (size_t)K * 64 : next, pf_lines);
             }
         }
         return;

@@ -65,11 +65,13 @@ uint32_t torch_rng_u32(TorchRng *g) {
     return y;
 }
 
-/* One float in [from, to): 24 random bits scaled to [0, 1), then from + x*(to-from) in
- * double (PyTorch's accumulation type for float draws on the CPU) and rounded to float. */
+/* One float in [from, to): 24 random bits scaled to [0, 1), then x*(to-from)+from with one
+ * rounding, as PyTorch's vectorised (AVX2/AVX-512) CPU kernels compute it (their compiler
+ * fuses it into a multiply-add). PyTorch's baseline kernel, used on CPUs without AVX2,
+ * rounds twice and differs from this in the last bit of about half the values. */
 static float torch_uniform_one(TorchRng *g, float from, float to) {
     float x = (float)(torch_rng_u32(g) & 0xffffffu) * (1.0f / 16777216.0f);
-    return (float)((double)x * ((double)to - (double)from) + (double)from);
+    return fmaf(x, to - from, from);
 }
 
 /* One double in [0, 1) as PyTorch's uniform_real_distribution<double>: two 32-bit draws
@@ -97,7 +99,8 @@ static void torch_normal_16(float *d, float mean, float std) {
 
 void torch_normal_fill(TorchRng *g, float *w, size_t n, double mean, double std) {
     float m = (float)mean, s = (float)std;
-    if (n < 16) { /* PyTorch's scalar path: double Box-Muller, second value kept for the next */
+    if (n < 16) { /* PyTorch 1.13's scalar path: double Box-Muller, second value kept for the
+                   * next (later versions take log1p(-u2) instead of log(1 - u2)) */
         int have_next = 0;
         double next = 0.0;
         for (size_t i = 0; i < n; i++) {
@@ -107,7 +110,7 @@ void torch_normal_fill(TorchRng *g, float *w, size_t n, double mean, double std)
                 have_next = 0;
             } else {
                 double u1 = torch_uniform_double(g), u2 = torch_uniform_double(g);
-                double r = sqrt(-2.0 * log1p(-u2)), theta = 2.0 * 3.14159265358979323846 * u1;
+                double r = sqrt(-2.0 * log(1.0 - u2)), theta = 2.0 * 3.14159265358979323846 * u1;
                 next = r * sin(theta);
                 have_next = 1;
                 z = r * cos(theta);

@@ -264,8 +264,8 @@ int cmd_train(int argc, char **argv) {
         {"lr", CLI_DOUBLE, &o.lr, "X", "learning rate (default 2e-3)", 1e-300, 1e6, NULL, 0, 0},
         {"clip", CLI_DOUBLE, &o.clip, "C", "clip the global gradient norm to C; 0 = off "
          "(default 5)", 0, INF, NULL, 0, 0},
-        {"steps", CLI_I64, &o.steps, "N", "updates to run (default 1000); 0 writes the initial "
-         "model and stops", 0, 1e15, NULL, 0, 0},
+        {"steps", CLI_I64, &o.steps, "N", "updates to run (default 1000); 0 writes the model as "
+         "initialised, loaded or resumed, and stops", 0, 1e15, NULL, 0, 0},
         {"seed", CLI_I64, &o.seed, "S", "random seed (default 1234)", 0, 9e15, NULL, 0, 0},
         {"log", CLI_STR, &o.log, "FILE", "metrics, JSON lines (default OUT/metrics.jsonl)", 1, 0, NULL, 0, 0},
         {"init", CLI_STR, &o.init, "KIND", "pytorch|uniform|orthogonal (default pytorch)", 1, 0,
