@@ -6,7 +6,42 @@
 
 #include "activ.h"
 #include "cell.h"
+#include "common.h"
 #include "linalg.h"
+
+/* One stream's cell update c = f*c_prev + i*g from the activated gates a = [i f g o] (4H). */
+RT_SIMD_CLONES
+static void lstm_cell_row(float *restrict c, const float *restrict a, const float *restrict cprev,
+                          int H) {
+    for (int j = 0; j < H; j++) c[j] = a[H + j] * cprev[j] + a[j] * a[2 * H + j];
+}
+
+/* One stream's output h = o * tanh(c). */
+RT_SIMD_CLONES
+static void lstm_output_row(float *restrict h, const float *restrict o, const float *restrict tc,
+                            int H) {
+    for (int j = 0; j < H; j++) h[j] = o[j] * tc[j];
+}
+
+/* One stream's step backward, in place: a (4H) holds the activated gates [i f g o] and
+ * becomes dA; dc (H) carries dc into the step and out to t-1. tc = tanh(c_t), dy the
+ * gradient reaching h_t from above and dh the one from step t+1. Separate restrict
+ * pointers let the compiler vectorise (same arithmetic per element as a scalar loop). */
+RT_SIMD_CLONES
+static void lstm_step_backward_row(float *restrict a, float *restrict dc, const float *restrict tc,
+                                   const float *restrict dy, const float *restrict dh,
+                                   const float *restrict cprev, int H) {
+    for (int j = 0; j < H; j++) {
+        float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+        float dhj = dy[j] + dh[j];
+        float dcj = dc[j] + dhj * o * (1.0f - tc[j] * tc[j]);
+        a[j] = dcj * g * i * (1.0f - i);
+        a[H + j] = dcj * cprev[j] * f * (1.0f - f);
+        a[2 * H + j] = dcj * i * (1.0f - g * g);
+        a[3 * H + j] = dhj * tc[j] * o * (1.0f - o);
+        dc[j] = dcj * f;
+    }
+}
 
 static void lstm_forward(Layer *l, const float *x, int T) {
     int B = l->B, H = l->H, GH = 4 * H;
@@ -25,16 +60,12 @@ static void lstm_forward(Layer *l, const float *x, int T) {
             activ_sigmoid(ab, ab, 2 * (size_t)H);          /* i, f */
             activ_tanh(ab + 2 * H, ab + 2 * H, (size_t)H); /* g */
             activ_sigmoid(ab + 3 * H, ab + 3 * H, (size_t)H); /* o */
-            const float *cp = cprev + (size_t)b * H;
-            float *cb = c + (size_t)b * H;
-            for (int j = 0; j < H; j++) cb[j] = ab[H + j] * cp[j] + ab[j] * ab[2 * H + j];
+            lstm_cell_row(c + (size_t)b * H, ab, cprev + (size_t)b * H, H);
         }
         activ_tanh(l->tmp, c, BH);
-        for (int b = 0; b < B; b++) {
-            const float *o = a + (size_t)b * GH + 3 * H, *tc = l->tmp + (size_t)b * H;
-            float *hb = h + (size_t)b * H;
-            for (int j = 0; j < H; j++) hb[j] = o[j] * tc[j];
-        }
+        for (int b = 0; b < B; b++)
+            lstm_output_row(h + (size_t)b * H, a + (size_t)b * GH + 3 * H, l->tmp + (size_t)b * H,
+                            H);
     }
 }
 
@@ -53,19 +84,9 @@ static void lstm_backward(Layer *l, const float *x, const float *dy, float *dx, 
         const float *cprev = l->c + t * BH;
         activ_tanh(l->tmp, l->c + (t + 1) * BH, BH);
         for (int b = 0; b < B; b++) {
-            float *ab = a + (size_t)b * GH;
-            for (int j = 0; j < H; j++) {
-                size_t k = (size_t)b * H + j;
-                float i = ab[j], f = ab[H + j], g = ab[2 * H + j], o = ab[3 * H + j];
-                float tc = l->tmp[k];
-                float dhk = dyt[k] + dh[k];
-                float dck = dc[k] + dhk * o * (1.0f - tc * tc);
-                ab[j] = dck * g * i * (1.0f - i);
-                ab[H + j] = dck * cprev[k] * f * (1.0f - f);
-                ab[2 * H + j] = dck * i * (1.0f - g * g);
-                ab[3 * H + j] = dhk * tc * o * (1.0f - o);
-                dc[k] = dck * f;
-            }
+            size_t k = (size_t)b * H;
+            lstm_step_backward_row(a + (size_t)b * GH, dc + k, l->tmp + k, dyt + k, dh + k,
+                                   cprev + k, H);
         }
         if (t > 0 || dh0) la_matmul_packed(dh, a, &whh, B, 0.0f);
         cell_progress(t);
