@@ -87,5 +87,17 @@ void cell_weight_gradients(Layer *l, const float *x, const float *dA_in, const f
         la_colsum_add(l->db_hh, dA_rec, rows, GH);
     }
     if (dx) la_matmul_nn(dx, dA_in, l->w_ih, rows, l->D, GH, 0.0f);
+    if (l->emb_grad) {
+        /* dE[v] += sum over rows r with token v of dx[r] = (sum of those dA_in rows) . W_ih:
+         * V x G*H x D multiply-adds instead of rows x G*H x D (rows > V) */
+        float *acc = l->emb_work;
+        memset(acc, 0, (size_t)l->emb_vocab * GH * sizeof(float));
+        for (int r = 0; r < rows; r++) {
+            float *a = acc + (size_t)l->emb_tokens[r] * GH;
+            const float *g = dA_in + (size_t)r * GH;
+            for (int j = 0; j < GH; j++) a[j] += g[j];
+        }
+        la_matmul_nn(l->emb_grad, acc, l->w_ih, l->emb_vocab, l->D, GH, 1.0f);
+    }
 }
 

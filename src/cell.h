@@ -18,6 +18,7 @@
 #define RNNTRAIN_CELL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct Layer Layer;
 
@@ -54,6 +55,12 @@ struct Layer {
      * 0's input there (it shares memory with the packing scratch). */
     void (*refill_input)(void *ctx);
     void *refill_ctx;
+    /* If emb_grad is set (layer 0 of a token model, see model_backward), the backward
+     * accumulates the embedding gradient (V,D) instead of writing dx: the rows of dA_in are
+     * summed per input token into emb_work (V,G*H), then emb_grad += emb_work . W_ih. */
+    float *emb_grad, *emb_work;
+    const int32_t *emb_tokens; /* (T*B) the chunk's input tokens */
+    int emb_vocab;
 };
 
 extern const CellKind cell_rnn, cell_lstm, cell_gru;

@@ -47,6 +47,7 @@ typedef struct {
      * loop, and the logits (Tmax,B,V) from the head until its backward; x0 is gathered again
      * for layer 0's weight gradients. (Saves two activation-sized buffers.) */
     float *scratch;
+    size_t scratch_floats;
     float *x0;        /* = scratch (token inputs), or the caller's features */
     float *logits;    /* = scratch: logits, then their gradients */
     int T_last;       /* steps of the last forward (for the refill) */
@@ -61,6 +62,9 @@ typedef struct {
      * the embedding. The ranges cover the whole gradient exactly once. */
     void (*grad_ready)(void *ctx, size_t offset, size_t count);
     void *grad_ctx;
+    /* Tests: 1 = always take the embedding gradient through layer 0's dx (see
+     * model_backward), never through the per-token sums. */
+    int emb_grad_direct;
 } Model;
 
 typedef enum { INIT_PYTORCH, INIT_UNIFORM, INIT_ORTHOGONAL } InitKind;

@@ -111,6 +111,51 @@ static void check(const char *cell, int L, int H, int E) {
     model_free(&c.m);
 }
 
+/* The embedding gradient through per-token sums of layer 0's dA (rows > V here: 10 rows,
+ * 7 tokens) equals the one through dx0, and every other gradient is unchanged. The
+ * finite-difference checks above already run the per-token path. */
+static void embedding_paths_agree(const char *cell) {
+    float *grad[2];
+    size_t total = 0;
+    for (int direct = 0; direct < 2; direct++) {
+        Case c;
+        case_init(&c, cell, 2, 4, 5, 7);
+        c.m.emb_grad_direct = direct;
+        Params *p = &c.m.params;
+        params_zero_grad(p);
+        set_state(&c);
+        model_forward(&c.m, c.in, T);
+        model_loss(&c.m, c.tgt, T, 1.0f, 1);
+        model_backward(&c.m, T, NULL, NULL);
+        total = p->total;
+        grad[direct] = malloc(total * sizeof(float));
+        memcpy(grad[direct], p->grad, total * sizeof(float));
+        free(c.h0);
+        free(c.c0);
+        model_free(&c.m);
+    }
+    double worst_rel = 0.0, norm = 0.0;
+    for (size_t i = 0; i < total; i++) {
+        double a = grad[0][i], b = grad[1][i];
+        norm += b * b;
+        double rel = fabs(a - b) / fmax(fabs(b), 1e-3);
+        if (rel > worst_rel) worst_rel = rel;
+    }
+    printf("embedding gradient paths, %s: worst relative difference %.3g\n", cell, worst_rel);
+    ck_assert_msg(norm > 1e-4, "gradient too small to compare");
+    ck_assert_msg(worst_rel < 1e-5, "%s: per-token and dx0 paths differ by %.3g", cell,
+                  worst_rel);
+    free(grad[0]);
+    free(grad[1]);
+}
+
+START_TEST(embedding_gradient_paths) {
+    embedding_paths_agree("lstm");
+    embedding_paths_agree("gru");
+    embedding_paths_agree("rnn");
+}
+END_TEST
+
 START_TEST(rnn_one_layer) { check("rnn", 1, 4, 3); }
 END_TEST
 START_TEST(lstm_one_layer) { check("lstm", 1, 4, 3); }
@@ -133,6 +178,7 @@ static Suite *gradcheck_suite(void) {
     tcase_add_test(tc, rnn_stacked);
     tcase_add_test(tc, lstm_stacked);
     tcase_add_test(tc, gru_stacked);
+    tcase_add_test(tc, embedding_gradient_paths);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
