@@ -221,6 +221,11 @@ awk -v fl="$TRAIN_FLOPS" -v sq="$SG_SQUARE" -v ch="$SG_CHUNK" -v rec="$SG_REC" -
     -v steps="$STEPS" -v tsteps="$TORCH_STEPS" -v rounds="$ROUNDS" -v xfl="$EXEC_FLOPS" \
     -v sq_all="${SQ[*]}" -v sqb_all="${SQ_BEFORE[*]}" -v sqa_all="${SQ_AFTER[*]}" -v rt_all="${RT[*]}" -v pt_all="${PT[*]+"${PT[*]}"}" -v load="$LOAD_AFTER" -v strict="${STRICT:-}" '
 function pf(ok) { return ok ? "PASS" : "FAIL" }
+function median(v, n,    i, j, t, w) {
+    for (i = 1; i <= n; i++) w[i] = v[i]
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && w[j - 1] > w[j]; j--) { t = w[j]; w[j] = w[j - 1]; w[j - 1] = t }
+    return n % 2 ? w[(n + 1) / 2] : (w[n / 2] + w[n / 2 + 1]) / 2
+}
 BEGIN {
     printf "\nbench-speed  %s  (rnntrain %s; 1 thread each; %d rnntrain / %d torch steps; %s; load after %s)\n",
            cfg, rev, steps, tsteps, ((rounds > 1) ? ("best of " rounds " rounds") : "1 round"), load
@@ -243,7 +248,11 @@ BEGIN {
             if (i <= np_) printf "  pytorch %6.0f tok/s  ratio %.2fx", p[i], r[i] / p[i]
             printf "\n"
         }
-        printf "the table above takes each figure from its best round\n"
+        # medians of the per-round ratios: what a typical round gives on this host
+        for (i = 1; i <= n; i++) fr[i] = 100 * r[i] * fl / 1e9 / q[i]
+        printf "median over the rounds: %.1f%% of sgemm", median(fr, n)
+        if (np_ == n) { for (i = 1; i <= n; i++) ra[i] = r[i] / p[i]; printf ", ratio %.2fx", median(ra, n) }
+        printf "\nthe table above takes each figure from its best round\n"
     }
     printf "\ntargets:\n"
     fails = 0
