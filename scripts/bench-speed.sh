@@ -121,6 +121,8 @@ TRAIN_FLOPS=$(awk -v G=$G -v L=$LAYERS -v H=$HIDDEN -v E=$EMBED -v V=$VOCAB 'BEG
 # initial state (dropped by TBPTT: 1 of T recurrent products per layer) and, with fewer
 # token values than chunk rows, layer 0's dx (2*G*H*E) replaced by the per-token product
 # (2*V*G*H*E / (B*T)); see docs/benchmarks.md. The figures below use the nominal count.
+# (rnntrain also needs V*G*H to fit its scratch buffer, max(T*B*E, T*B*V, G*H*H) floats:
+# true whenever V < B*T and V <= H, as for every byte-vocabulary model of this bench.)
 EXEC_FLOPS=$(awk -v nom="$TRAIN_FLOPS" -v G=$G -v L=$LAYERS -v H=$HIDDEN -v E=$EMBED -v V=$VOCAB \
     -v B=$BATCH -v T=$BPTT 'BEGIN {
     f = nom - L * 2 * G * H * H / T

@@ -29,7 +29,8 @@ typedef struct {
     /* h[1..T] = cell(x, h[0]): x (T,B,D) */
     void (*forward)(Layer *l, const float *x, int T);
     /* Given dy (T,B,H) = dLoss/dh[1..T] (from above and the head), accumulates weight
-     * gradients and writes dx (T,B,D) if non-NULL, dh0 (B,H) and dc0 (B,H) if non-NULL.
+     * gradients and writes dx (T,B,D) if non-NULL, dh0 (B,H) and dc0 (B,H) if non-NULL;
+     * with l->emb_grad set it adds to the embedding gradient instead of writing dx.
      * dy is read only in the time loop and dx written last, so dx may alias dy. */
     void (*backward)(Layer *l, const float *x, const float *dy, float *dx, float *dh0,
                      float *dc0, int T);
@@ -91,7 +92,8 @@ size_t layer_pack_floats(const CellKind *kind, int H);
 void cell_input_projection(Layer *l, const float *x, int T, int bias_hh_cols);
 /* Tail of every backward, over the whole chunk: from the pre-activation gradients of the
  * input path dA_in and of the recurrent path dA_rec (T*B,G*H; the same array except in
- * gru): dW_ih += dA_in^T x, dW_hh += dA_rec^T h[0..T-1], bias sums, dx = dA_in W_ih. */
+ * gru): dW_ih += dA_in^T x, dW_hh += dA_rec^T h[0..T-1], bias sums, dx = dA_in W_ih
+ * (if dx), and the embedding gradient through per-token sums of dA_in (if l->emb_grad). */
 void cell_weight_gradients(Layer *l, const float *x, const float *dA_in, const float *dA_rec,
                            float *dx, int T);
 
