@@ -24,18 +24,9 @@
 # Exit 77 (skipped) if /usr/bin/python3 cannot import torch and h5py.
 set -euo pipefail
 
-BIN=${1:?usage: test_torch_init.sh RNNTRAIN_BIN REPO_ROOT}
-ROOT=${2:?usage: test_torch_init.sh RNNTRAIN_BIN REPO_ROOT}
-PY=${INTEROP_PYTHON:-/usr/bin/python3}
+# shellcheck source=setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" interop_init "$@"
 NORMAL_TOL=1e-5
-
-if ! [[ -x $PY ]] || ! "$PY" -c 'import torch, h5py, numpy' >/dev/null 2>&1; then
-    echo "SKIP: $PY cannot import torch, h5py and numpy"
-    exit 77
-fi
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/interop_init.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
 
 head -c 20000 "$ROOT/datasets/moby-dick.txt" > "$TMP/moby.txt"
 "$BIN" prepare --input "$TMP/moby.txt" --output "$TMP/moby.h5" --vocab chars >/dev/null

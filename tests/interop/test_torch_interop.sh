@@ -19,22 +19,11 @@
 # plus one through the command line; about 15 s on an idle 2-core machine.
 set -euo pipefail
 
-BIN=${1:?usage: test_torch_interop.sh RNNTRAIN_BIN REPO_ROOT}
-ROOT=${2:?usage: test_torch_interop.sh RNNTRAIN_BIN REPO_ROOT}
-PY=${INTEROP_PYTHON:-/usr/bin/python3}   # override only to test the skip path
+# shellcheck source=setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" interop_torch "$@"
 SCRIPT=$ROOT/scripts/torch_checkpoint.py
 TOL=1e-4
-
-if ! [[ -x $PY ]] || ! "$PY" -c 'import torch, h5py, numpy' >/dev/null 2>&1; then
-    echo "SKIP: $PY cannot import torch, h5py and numpy"
-    exit 77
-fi
-[[ -x $BIN ]] || { echo "FAIL: rnntrain binary '$BIN' is not executable"; exit 1; }
 [[ -f $SCRIPT ]] || { echo "FAIL: $SCRIPT is missing"; exit 1; }
-
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/interop_torch.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
 
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }

@@ -21,19 +21,10 @@
 # Exit 77 (skipped) if /usr/bin/python3 cannot import torch and h5py.
 set -euo pipefail
 
-BIN=${1:?usage: test_torch_trajectory.sh RNNTRAIN_BIN REPO_ROOT}
-ROOT=${2:?usage: test_torch_trajectory.sh RNNTRAIN_BIN REPO_ROOT}
-PY=${INTEROP_PYTHON:-/usr/bin/python3}
+# shellcheck source=setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" interop_trajectory "$@"
 TOL=1e-3
 STEPS=50
-
-if ! [[ -x $PY ]] || ! "$PY" -c 'import torch, h5py, numpy' >/dev/null 2>&1; then
-    echo "SKIP: $PY cannot import torch, h5py and numpy"
-    exit 77
-fi
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/interop_trajectory.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
 
 head -c 6000 "$ROOT/datasets/moby-dick.txt" > "$TMP/text.txt"
 "$BIN" prepare --input "$TMP/text.txt" --output "$TMP/data.h5" >/dev/null
