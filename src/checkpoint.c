@@ -20,7 +20,7 @@
 static void gather_state(const Model *m, const float *mine, int B, int global_streams,
                          float *h, float *c) {
     const ModelShape *s = &m->shape;
-    int S = s->cell->has_cell ? 2 : 1, N = dist_size(), H = s->H, L = s->L;
+    int S = s->layer[0].kind->nstates, N = dist_size(), H = s->layer[0].H, L = s->L;
     size_t local = (size_t)L * S * B * H;
     float *all = dist_rank() == 0 ? rt_malloc(local * N * sizeof(float), "state") : NULL;
     dist_gather_f32(mine, local, all);
@@ -88,12 +88,14 @@ static int list_ckpts(const char *dir, char ***names_out) {
     return n;
 }
 
-void ckpt_save(const char *dir, int keep, const Model *m, const float *state, int B_local,
-               const Optim *o, const Progress *p, const RunShape *rs, const Vocab *vocab,
+void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, const Optim *o, const Progress *p, const RunShape *rs, const Vocab *vocab,
                const char *config) {
     const ModelShape *s = &m->shape;
     const Params *pa = &m->params;
-    size_t plane = (size_t)s->L * rs->global_streams * s->H;
+    REQUIRE(model_shape_is_uniform(s) && st->buf); /* format version 1 */
+    const float *state = st->buf;
+    int B_local = st->B, H = s->layer[0].H;
+    size_t plane = (size_t)s->L * rs->global_streams * H;
     float *h = NULL, *c = NULL;
     if (dist_rank() == 0) {
         h = rt_calloc(plane, sizeof(float), "state");
@@ -126,9 +128,9 @@ void ckpt_save(const char *dir, int keep, const Model *m, const float *state, in
     hid_t f = h5_create_checksummed(tmp);
     h5_write_attr_str(f, "format", "rnntrain-checkpoint", tmp);
     h5_write_attr_int(f, "version", CKPT_VERSION, tmp);
-    h5_write_attr_str(f, "cell", s->cell->name, tmp);
+    h5_write_attr_str(f, "cell", s->layer[0].kind->name, tmp);
     h5_write_attr_int(f, "layers", s->L, tmp);
-    h5_write_attr_int(f, "hidden", s->H, tmp);
+    h5_write_attr_int(f, "hidden", H, tmp);
     h5_write_attr_int(f, "embed", s->E, tmp);
     h5_write_attr_int(f, "vocab_size", s->V, tmp);
     if (vocab) h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), tmp);
@@ -151,9 +153,9 @@ void ckpt_save(const char *dir, int keep, const Model *m, const float *state, in
     model_io_write_params(f, "params", pa, pa->value, 1, tmp);
     model_io_write_params(f, "optim/state1", pa, pa->state1, 1, tmp);
     model_io_write_params(f, "optim/state2", pa, pa->state2, 1, tmp);
-    uint64_t sd[3] = {(uint64_t)s->L, (uint64_t)rs->global_streams, (uint64_t)s->H};
+    uint64_t sd[3] = {(uint64_t)s->L, (uint64_t)rs->global_streams, (uint64_t)H};
     write_f32_checked(f, "state/h", h, 3, sd, tmp);
-    if (s->cell->has_cell) write_f32_checked(f, "state/c", c, 3, sd, tmp);
+    if (s->layer[0].kind->nstates > 1) write_f32_checked(f, "state/c", c, 3, sd, tmp);
     /* the cursor of every global stream (all equal: streams advance together) and the RNG */
     int64_t *cursor = rt_malloc((size_t)rs->global_streams * sizeof(int64_t), "cursors");
     for (int g = 0; g < rs->global_streams; g++) cursor[g] = p->cursor;
@@ -290,17 +292,20 @@ static void expect_int(hid_t f, const char *attr, int64_t want, const char *opti
                "the same value", path, attr, (long long)have, option, (long long)want);
 }
 
-void ckpt_load(const char *path, Model *m, float *state, int B_local, Optim *o, Progress *p,
+void ckpt_load(const char *path, Model *m, ModelState *st, Optim *o, Progress *p,
                const RunShape *rs) {
     hid_t f = h5_open_read(path, "checkpoint");
     const ModelShape *s = &m->shape;
+    REQUIRE(model_shape_is_uniform(s) && st->buf); /* format version 1 */
+    float *state = st->buf;
+    int B_local = st->B;
     char buf[64];
     h5_read_attr_str(f, "cell", buf, sizeof buf, path);
-    if (strcmp(buf, s->cell->name) != 0)
+    if (strcmp(buf, s->layer[0].kind->name) != 0)
         rt_die(EXIT_USAGE, "checkpoint '%s' holds a %s model but this run has --model %s", path,
-               buf, s->cell->name);
+               buf, s->layer[0].kind->name);
     expect_int(f, "layers", s->L, "--layers", path);
-    expect_int(f, "hidden", s->H, "--hidden", path);
+    expect_int(f, "hidden", s->layer[0].H, "--hidden", path);
     expect_int(f, "embed", s->E, "--embed", path);
     expect_int(f, "vocab_size", s->V, "a data vocabulary of", path);
     expect_int(f, "global_streams", rs->global_streams, "--batch", path);
@@ -331,7 +336,7 @@ void ckpt_load(const char *path, Model *m, float *state, int B_local, Optim *o, 
     free(cursor);
     h5_read_u64(f, "rng", p->rng.s, 1, rd, path);
     /* this rank's columns of the global state */
-    int S = s->cell->has_cell ? 2 : 1, B = B_local, H = s->H, first = dist_rank() * B;
+    int S = s->layer[0].kind->nstates, B = B_local, H = s->layer[0].H, first = dist_rank() * B;
     size_t plane = (size_t)s->L * G * H;
     float *all = rt_malloc(plane * sizeof(float), "state"), *mine = state;
     uint64_t sd[3] = {(uint64_t)s->L, (uint64_t)G, (uint64_t)H};

@@ -33,19 +33,18 @@ typedef struct {
 } RunShape;
 
 /* Collective: every rank passes the model (parameters, optimizer state) and the carried
- * state of its B_local streams, (L, S, B_local, H) with S = 2 for lstm (h, c) else 1; rank 0
- * writes. Dies on failure, never leaving a partial file under the final name. */
-void ckpt_save(const char *dir, int keep, const Model *m, const float *state, int B_local,
-               const Optim *o, const Progress *p, const RunShape *rs, const Vocab *vocab,
+ * state of its streams; rank 0 writes. Dies on failure, never leaving a partial file under
+ * the final name. */
+void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, const Optim *o, const Progress *p, const RunShape *rs, const Vocab *vocab,
                const char *config); /* vocab NULL for sequence tasks */
 /* Resolves --resume: "auto" picks the newest checkpoint in dir that verifies (saying why it
  * skips damaged ones); returns NULL if there is none. A path must verify or the job stops.
  * Caller frees. Runs on rank 0 and broadcasts the choice. */
 char *ckpt_find(const char *dir, const char *resume);
 /* Collective: loads the checkpoint into m's parameters and optimizer state (m built with the
- * run's shape), o, p, and this rank's streams' carried state into state (L, S, B_local, H).
- * Dies with a clear message if the checkpoint does not fit the run. */
-void ckpt_load(const char *path, Model *m, float *state, int B_local, Optim *o, Progress *p,
+ * run's shape), o, p, and this rank's streams' carried state into st. Dies with a clear
+ * message if the checkpoint does not fit the run. */
+void ckpt_load(const char *path, Model *m, ModelState *st, Optim *o, Progress *p,
                const RunShape *rs);
 /* Removes temporary checkpoint files (.ckpt-*.h5.tmp.*) left in dir by a killed job.
  * Called by rank 0 when a run starts: the directory belongs to that run. */

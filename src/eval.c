@@ -20,16 +20,17 @@ EvalResult eval_split(Model *m, const TokenFile *tf, const char *split, int S) {
     REQUIRE(S % N == 0 && m->B == S / N);
     StreamReader sr;
     stream_init(&sr, tf, split, S, dist_rank() * m->B, m->B, m->Tmax, 0);
-    model_reset_state(m);
+    ModelState st; /* from zero, whatever state m's owner carries elsewhere */
+    model_state_init(&st, m, m->B);
     double sums[2] = {0.0, 0.0};
     for (int64_t cursor = 0;; cursor += m->Tmax) {
         int T = stream_read(&sr, cursor);
         if (T == 0) break;
-        model_forward(m, sr.inputs, T);
+        model_forward(m, &st, sr.inputs, T);
         sums[0] += model_loss(m, sr.targets, T, 0.0f, 0);
         sums[1] += (double)T * m->B;
-        model_carry(m, T);
     }
+    model_state_free(&st);
     stream_free(&sr);
     dist_sum_f64(sums, 2);
     EvalResult r = {sums[0], (int64_t)sums[1]};

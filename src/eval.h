@@ -14,7 +14,7 @@ typedef struct {
     int64_t tokens;  /* predictions scored, all ranks */
 } EvalResult;
 
-/* m must have S/N streams and chunks of up to T steps; its state is reset first. */
+/* m must have S/N streams and chunks of up to T steps; the streams start from zero state. */
 EvalResult eval_split(Model *m, const TokenFile *tf, const char *split, int S);
 double eval_nats(EvalResult r);
 

@@ -48,9 +48,10 @@ void model_io_save(const char *path, const Model *m, const Vocab *vocab, const c
     const ModelShape *s = &m->shape;
     h5_write_attr_str(f, "format", "rnntrain-model", tmp);
     h5_write_attr_int(f, "version", 1, tmp);
-    h5_write_attr_str(f, "cell", s->cell->name, tmp);
+    REQUIRE(model_shape_is_uniform(s)); /* format version 1 */
+    h5_write_attr_str(f, "cell", s->layer[0].kind->name, tmp);
     h5_write_attr_int(f, "layers", s->L, tmp);
-    h5_write_attr_int(f, "hidden", s->H, tmp);
+    h5_write_attr_int(f, "hidden", s->layer[0].H, tmp);
     h5_write_attr_int(f, "embed", s->E, tmp);
     h5_write_attr_int(f, "vocab_size", s->V, tmp);
     h5_write_attr_str(f, "inputs", s->float_inputs ? "features" : "tokens", tmp);
@@ -99,8 +100,8 @@ static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
     ModelShape s;
     memset(&s, 0, sizeof s);
     h5_read_attr_str(f, "cell", buf, sizeof buf, path);
-    s.cell = cell_by_name(buf);
-    if (!s.cell)
+    const LayerKind *kind = layer_kind_by_name(buf);
+    if (!kind)
         rt_die(EXIT_INPUT, "model file '%s': cell '%s', expected rnn, lstm or gru", path, buf);
     int64_t L = h5_read_attr_int(f, "layers", path), H = h5_read_attr_int(f, "hidden", path);
     int64_t E = h5_read_attr_int(f, "embed", path), V = h5_read_attr_int(f, "vocab_size", path);
@@ -108,8 +109,7 @@ static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
         V > 0x110000)
         rt_die(EXIT_INPUT, "model file '%s': bad shape layers=%lld hidden=%lld embed=%lld "
                "vocab_size=%lld", path, (long long)L, (long long)H, (long long)E, (long long)V);
-    s.L = (int)L;
-    s.H = (int)H;
+    model_shape_uniform(&s, kind, (int)L, (int)H);
     s.E = (int)E;
     s.V = (int)V;
     if (h5_attr_exists(f, "inputs")) {
@@ -146,7 +146,9 @@ void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab)
 }
 
 static void shape_text(const ModelShape *s, char *buf, size_t n) {
-    snprintf(buf, n, "%s %dx%d, %s %d, %d outputs%s", s->cell->name, s->L, s->H,
+    char layers[512];
+    model_shape_layers_text(s, layers, sizeof layers);
+    snprintf(buf, n, "%s, %s %d, %d outputs%s", layers,
              s->float_inputs ? "features" : "embed", s->E, s->V,
              s->C > 0 ? ", conditioned" : "");
 }
@@ -157,10 +159,8 @@ void model_io_load_weights(const char *path_in, Model *m, const Vocab *vocab) {
     Vocab fv;
     hid_t f = open_model(path, &s, &fv);
     const ModelShape *want = &m->shape;
-    if (s.cell != want->cell || s.L != want->L || s.H != want->H || s.E != want->E ||
-        s.V != want->V || s.float_inputs != want->float_inputs || s.C != want->C ||
-        s.in_vocab != want->in_vocab) {
-        char have[160], need[160];
+    if (!model_shape_equal(&s, want)) {
+        char have[700], need[700];
         shape_text(&s, have, sizeof have);
         shape_text(want, need, sizeof need);
         rt_die(EXIT_INPUT, "--init-from '%s': the file holds a %s model, the run configures %s",

@@ -89,22 +89,21 @@ int cmd_sample(int argc, char **argv) {
     rng_seed(&rng, (uint64_t)seed);
     double *prob = rt_malloc((size_t)vocab.V * sizeof *prob, "probabilities");
     if (dist_rank() == 0) fwrite(prime, 1, n, stdout);
-    for (int64_t i = 0; i < count; i++) {
-        model_forward(&m, &tokens[i], 1);
-        model_carry(&m, 1);
-    }
+    ModelState st;
+    model_state_init(&st, &m, 1);
+    for (int64_t i = 0; i < count; i++) model_forward(&m, &st, &tokens[i], 1);
     for (int64_t i = 0; i < length; i++) {
         int32_t tok = draw(m.logits, vocab.V, temperature, top_k, prob, &rng);
         char buf[4];
         int len = vocab_decode(&vocab, tok, buf);
         if (dist_rank() == 0) fwrite(buf, 1, (size_t)len, stdout);
-        model_forward(&m, &tok, 1);
-        model_carry(&m, 1);
+        model_forward(&m, &st, &tok, 1);
     }
     if (dist_rank() == 0) {
         fputc('\n', stdout);
         fflush(stdout);
     }
+    model_state_free(&st);
     free(prob);
     free(tokens);
     vocab_free(&vocab);

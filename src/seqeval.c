@@ -29,15 +29,15 @@ void seq_metrics_free(SeqMetrics *mt) {
     memset(mt, 0, sizeof *mt);
 }
 
-void seq_forward(Model *m, const SeqFile *sf, const SeqBatch *b) {
+void seq_forward(Model *m, ModelState *st, const SeqFile *sf, const SeqBatch *b) {
     if (sf->C > 0)
-        model_set_condition(m, b->cond);
+        model_set_condition(m, st, b->cond);
     else
-        model_reset_state(m);
+        model_state_zero(st);
     if (sf->float_inputs)
-        model_forward_features(m, b->x, sf->T);
+        model_forward_features(m, st, b->x, sf->T);
     else
-        model_forward(m, b->tok, sf->T);
+        model_forward(m, st, b->tok, sf->T);
 }
 
 /* Class centroids of the real train sequences (generate): (K, T*Y). */
@@ -77,12 +77,14 @@ void seq_evaluate(Model *m, const SeqFile *sf, int split, SeqMetrics *mt, FILE *
     seq_batch_init(&b, sf, B);
     int64_t *idx = rt_malloc((size_t)B * sizeof *idx, "index");
     double *cent = sf->task == TASK_GENERATE ? train_centroids(m, sf) : NULL;
+    ModelState st;
+    model_state_init(&st, m, B);
     double mean = sf->norm_mean, sd = sf->norm_std;
     for (int64_t start = lo; start < hi; start += B) {
         int cnt = (int)(hi - start < B ? hi - start : B);
         for (int i = 0; i < cnt; i++) idx[i] = start + i;
         seq_read(sf, split, idx, cnt, &b);
-        seq_forward(m, sf, &b);
+        seq_forward(m, &st, sf, &b);
         /* scores before the loss overwrites nothing (grad = 0) */
         int classes = sf->task == TASK_CLASSIFY || sf->task == TASK_TAG;
         mt->loss_sum += classes ? model_loss(m, b.labels, T, 0.0f, 0)
@@ -172,6 +174,7 @@ void seq_evaluate(Model *m, const SeqFile *sf, int split, SeqMetrics *mt, FILE *
         dist_sum_f64(mt->se_persist, (size_t)mt->Y);
         dist_sum_f64(mt->se_seasonal, (size_t)mt->Y);
     }
+    model_state_free(&st);
     free(cent);
     free(idx);
     seq_batch_free(&b);

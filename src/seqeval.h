@@ -32,7 +32,8 @@ void seq_evaluate(Model *m, const SeqFile *sf, int split, SeqMetrics *mt, FILE *
 /* Mean loss per term (nats for classes, squared error in normalised units otherwise). */
 double seq_metrics_loss(const SeqMetrics *mt);
 void seq_metrics_print(const SeqFile *sf, const SeqMetrics *mt, const char *split, int json);
-/* Forward pass of a batch (conditioning or zero state, features or tokens). */
-void seq_forward(Model *m, const SeqFile *sf, const SeqBatch *b);
+/* Forward pass of a batch from state st (set from the conditioning, or zero; features or
+ * tokens). */
+void seq_forward(Model *m, ModelState *st, const SeqFile *sf, const SeqBatch *b);
 
 #endif

@@ -34,7 +34,8 @@
 
 typedef struct {
     char *data, *cell, *optim, *out, *log, *init, *schedule, *ckpt_dir, *resume, *init_from;
-    int layers, hidden, embed, batch, bptt, threads, eval_batch, deterministic, micro_batch;
+    char *layers;
+    int hidden, embed, batch, bptt, threads, eval_batch, deterministic, micro_batch;
     int64_t steps, seed, print_every, eval_every, warmup, decay_every, verify_every;
     int64_t ckpt_every, keep, max_bad;
     double ckpt_minutes, rollback_factor;
@@ -95,7 +96,8 @@ typedef struct {
     Model m;
     int G, B_micro, B_local;
     StreamReader *readers; /* (G) */
-    float **group_state;   /* (G) x (L,S,B_micro,H), only when G > 1 */
+    ModelState state;      /* carried state of the B_local streams; group g is streams
+                              [g*B_micro, (g+1)*B_micro) */
     int64_t *fixed;        /* (params.total) fixed-point gradient sum, deterministic only */
     int deterministic;
     double comm_wait;      /* seconds waiting for gradient sums */
@@ -114,6 +116,12 @@ typedef struct {
 static void on_grad_ready(void *ctx, size_t offset, size_t count) {
     Trainer *tr = ctx;
     dist_isum_f32(tr->m.params.grad + offset, count);
+}
+
+/* Lets the gradient sums of finished layers advance during a layer's backward loop. */
+static void progress_sums(void *ctx) {
+    (void)ctx;
+    dist_progress();
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -147,44 +155,18 @@ static double trainer_gradient_seq(Trainer *tr, int64_t cursor, int64_t epoch, i
     dist_sum_f64(&terms, 1);
     float scale = (float)(1.0 / terms);
     params_zero_grad(&m->params);
-    seq_forward(m, sf, &tr->batch);
+    seq_forward(m, &tr->state, sf, &tr->batch);
     int classes = sf->task == TASK_CLASSIFY || sf->task == TASK_TAG;
     double loss = classes ? model_loss(m, tr->batch.labels, sf->T, scale, 1)
                           : model_loss_mse(m, tr->batch.targets, tr->batch.weights, sf->T, scale, 1);
     m->grad_ready = dist_size() > 1 ? on_grad_ready : NULL;
-    model_backward(m, sf->T, NULL, NULL);
+    model_backward(m, sf->T, NULL);
     double t0 = rt_seconds();
     dist_sum_f64(&loss, 1);
     dist_wait_all();
     tr->comm_wait += rt_seconds() - t0;
     *bad = 0;
     return loss / terms;
-}
-
-/* Local carried state (L,S,B_local,H) <-> the groups (and the model). */
-static void trainer_state(Trainer *tr, float *local, int to_local) {
-    if (tr->G == 1) {
-        if (to_local)
-            model_get_state(&tr->m, local);
-        else
-            model_set_state(&tr->m, local);
-        return;
-    }
-    const ModelShape *s = &tr->m.shape;
-    int S = s->cell->has_cell ? 2 : 1;
-    size_t row = (size_t)tr->B_micro * s->H;
-    for (int g = 0; g < tr->G; g++)
-        for (int k = 0; k < s->L * S; k++) {
-            float *grp = tr->group_state[g] + k * row;
-            float *loc = local + (size_t)k * tr->B_local * s->H + g * row;
-            memcpy(to_local ? loc : grp, to_local ? grp : loc, row * sizeof(float));
-        }
-}
-
-static void trainer_reset_state(Trainer *tr) {
-    model_reset_state(&tr->m);
-    for (int g = 0; g < tr->G && tr->G > 1; g++)
-        memset(tr->group_state[g], 0, model_state_size(&tr->m) * sizeof(float));
 }
 
 /* One update's forward and backward over all of this rank's streams at cursor, gradients
@@ -200,14 +182,13 @@ static double trainer_gradient(Trainer *tr, int64_t cursor, int T, float scale, 
     for (int g = 0; g < tr->G; g++) {
         StreamReader *sr = &tr->readers[g];
         REQUIRE(stream_read(sr, cursor) == T);
-        if (tr->G > 1) model_set_state(m, tr->group_state[g]);
+        ModelState group;
+        model_state_view(&group, &tr->state, g * tr->B_micro, tr->B_micro);
         params_zero_grad(p);
-        model_forward(m, sr->inputs, T);
+        model_forward(m, &group, sr->inputs, T);
         double group_loss = model_loss(m, sr->targets, T, scale, 1);
         m->grad_ready = !tr->deterministic && dist_size() > 1 ? on_grad_ready : NULL;
-        model_backward(m, T, NULL, NULL);
-        model_carry(m, T);
-        if (tr->G > 1) model_get_state(m, tr->group_state[g]);
+        model_backward(m, T, NULL);
         if (!tr->deterministic) {
             loss = group_loss;
             continue;
@@ -239,9 +220,27 @@ static double trainer_gradient(Trainer *tr, int64_t cursor, int T, float scale, 
     return loss;
 }
 
+/* --layers: a count of --model layers of --hidden units, or a KIND:WIDTH list. */
+static void parse_layers(ModelShape *shape, const TrainOptions *o) {
+    char *end;
+    long L = strtol(o->layers, &end, 10);
+    if (*o->layers && *end == 0) {
+        if (L < 1 || L > MODEL_MAX_LAYERS)
+            cli_bad("layers", "expected an integer in [1, %d] or a KIND:WIDTH list, found '%s'",
+                    MODEL_MAX_LAYERS, o->layers);
+        model_shape_uniform(shape, layer_kind_by_name(o->cell), (int)L, o->hidden);
+        return;
+    }
+    char err[512];
+    if (!model_shape_parse_layers(shape, o->layers, err, sizeof err)) cli_bad("layers", "%s", err);
+    if (!model_shape_is_uniform(shape))
+        cli_bad("layers", "'%s': layers of different kinds or widths need model file format 2, "
+                "which this build cannot write yet", o->layers);
+}
+
 int cmd_train(int argc, char **argv) {
     TrainOptions o = {.cell = "lstm", .optim = "adam", .init = "pytorch",
-                      .schedule = "constant", .layers = 2, .hidden = 256, .embed = 0,
+                      .schedule = "constant", .layers = "2", .hidden = 256, .embed = 0,
                       .batch = 32, .bptt = 64, .threads = 1, .eval_batch = 32, .micro_batch = 4, .steps = 1000,
                       .seed = 1234, .print_every = 50, .eval_every = 0, .warmup = 0,
                       .decay_every = 1000, .ckpt_every = 0, .keep = 3, .max_bad = 10,
@@ -253,7 +252,9 @@ int cmd_train(int argc, char **argv) {
         {"data", CLI_STR, &o.data, "DATA.h5", "token dataset (rnntrain prepare)", 1, 0, NULL, 1, 0},
         {"out", CLI_STR, &o.out, "DIR", "output directory: model.h5, metrics.jsonl", 1, 0, NULL, 1, 0},
         {"model", CLI_STR, &o.cell, "CELL", "rnn|lstm|gru (default lstm)", 1, 0, "rnn|lstm|gru", 0, 0},
-        {"layers", CLI_INT, &o.layers, "L", "stacked layers (default 2)", 1, MODEL_MAX_LAYERS, NULL, 0, 0},
+        {"layers", CLI_STR, &o.layers, "L|LIST", "stacked layers of --model and --hidden (default "
+         "2), or a list of KIND:WIDTH, e.g. lstm:512,gru:256 (then --model and --hidden are not "
+         "used)", 1, 0, NULL, 0, 0},
         {"hidden", CLI_INT, &o.hidden, "H", "hidden size (default 256)", 1, 65536, NULL, 0, 0},
         {"embed", CLI_INT, &o.embed, "E", "embedding width (default: = hidden)", 0, 65536, NULL, 0, 0},
         {"batch", CLI_INT, &o.batch, "B", "GLOBAL number of streams; each of N ranks takes B/N "
@@ -325,7 +326,10 @@ int cmd_train(int argc, char **argv) {
     if (o.deterministic && B % o.micro_batch != 0)
         cli_bad("micro-batch", "%d does not divide the %d streams of each rank (--batch %d over "
                 "%d ranks)", o.micro_batch, B, o.batch, N);
-    if (o.embed == 0) o.embed = o.hidden;
+    ModelShape shape;
+    memset(&shape, 0, sizeof shape);
+    parse_layers(&shape, &o);
+    if (o.embed == 0) o.embed = shape.layer[0].H;
     char *config = rt_calloc(1, 65536, "configuration");
     cli_format_config(opts, nopts, config, 65536);
     if (!dist_all_equal_u64(fnv1a(config)))
@@ -377,8 +381,8 @@ int cmd_train(int argc, char **argv) {
     tr.B_local = B;
     tr.B_micro = o.deterministic ? o.micro_batch : B;
     tr.G = B / tr.B_micro;
-    ModelShape shape = {.cell = cell_by_name(o.cell), .L = o.layers, .H = o.hidden, .E = o.embed,
-                       .V = is_seq ? seq_outputs(&sf) : tf.vocab.V};
+    shape.E = o.embed;
+    shape.V = is_seq ? seq_outputs(&sf) : tf.vocab.V;
     if (is_seq) {
         shape.float_inputs = sf.float_inputs;
         shape.E = sf.float_inputs ? sf.D : o.embed;
@@ -405,15 +409,11 @@ int cmd_train(int argc, char **argv) {
         L_stream = tr.readers[0].L;
         chunks = stream_chunks_per_epoch(&tr.readers[0]);
     }
-    if (tr.G > 1) {
-        tr.group_state = rt_calloc((size_t)tr.G, sizeof *tr.group_state, "group states");
-        for (int g = 0; g < tr.G; g++)
-            tr.group_state[g] = rt_calloc(model_state_size(m), sizeof(float), "group state");
-    }
+    model_state_init(&tr.state, m, B);
     if (tr.deterministic)
         tr.fixed = rt_calloc(m->params.total, sizeof *tr.fixed, "fixed-point gradient");
     m->grad_ctx = &tr;
-    if (N > 1 && !tr.deterministic) cell_progress_hook = dist_progress;
+    if (N > 1 && !tr.deterministic) m->hooks.progress = progress_sums;
 
     Rng rng;
     rng_seed(&rng, (uint64_t)o.seed);
@@ -430,8 +430,6 @@ int cmd_train(int argc, char **argv) {
         model_init_shared(&eval_own, m, o.eval_batch / N, T_model);
         eval_model = &eval_own;
     }
-    size_t local_state_n = (size_t)shape.L * (shape.cell->has_cell ? 2 : 1) * B * shape.H;
-    float *local_state = rt_calloc(local_state_n, sizeof(float), "carried state");
 
     Optim opt;
     optim_defaults(&opt, (OptimKind)optim_kind_by_name(o.optim));
@@ -450,8 +448,7 @@ int cmd_train(int argc, char **argv) {
     if (o.resume) {
         last_ckpt = ckpt_find(ckpt_dir, o.resume);
         if (last_ckpt) {
-            ckpt_load(last_ckpt, m, local_state, B, &opt, &prog, &rs);
-            trainer_state(&tr, local_state, 0);
+            ckpt_load(last_ckpt, m, &tr.state, &opt, &prog, &rs);
             rt_log("resumed from %s: step %lld, epoch %lld\n", last_ckpt, (long long)prog.step,
                    (long long)prog.epoch);
         } else {
@@ -463,18 +460,20 @@ int cmd_train(int argc, char **argv) {
         model_io_load_weights(o.init_from, m, is_seq ? NULL : &tf.vocab);
         rt_log("initial weights from %s\n", o.init_from);
     }
-    double flops_tok = 3.0 * model_forward_flops_per_token(&shape);
+    double flops_tok = 3.0 * model_forward_flops_per_token(m);
+    char layers_text[512];
+    model_shape_layers_text(&shape, layers_text, sizeof layers_text);
     int64_t tokens_per_step = (int64_t)o.batch * T_model;
     if (is_seq) {
-        rt_log("rnntrain %s | %s %dx%d | task %s: %s %d per step, %d outputs%s | %zu parameters\n",
-               RNNTRAIN_VERSION, o.cell, o.layers, o.hidden, task_name(sf.task),
+        rt_log("rnntrain %s | %s | task %s: %s %d per step, %d outputs%s | %zu parameters\n",
+               RNNTRAIN_VERSION, layers_text, task_name(sf.task),
                sf.float_inputs ? "features" : "vocabulary", sf.float_inputs ? sf.D : sf.vocab,
                shape.V, sf.C ? " | conditioned" : "", m->params.total);
         rt_log("ranks %d x %d BLAS threads (%s) | %d sequences per batch, %d per rank | T %d | "
                "%lld batches per epoch\n", N, o.threads, core, o.batch, B, sf.T, (long long)chunks);
     } else {
-        rt_log("rnntrain %s | %s %dx%d embed %d vocab %d (%s) | %zu parameters\n",
-               RNNTRAIN_VERSION, o.cell, o.layers, o.hidden, o.embed, tf.vocab.V,
+        rt_log("rnntrain %s | %s embed %d vocab %d (%s) | %zu parameters\n",
+               RNNTRAIN_VERSION, layers_text, o.embed, tf.vocab.V,
                vocab_kind_name(tf.vocab.kind), m->params.total);
         rt_log("ranks %d x %d BLAS threads (%s) | streams %d global, %d per rank, %lld tokens "
                "each | T %d | %lld chunks per epoch%s\n", N, o.threads, core, o.batch, B,
@@ -523,8 +522,7 @@ int cmd_train(int argc, char **argv) {
                            "lower --lr or --clip", (long long)bad_run, (long long)step + 1,
                            last_ckpt ? "3 rollbacks already" : "no checkpoint to roll back to");
                 double lr_scale = prog.lr_scale * o.rollback_factor;
-                ckpt_load(last_ckpt, m, local_state, B, &opt, &prog, &rs);
-                trainer_state(&tr, local_state, 0);
+                ckpt_load(last_ckpt, m, &tr.state, &opt, &prog, &rs);
                 prog.lr_scale = lr_scale;
                 prog.skipped = skipped;
                 rollbacks++;
@@ -545,7 +543,7 @@ int cmd_train(int argc, char **argv) {
         } else if ((cursor += T) + o.bptt + 1 > L_stream) {
             cursor = 0;
             epoch++;
-            trainer_reset_state(&tr);
+            model_state_zero(&tr.state);
         }
         int64_t done = step + 1;
         prog.step = done;
@@ -563,8 +561,7 @@ int cmd_train(int argc, char **argv) {
         dist_max_i64(flags, 2);
         if ((o.ckpt_every > 0 && done % o.ckpt_every == 0) || flags[0] || flags[1] ||
             done == o.steps) {
-            trainer_state(&tr, local_state, 1);
-            ckpt_save(ckpt_dir, (int)o.keep, m, local_state, B, &opt, &prog, &rs,
+            ckpt_save(ckpt_dir, (int)o.keep, m, &tr.state, &opt, &prog, &rs,
                       is_seq ? NULL : &tf.vocab, config);
             free(last_ckpt);
             size_t n = strlen(ckpt_dir) + 32;
@@ -635,9 +632,7 @@ int cmd_train(int argc, char **argv) {
             seq_metrics_free(&mt);
         } else if (!is_seq && ((o.eval_every > 0 && done % o.eval_every == 0) || done == o.steps)) {
             double t0 = rt_seconds();
-            if (eval_model == m) trainer_state(&tr, local_state, 1);
             EvalResult r = eval_split(eval_model, &tf, "valid", o.eval_batch);
-            if (eval_model == m) trainer_state(&tr, local_state, 0);
             double nats = eval_nats(r);
             t_eval += rt_seconds() - t0;
             rt_log("valid step %lld | %.4f nats | %.4f bits | perplexity %.3f | %lld tokens\n",
@@ -658,16 +653,13 @@ int cmd_train(int argc, char **argv) {
         rt_log("model written to %s | peak RSS %.1f MB (rank 0)\n", path, rt_peak_rss_mb());
     }
     if (metrics) fclose(metrics);
-    cell_progress_hook = NULL;
     free(last_ckpt);
     if (eval_model != m) model_free(&eval_own);
-    free(local_state);
+    model_state_free(&tr.state);
     for (int g = 0; g < tr.G; g++) {
         stream_free(&tr.readers[g]);
-        if (tr.group_state) free(tr.group_state[g]);
     }
     free(tr.readers);
-    free(tr.group_state);
     free(tr.fixed);
     free(tr.perm);
     free(tr.rank_index);

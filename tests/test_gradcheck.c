@@ -1,23 +1,188 @@
-/* Finite-difference gradient checks: every parameter of every cell, single and stacked,
- * over a chunk of several steps, and the gradient w.r.t. the initial hidden (and cell)
- * state. Central differences of the summed loss, computed in float32 like the model, with a
- * per-check tolerance well above the float rounding noise and far below any formula
- * error (a wrong sign or a missing term gives O(1) relative error). */
+/* Finite-difference gradient checks, for every registered layer kind (layer_kinds: a new
+ * kind is checked without editing this file):
+ *   - a bare layer over a chunk of several steps: every parameter, every initial-state
+ *     tensor and the input, for the loss sum(w * y) with fixed random weights w; the
+ *     grouped input gradient (the embedding path) against sums of dx;
+ *   - whole models (embedding, layers, head, cross-entropy): one layer, a stack of the
+ *     kind, and one stack mixing every kind at different widths, including the gradient of
+ *     every initial-state tensor of every layer.
+ * Central differences computed in float32 like the model, with a tolerance well above the
+ * float rounding noise and far below any formula error (a wrong sign or a missing term
+ * gives O(1) relative error). */
 #include <string.h>
 
+#include "common.h"
 #include "model.h"
 #include "testutil.h"
 
 enum { B = 2, T = 5, V = 7 };
 
+/* max |numeric - analytic| / max(|analytic|, 0.05) over the entries compared */
+static double worst = 0.0;
+static int compared = 0;
+static void compare(const char *kind, const char *what, int index, double num, double ana) {
+    double err = fabs(num - ana) / fmax(fabs(ana), 0.05);
+    if (err > worst) worst = err;
+    compared++;
+    ck_assert_msg(err < 2e-2, "%s %s[%d]: numeric %.6g analytic %.6g (rel err %.3g)", kind, what,
+                  index, num, ana, err);
+}
+
+static void fill_random(float *x, size_t n, double scale, Rng *rng) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * rng_uniform(rng) - 1.0) * scale);
+}
+
+static double sum_sq(const float *g, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return s;
+}
+
+/* ---- a bare layer ------------------------------------------------------------------- */
+
+typedef struct {
+    Layer l;
+    Params p;
+    int D, H;
+    float *x, *w, *ws;               /* (T,B,D) input, (T,B,H) loss weights, workspace */
+    float *state0[LAYER_MAX_STATES]; /* (B, width) initial states, kept */
+    float *state[LAYER_MAX_STATES];  /* the working copies forward advances */
+} Bare;
+
+static void bare_init(Bare *c, const LayerKind *kind, int D, int H, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    c->D = D;
+    c->H = H;
+    layer_declare(&c->l, kind, D, H, &c->p, "", "");
+    params_alloc(&c->p);
+    layer_alloc(&c->l, &c->p, B, T);
+    Rng rng;
+    rng_seed(&rng, seed);
+    fill_random(c->p.value, c->p.total, 0.6, &rng);
+    c->x = rt_alloc_floats((size_t)T * B * D, "x");
+    c->w = rt_alloc_floats((size_t)T * B * H, "w");
+    c->ws = rt_alloc_floats(kind->workspace_floats(&c->l), "ws");
+    fill_random(c->x, (size_t)T * B * D, 1.0, &rng);
+    fill_random(c->w, (size_t)T * B * H, 1.0, &rng);
+    for (int s = 0; s < kind->nstates; s++) {
+        size_t n = (size_t)B * kind->state_width(&c->l, s);
+        c->state0[s] = rt_alloc_floats(n, "state");
+        c->state[s] = rt_alloc_floats(n, "state");
+        fill_random(c->state0[s], n, 0.5, &rng);
+    }
+}
+
+static void bare_free(Bare *c) {
+    for (int s = 0; s < c->l.kind->nstates; s++) {
+        free(c->state0[s]);
+        free(c->state[s]);
+    }
+    free(c->x);
+    free(c->w);
+    free(c->ws);
+    layer_free(&c->l);
+    params_free(&c->p);
+}
+
+static double bare_loss(Bare *c) {
+    for (int s = 0; s < c->l.kind->nstates; s++)
+        memcpy(c->state[s], c->state0[s],
+               (size_t)B * c->l.kind->state_width(&c->l, s) * sizeof(float));
+    c->l.kind->forward(&c->l, c->state, c->x, T, c->ws);
+    double loss = 0.0;
+    for (size_t i = 0; i < (size_t)T * B * c->H; i++) loss += (double)c->w[i] * c->l.y[i];
+    return loss;
+}
+
+/* Central difference of loss(ctx) w.r.t. *v. */
+static double central_difference(double (*loss)(void *), void *ctx, float *v) {
+    const float eps = 1e-2f;
+    float saved = *v;
+    *v = saved + eps;
+    double up = loss(ctx);
+    *v = saved - eps;
+    double down = loss(ctx);
+    *v = saved;
+    return (up - down) / (2.0 * (double)eps);
+}
+
+static double bare_loss_of(void *c) { return bare_loss(c); }
+static double bare_numeric(Bare *c, float *v) { return central_difference(bare_loss_of, c, v); }
+
+static void check_bare(const LayerKind *kind) {
+    Bare c;
+    bare_init(&c, kind, 3, 4, 17);
+    const LayerKind *k = c.l.kind;
+    float *dstate[LAYER_MAX_STATES];
+    for (int s = 0; s < k->nstates; s++)
+        dstate[s] = rt_alloc_floats((size_t)B * k->state_width(&c.l, s), "dstate");
+    float *dx = rt_alloc_floats((size_t)T * B * c.D, "dx");
+    params_zero_grad(&c.p);
+    bare_loss(&c);
+    k->backward(&c.l, c.w, dstate, T, c.ws, NULL);
+    k->backward_input(&c.l, c.x, dx, T);
+    float *analytic = malloc(c.p.total * sizeof(float));
+    memcpy(analytic, c.p.grad, c.p.total * sizeof(float));
+    worst = 0.0;
+    compared = 0;
+    for (int i = 0; i < c.p.count; i++) {
+        ParamTensor *t = &c.p.tensors[i];
+        for (size_t j = 0; j < t->size; j++)
+            compare(k->name, t->name, (int)j, bare_numeric(&c, c.p.value + t->offset + j),
+                    analytic[t->offset + j]);
+    }
+    for (int s = 0; s < k->nstates; s++) {
+        int n = B * k->state_width(&c.l, s);
+        ck_assert_msg(sum_sq(dstate[s], (size_t)n) > 1e-4, "%s: d%s0 is zero", k->name,
+                      k->state_names[s]);
+        for (int j = 0; j < n; j++)
+            compare(k->name, k->state_names[s], j, bare_numeric(&c, c.state0[s] + j),
+                    dstate[s][j]);
+    }
+    for (int j = 0; j < T * B * c.D; j++) compare(k->name, "x", j, bare_numeric(&c, c.x + j), dx[j]);
+    ck_assert(sum_sq(analytic, c.p.total) > 1e-2);
+    printf("gradcheck bare %s: %d entries, worst relative error %.3g\n", k->name, compared, worst);
+    /* the grouped input gradient equals the sums of dx over each group's rows */
+    if (k->input_grad_grouped) {
+        enum { NG = 3 };
+        int32_t group[T * B];
+        for (int r = 0; r < T * B; r++) group[r] = (r * 7 + 1) % NG;
+        float sums[NG * 3] = {0}, grouped[NG * 3] = {0};
+        params_zero_grad(&c.p); /* the finite differences overwrote the activations */
+        bare_loss(&c);
+        k->backward(&c.l, c.w, NULL, T, c.ws, NULL);
+        k->backward_input(&c.l, c.x, dx, T);
+        for (int r = 0; r < T * B; r++)
+            for (int d = 0; d < c.D; d++) sums[group[r] * c.D + d] += dx[(size_t)r * c.D + d];
+        size_t need = 1 << 16;
+        float *ws = rt_alloc_floats(need, "ws");
+        ck_assert(k->input_grad_grouped(&c.l, group, NG, grouped, T, ws, need));
+        ck_assert(!k->input_grad_grouped(&c.l, group, NG, grouped, T, ws, 1)); /* too small */
+        ck_assert(max_rel_err(grouped, sums, (size_t)NG * c.D, 1e-3) < 1e-5);
+        free(ws);
+    }
+    for (int s = 0; s < k->nstates; s++) free(dstate[s]);
+    free(dx);
+    free(analytic);
+    bare_free(&c);
+}
+
+START_TEST(bare_layers) {
+    for (int i = 0; layer_kinds[i]; i++) check_bare(layer_kinds[i]);
+}
+END_TEST
+
+/* ---- whole models ------------------------------------------------------------------- */
+
 typedef struct {
     Model m;
+    ModelState st0, st, dst; /* initial state (kept), working copy, its gradient */
     int32_t in[T * B], tgt[T * B];
-    float *h0, *c0; /* (L,B,H) */
 } Case;
 
-static void case_init(Case *c, const char *cell, int L, int H, int E, uint64_t seed) {
-    ModelShape s = {.cell = cell_by_name(cell), .L = L, .H = H, .E = E, .V = V};
+static void case_init(Case *c, const ModelShape *shape, uint64_t seed) {
+    ModelShape s = *shape;
+    s.V = V;
     model_init(&c->m, s, B, T);
     Rng rng;
     rng_seed(&rng, seed);
@@ -26,113 +191,114 @@ static void case_init(Case *c, const char *cell, int L, int H, int E, uint64_t s
         c->in[i] = (int32_t)(rng_u64(&rng) % V);
         c->tgt[i] = (int32_t)(rng_u64(&rng) % V);
     }
-    size_t n = (size_t)L * B * H;
-    c->h0 = malloc(n * sizeof(float));
-    c->c0 = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        c->h0[i] = (float)(rng_uniform(&rng) - 0.5);
-        c->c0[i] = (float)(rng_uniform(&rng) - 0.5);
-    }
+    model_state_init(&c->st0, &c->m, B);
+    model_state_init(&c->st, &c->m, B);
+    model_state_init(&c->dst, &c->m, B);
+    fill_random(c->st0.buf, c->st0.floats, 0.5, &rng);
 }
 
-static void set_state(Case *c) {
-    const ModelShape *s = &c->m.shape;
-    size_t BH = (size_t)B * s->H;
-    for (int k = 0; k < s->L; k++) {
-        memcpy(c->m.layers[k].h, c->h0 + k * BH, BH * sizeof(float));
-        if (s->cell->has_cell) memcpy(c->m.layers[k].c, c->c0 + k * BH, BH * sizeof(float));
-    }
+static void case_free(Case *c) {
+    model_state_free(&c->st0);
+    model_state_free(&c->st);
+    model_state_free(&c->dst);
+    model_free(&c->m);
 }
 
 static double loss_at(Case *c) {
-    set_state(c);
-    model_forward(&c->m, c->in, T);
+    model_state_copy(&c->st, &c->st0);
+    model_forward(&c->m, &c->st, c->in, T);
     return model_loss(&c->m, c->tgt, T, 1.0f, 0);
 }
 
-/* Central difference of the loss w.r.t. *x. */
-static double numeric(Case *c, float *x) {
-    const float eps = 1e-2f;
-    float saved = *x;
-    *x = saved + eps;
-    double up = loss_at(c);
-    *x = saved - eps;
-    double down = loss_at(c);
-    *x = saved;
-    return (up - down) / (2.0 * (double)eps);
-}
+static double loss_of(void *c) { return loss_at(c); }
+static double numeric(Case *c, float *x) { return central_difference(loss_of, c, x); }
 
-static double optim_like_norm(const float *g, size_t n) {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
-    return sqrt(s);
-}
-
-/* max |numeric - analytic| / max(|analytic|, 0.05) over a set of entries */
-static double worst = 0.0;
-static void compare(const char *what, int index, double num, double ana) {
-    double err = fabs(num - ana) / fmax(fabs(ana), 0.05);
-    if (err > worst) worst = err;
-    ck_assert_msg(err < 2e-2, "%s[%d]: numeric %.6g analytic %.6g (rel err %.3g)", what, index,
-                  num, ana, err);
-}
-
-static void check(const char *cell, int L, int H, int E) {
+static void check_model(const ModelShape *shape, const char *what) {
     Case c;
-    case_init(&c, cell, L, H, E, 42 + (uint64_t)L);
+    case_init(&c, shape, 42 + (uint64_t)shape->L);
     Params *p = &c.m.params;
-    size_t n = (size_t)L * B * H;
-    float *dh0 = calloc(n, sizeof(float)), *dc0 = calloc(n, sizeof(float));
     params_zero_grad(p);
-    set_state(&c);
-    model_forward(&c.m, c.in, T);
+    loss_at(&c);
     model_loss(&c.m, c.tgt, T, 1.0f, 1);
-    model_backward(&c.m, T, dh0, dc0);
+    model_backward(&c.m, T, &c.dst);
     float *analytic = malloc(p->total * sizeof(float));
     memcpy(analytic, p->grad, p->total * sizeof(float));
     worst = 0.0;
+    compared = 0;
     for (int i = 0; i < p->count; i++) {
         ParamTensor *t = &p->tensors[i];
         for (size_t j = 0; j < t->size; j++)
-            compare(t->name, (int)j, numeric(&c, p->value + t->offset + j),
+            compare(what, t->name, (int)j, numeric(&c, p->value + t->offset + j),
                     analytic[t->offset + j]);
     }
-    for (size_t j = 0; j < n; j++) compare("h0", (int)j, numeric(&c, c.h0 + j), dh0[j]);
-    if (c.m.shape.cell->has_cell)
-        for (size_t j = 0; j < n; j++) compare("c0", (int)j, numeric(&c, c.c0 + j), dc0[j]);
-    printf("gradcheck %s L=%d: worst relative error %.3g\n", cell, L, worst);
+    for (int k = 0; k < c.st0.L; k++)
+        for (int s = 0; s < c.st0.nstates[k]; s++) {
+            char name[64];
+            snprintf(name, sizeof name, "layer %d %s0", k,
+                     c.m.layers[k].kind->state_names[s]);
+            int n = B * c.st0.width[k][s];
+            for (int j = 0; j < n; j++)
+                compare(what, name, j, numeric(&c, c.st0.t[k][s] + j), c.dst.t[k][s][j]);
+        }
+    printf("gradcheck %s: %d entries, worst relative error %.3g\n", what, compared, worst);
     /* the check is meaningful only if the gradient is not trivially small */
-    ck_assert(optim_like_norm(analytic, p->total) > 1e-2);
+    ck_assert(sum_sq(analytic, p->total) > 1e-4);
     free(analytic);
-    free(dh0);
-    free(dc0);
-    free(c.h0);
-    free(c.c0);
-    model_free(&c.m);
+    case_free(&c);
 }
 
-/* The embedding gradient through per-token sums of layer 0's dA (rows > V here: 10 rows,
- * 7 tokens) equals the one through dx0, and every other gradient is unchanged. The
- * finite-difference checks above already run the per-token path. */
-static void embedding_paths_agree(const char *cell) {
+START_TEST(models_of_each_kind) {
+    for (int i = 0; layer_kinds[i]; i++) {
+        const LayerKind *k = layer_kinds[i];
+        ModelShape s = {.E = 3};
+        char what[64];
+        model_shape_uniform(&s, k, 1, 4);
+        snprintf(what, sizeof what, "%s L=1", k->name);
+        check_model(&s, what);
+        s.E = 5;
+        model_shape_uniform(&s, k, 2, 4);
+        snprintf(what, sizeof what, "%s L=2", k->name);
+        check_model(&s, what);
+    }
+}
+END_TEST
+
+/* Every registered kind once, bottom to top, at different widths. */
+START_TEST(mixed_stack) {
+    ModelShape s = {.E = 3};
+    for (int i = 0; layer_kinds[i]; i++) {
+        s.layer[i].kind = layer_kinds[i];
+        s.layer[i].H = 3 + i;
+        s.L = i + 1;
+    }
+    ck_assert_int_ge(s.L, 2);
+    char what[256];
+    model_shape_layers_text(&s, what, sizeof what);
+    check_model(&s, what);
+}
+END_TEST
+
+/* The embedding gradient through per-token sums (rows > V here: 10 rows, 7 tokens) equals
+ * the one through dx0, and every other gradient is unchanged. The finite-difference checks
+ * above already run the per-token path. */
+static void embedding_paths_agree(const LayerKind *kind) {
     float *grad[2];
     size_t total = 0;
     for (int direct = 0; direct < 2; direct++) {
         Case c;
-        case_init(&c, cell, 2, 4, 5, 7);
+        ModelShape s = {.E = 5};
+        model_shape_uniform(&s, kind, 2, 4);
+        case_init(&c, &s, 7);
         c.m.emb_grad_direct = direct;
         Params *p = &c.m.params;
         params_zero_grad(p);
-        set_state(&c);
-        model_forward(&c.m, c.in, T);
+        loss_at(&c);
         model_loss(&c.m, c.tgt, T, 1.0f, 1);
-        model_backward(&c.m, T, NULL, NULL);
+        model_backward(&c.m, T, NULL);
         total = p->total;
         grad[direct] = malloc(total * sizeof(float));
         memcpy(grad[direct], p->grad, total * sizeof(float));
-        free(c.h0);
-        free(c.c0);
-        model_free(&c.m);
+        case_free(&c);
     }
     double worst_rel = 0.0, norm = 0.0;
     for (size_t i = 0; i < total; i++) {
@@ -141,43 +307,27 @@ static void embedding_paths_agree(const char *cell) {
         double rel = fabs(a - b) / fmax(fabs(b), 1e-3);
         if (rel > worst_rel) worst_rel = rel;
     }
-    printf("embedding gradient paths, %s: worst relative difference %.3g\n", cell, worst_rel);
+    printf("embedding gradient paths, %s: worst relative difference %.3g\n", kind->name,
+           worst_rel);
     ck_assert_msg(norm > 1e-4, "gradient too small to compare");
-    ck_assert_msg(worst_rel < 1e-5, "%s: per-token and dx0 paths differ by %.3g", cell,
+    ck_assert_msg(worst_rel < 1e-5, "%s: per-token and dx0 paths differ by %.3g", kind->name,
                   worst_rel);
     free(grad[0]);
     free(grad[1]);
 }
 
 START_TEST(embedding_gradient_paths) {
-    embedding_paths_agree("lstm");
-    embedding_paths_agree("gru");
-    embedding_paths_agree("rnn");
+    for (int i = 0; layer_kinds[i]; i++)
+        if (layer_kinds[i]->input_grad_grouped) embedding_paths_agree(layer_kinds[i]);
 }
-END_TEST
-
-START_TEST(rnn_one_layer) { check("rnn", 1, 4, 3); }
-END_TEST
-START_TEST(lstm_one_layer) { check("lstm", 1, 4, 3); }
-END_TEST
-START_TEST(gru_one_layer) { check("gru", 1, 4, 3); }
-END_TEST
-START_TEST(rnn_stacked) { check("rnn", 3, 4, 5); }
-END_TEST
-START_TEST(lstm_stacked) { check("lstm", 2, 4, 5); }
-END_TEST
-START_TEST(gru_stacked) { check("gru", 2, 4, 5); }
 END_TEST
 
 static Suite *gradcheck_suite(void) {
     Suite *s = suite_create("gradcheck");
     TCase *tc = tcase_create("finite-differences");
-    tcase_add_test(tc, rnn_one_layer);
-    tcase_add_test(tc, lstm_one_layer);
-    tcase_add_test(tc, gru_one_layer);
-    tcase_add_test(tc, rnn_stacked);
-    tcase_add_test(tc, lstm_stacked);
-    tcase_add_test(tc, gru_stacked);
+    tcase_add_test(tc, bare_layers);
+    tcase_add_test(tc, models_of_each_kind);
+    tcase_add_test(tc, mixed_stack);
     tcase_add_test(tc, embedding_gradient_paths);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);

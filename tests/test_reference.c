@@ -10,6 +10,7 @@
 
 typedef struct {
     Model m;
+    ModelState st, dst; /* carried state, gradient w.r.t. the initial state */
     hid_t f;
     char path[512];
     int B, T, L, H, V;
@@ -22,17 +23,19 @@ static void fixture_open(Fixture *fx, const char *cell) {
     memset(fx, 0, sizeof *fx);
     snprintf(fx->path, sizeof fx->path, "%s/ref_%s.h5", FIXTURE_DIR, cell);
     fx->f = h5_open_read(fx->path, "fixture");
-    ModelShape s = {.cell = cell_by_name(cell),
-                    .L = (int)h5_read_attr_int(fx->f, "layers", fx->path),
-                    .H = (int)h5_read_attr_int(fx->f, "hidden", fx->path),
-                    .E = (int)h5_read_attr_int(fx->f, "embed", fx->path),
+    ModelShape s = {.E = (int)h5_read_attr_int(fx->f, "embed", fx->path),
                     .V = (int)h5_read_attr_int(fx->f, "vocab_size", fx->path)};
+    model_shape_uniform(&s, layer_kind_by_name(cell),
+                        (int)h5_read_attr_int(fx->f, "layers", fx->path),
+                        (int)h5_read_attr_int(fx->f, "hidden", fx->path));
     fx->B = (int)h5_read_attr_int(fx->f, "batch", fx->path);
     fx->T = (int)h5_read_attr_int(fx->f, "bptt", fx->path);
     fx->L = s.L;
-    fx->H = s.H;
+    fx->H = s.layer[0].H;
     fx->V = s.V;
     model_init(&fx->m, s, fx->B, fx->T);
+    model_state_init(&fx->st, &fx->m, fx->B);
+    model_state_init(&fx->dst, &fx->m, fx->B);
     int B = fx->B, T = fx->T;
     fx->tokens = malloc(sizeof(int32_t) * B * (2 * T + 1));
     uint64_t td[2] = {(uint64_t)B, (uint64_t)(2 * T + 1)};
@@ -46,28 +49,26 @@ static void fixture_open(Fixture *fx, const char *cell) {
                 fx->tgt[k][t * B + b] = fx->tokens[b * (2 * T + 1) + k * T + t + 1];
             }
     }
-    size_t n = (size_t)s.L * B * s.H;
-    uint64_t hd[3] = {(uint64_t)s.L, (uint64_t)B, (uint64_t)s.H};
+    size_t n = (size_t)s.L * B * fx->H;
+    uint64_t hd[3] = {(uint64_t)s.L, (uint64_t)B, (uint64_t)fx->H};
     fx->h0 = calloc(n, sizeof(float));
     fx->c0 = calloc(n, sizeof(float));
     h5_read_f32(fx->f, "h0", fx->h0, 3, hd, fx->path);
-    if (s.cell->has_cell) h5_read_f32(fx->f, "c0", fx->c0, 3, hd, fx->path);
+    if (s.layer[0].kind->nstates > 1) h5_read_f32(fx->f, "c0", fx->c0, 3, hd, fx->path);
 }
 
 /* Parameters from the fixture, initial state h0/c0, gradients zeroed. */
 static void fixture_reset(Fixture *fx, const char *group) {
     model_io_read_params(fx->f, group, &fx->m.params, fx->m.params.value, fx->path);
     params_zero_grad(&fx->m.params);
-    size_t BH = (size_t)fx->B * fx->H;
-    for (int k = 0; k < fx->L; k++) {
-        memcpy(fx->m.layers[k].h, fx->h0 + k * BH, BH * sizeof(float));
-        if (fx->m.shape.cell->has_cell)
-            memcpy(fx->m.layers[k].c, fx->c0 + k * BH, BH * sizeof(float));
-    }
+    test_state_put(&fx->st, 0, fx->h0);
+    test_state_put(&fx->st, 1, fx->c0);
 }
 
 static void fixture_close(Fixture *fx) {
     H5Fclose(fx->f);
+    model_state_free(&fx->st);
+    model_state_free(&fx->dst);
     model_free(&fx->m);
     free(fx->tokens);
     for (int k = 0; k < 2; k++) {
@@ -78,12 +79,17 @@ static void fixture_close(Fixture *fx) {
     free(fx->c0);
 }
 
-/* Forward + loss + backward of chunk 0; returns the mean loss. */
+/* Forward + loss + backward of chunk 0 from the state in fx->st; returns the mean loss and,
+ * if dh0 is given, the gradients w.r.t. the initial h (and c) as (L,B,H). */
 static double chunk0_step(Fixture *fx, float *dh0, float *dc0) {
     float scale = 1.0f / (float)(fx->B * fx->T);
-    model_forward(&fx->m, fx->in[0], fx->T);
+    model_forward(&fx->m, &fx->st, fx->in[0], fx->T);
     double loss = model_loss(&fx->m, fx->tgt[0], fx->T, scale, 1) * scale;
-    model_backward(&fx->m, fx->T, dh0, dc0);
+    model_backward(&fx->m, fx->T, dh0 ? &fx->dst : NULL);
+    if (dh0) {
+        test_state_get(&fx->dst, 0, dh0);
+        test_state_get(&fx->dst, 1, dc0);
+    }
     return loss;
 }
 
@@ -100,13 +106,14 @@ static void check_cell_forward_backward(const char *cell) {
     float *ref_logits = malloc(sizeof(float) * T * B * V);
     uint64_t lgd[3] = {(uint64_t)T, (uint64_t)B, (uint64_t)V};
     h5_read_f32(fx.f, "logits0", ref_logits, 3, lgd, fx.path);
-    model_forward(&fx.m, fx.in[0], T);
+    model_forward(&fx.m, &fx.st, fx.in[0], T);
     double e = max_rel_err(fx.m.logits, ref_logits, (size_t)T * B * V, 1e-3);
     ck_assert_msg(e < 1e-5, "%s logits: relative error %g", cell, e);
 
     /* loss and gradients of chunk 0, including w.r.t. h0 and c0 */
     size_t n = (size_t)fx.L * B * fx.H;
     float *dh0 = calloc(n, sizeof(float)), *dc0 = calloc(n, sizeof(float));
+    fixture_reset(&fx, "params");
     double loss0 = chunk0_step(&fx, dh0, dc0);
     ck_assert_msg(fabs(loss0 - ref_loss[0]) <= 1e-5 * ref_loss[0], "%s loss0 %.9f vs %.9f", cell,
                   loss0, ref_loss[0]);
@@ -127,15 +134,14 @@ static void check_cell_forward_backward(const char *cell) {
     h5_read_f32(fx.f, "grad_h0", ref, 3, hd, fx.path);
     e = max_rel_err(dh0, ref, n, 1e-6);
     ck_assert_msg(e < 1e-4, "%s grad h0: relative error %g", cell, e);
-    if (fx.m.shape.cell->has_cell) {
+    if (fx.m.shape.layer[0].kind->nstates > 1) {
         h5_read_f32(fx.f, "grad_c0", ref, 3, hd, fx.path);
         e = max_rel_err(dc0, ref, n, 1e-6);
         ck_assert_msg(e < 1e-4, "%s grad c0: relative error %g", cell, e);
     }
 
     /* chunk 1 with the state carried from chunk 0 */
-    model_carry(&fx.m, T);
-    model_forward(&fx.m, fx.in[1], T);
+    model_forward(&fx.m, &fx.st, fx.in[1], T);
     double loss1 = model_loss(&fx.m, fx.tgt[1], T, 0.0f, 0) / (B * T);
     ck_assert_msg(fabs(loss1 - ref_loss[1]) <= 1e-5 * ref_loss[1], "%s loss1 %.9f vs %.9f", cell,
                   loss1, ref_loss[1]);
@@ -181,12 +187,8 @@ static void check_cell_optimizers(const char *cell) {
         memset(fx.m.params.state1, 0, 2 * fx.m.params.total * sizeof(float));
         for (int step = 0; step < 3; step++) {
             params_zero_grad(&fx.m.params);
-            size_t BH = (size_t)fx.B * fx.H;
-            for (int k = 0; k < fx.L; k++) {
-                memcpy(fx.m.layers[k].h, fx.h0 + k * BH, BH * sizeof(float));
-                if (fx.m.shape.cell->has_cell)
-                    memcpy(fx.m.layers[k].c, fx.c0 + k * BH, BH * sizeof(float));
-            }
+            test_state_put(&fx.st, 0, fx.h0);
+            test_state_put(&fx.st, 1, fx.c0);
             chunk0_step(&fx, NULL, NULL);
             optim_step(&opt, &fx.m.params, lr);
         }

@@ -12,6 +12,7 @@ static const int lengths[B] = {6, 2, 4};
 
 typedef struct {
     Model m;
+    ModelState st;
     float x[T * B * D], cond[B * C];
     int32_t labels[T * B];     /* many-to-one: label at step len-1, -1 elsewhere */
     float targets[T * B * K];  /* per-step regression targets */
@@ -21,9 +22,10 @@ typedef struct {
 
 static void case_init(Case *c, const char *cell, int L, int H, int use_cond, int mse) {
     memset(c, 0, sizeof *c);
-    ModelShape s = {.cell = cell_by_name(cell), .L = L, .H = H, .E = D, .V = K,
-                    .float_inputs = 1, .C = use_cond ? C : 0};
+    ModelShape s = {.E = D, .V = K, .float_inputs = 1, .C = use_cond ? C : 0};
+    model_shape_uniform(&s, layer_kind_by_name(cell), L, H);
     model_init(&c->m, s, B, T);
+    model_state_init(&c->st, &c->m, B);
     Rng rng;
     rng_seed(&rng, 5);
     model_init_weights(&c->m, INIT_UNIFORM, 0.5f, 1005);
@@ -41,13 +43,13 @@ static void case_init(Case *c, const char *cell, int L, int H, int use_cond, int
 static double loss_of(Case *c, int grad) {
     Model *m = &c->m;
     if (m->shape.C > 0)
-        model_set_condition(m, c->cond);
+        model_set_condition(m, &c->st, c->cond);
     else
-        model_reset_state(m);
-    model_forward_features(m, c->x, T);
+        model_state_zero(&c->st);
+    model_forward_features(m, &c->st, c->x, T);
     double l = c->mse ? model_loss_mse(m, c->targets, c->weights, T, 1.0f, grad)
                       : model_loss(m, c->labels, T, 1.0f, grad);
-    if (grad) model_backward(m, T, NULL, NULL);
+    if (grad) model_backward(m, T, NULL);
     return l;
 }
 
@@ -85,6 +87,7 @@ static void check(const char *cell, int L, int use_cond, int mse) {
     printf("seq gradcheck %s L=%d cond=%d %s: worst relative error %.3g\n", cell, L, use_cond,
            mse ? "mse" : "ce-last", worst);
     free(ana);
+    model_state_free(&c.st);
     model_free(&c.m);
 }
 
@@ -116,6 +119,8 @@ static void padding_invariance(int mse) {
     ck_assert_msg(la == lb, "padding changed the loss: %.17g vs %.17g", la, lb);
     ck_assert_msg(memcmp(a.m.params.grad, b.m.params.grad, a.m.params.total * sizeof(float)) == 0,
                   "padding changed the gradients");
+    model_state_free(&a.st);
+    model_state_free(&b.st);
     model_free(&a.m);
     model_free(&b.m);
 }

@@ -85,16 +85,18 @@ START_TEST(many_to_one_is_loss_at_last_valid_step) {
     SeqFile sf;
     seq_open(&sf, path);
     enum { B = 6 };
-    ModelShape s = {.cell = cell_by_name("gru"), .L = 2, .H = 5, .E = 3, .V = 2, .float_inputs = 1};
+    ModelShape s = {.E = 3, .V = 2, .float_inputs = 1};
+    model_shape_uniform(&s, layer_kind_by_name("gru"), 2, 5);
     Model m;
     model_init(&m, s, B, sf.T);
+    ModelState st;
+    model_state_init(&st, &m, B);
     model_init_weights(&m, INIT_UNIFORM, 0.5f, 1003);
     SeqBatch b;
     seq_batch_init(&b, &sf, B);
     int64_t idx[B] = {0, 2, 3, 7, 9, 11};
     seq_read(&sf, 0, idx, B, &b);
-    model_reset_state(&m);
-    model_forward_features(&m, b.x, sf.T);
+    model_forward_features(&m, &st, b.x, sf.T);
     double by_hand = 0.0;
     int32_t labels[12];
     uint64_t d[1] = {12};
@@ -112,6 +114,7 @@ START_TEST(many_to_one_is_loss_at_last_valid_step) {
     ck_assert_msg(fabs(loss - by_hand) < 1e-9 * fabs(by_hand), "%.12g vs %.12g", loss, by_hand);
     ck_assert_int_eq((int)seq_batch_terms(&sf, &b), B);
     seq_batch_free(&b);
+    model_state_free(&st);
     model_free(&m);
     seq_close(&sf);
 }

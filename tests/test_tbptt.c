@@ -22,7 +22,8 @@ static void make_tokens(void) {
 }
 
 static void make_model(Model *m, const char *cell, int Tmax) {
-    ModelShape s = {.cell = cell_by_name(cell), .L = L, .H = H, .E = E, .V = V};
+    ModelShape s = {.E = E, .V = V};
+    model_shape_uniform(&s, layer_kind_by_name(cell), L, H);
     model_init(m, s, B, Tmax);
     model_init_weights(m, INIT_UNIFORM, 0.5f, 99);
 }
@@ -30,29 +31,30 @@ static void make_model(Model *m, const char *cell, int Tmax) {
 /* Loss sum over the sequence in chunks of T (no gradient), from zero state. Writes the
  * final top-layer hidden state to hT (B,H) if non-NULL. */
 static double chunked_loss(Model *m, int T, float *hT) {
-    model_reset_state(m);
+    ModelState st;
+    model_state_init(&st, m, B);
     double total = 0.0;
     for (int t0 = 0; t0 < TOTAL; t0 += T) {
-        model_forward(m, seq_in + t0 * B, T);
+        model_forward(m, &st, seq_in + t0 * B, T);
         total += model_loss(m, seq_tgt + t0 * B, T, 0.0f, 0);
-        if (hT && t0 + T == TOTAL)
-            memcpy(hT, m->layers[L - 1].h + (size_t)T * B * H, sizeof(float) * B * H);
-        model_carry(m, T);
     }
+    if (hT) memcpy(hT, st.t[L - 1][0], sizeof(float) * B * H);
+    model_state_free(&st);
     return total;
 }
 
 /* Gradient of the loss sum with chunks of T, state carried, gradient stopped at the
  * boundaries (what training does). */
 static void tbptt_grad(Model *m, int T) {
-    model_reset_state(m);
+    ModelState st;
+    model_state_init(&st, m, B);
     params_zero_grad(&m->params);
     for (int t0 = 0; t0 < TOTAL; t0 += T) {
-        model_forward(m, seq_in + t0 * B, T);
+        model_forward(m, &st, seq_in + t0 * B, T);
         model_loss(m, seq_tgt + t0 * B, T, 1.0f, 1);
-        model_backward(m, T, NULL, NULL);
-        model_carry(m, T);
+        model_backward(m, T, NULL);
     }
+    model_state_free(&st);
 }
 
 static void check_forward(const char *cell) {
@@ -112,19 +114,13 @@ static void check_truncated(const char *cell) {
     float *g = malloc(m.params.total * sizeof(float));
     memcpy(g, m.params.grad, m.params.total * sizeof(float));
     Params *p = &m.params;
-    size_t BH = (size_t)B * H;
     /* states at each chunk start, from an unperturbed pass */
-    float *states = malloc(sizeof(float) * (TOTAL / 4) * L * BH * 2);
-    model_reset_state(&m);
+    ModelState states[TOTAL / 4], st;
+    model_state_init(&st, &m, B);
     for (int c = 0; c < TOTAL / 4; c++) {
-        for (int k = 0; k < L; k++) {
-            memcpy(states + ((size_t)c * L + k) * 2 * BH, m.layers[k].h, BH * sizeof(float));
-            if (m.shape.cell->has_cell)
-                memcpy(states + ((size_t)c * L + k) * 2 * BH + BH, m.layers[k].c,
-                       BH * sizeof(float));
-        }
-        model_forward(&m, seq_in + c * 4 * B, 4);
-        model_carry(&m, 4);
+        model_state_init(&states[c], &m, B);
+        model_state_copy(&states[c], &st);
+        model_forward(&m, &st, seq_in + c * 4 * B, 4);
     }
     for (int i = 0; i < p->count; i++) {
         ParamTensor *t = &p->tensors[i];
@@ -135,14 +131,8 @@ static void check_truncated(const char *cell) {
                 double f[2];
                 for (int sgn = 0; sgn < 2; sgn++) {
                     *x = saved + (sgn ? -1e-2f : 1e-2f);
-                    for (int k = 0; k < L; k++) {
-                        memcpy(m.layers[k].h, states + ((size_t)c * L + k) * 2 * BH,
-                               BH * sizeof(float));
-                        if (m.shape.cell->has_cell)
-                            memcpy(m.layers[k].c, states + ((size_t)c * L + k) * 2 * BH + BH,
-                                   BH * sizeof(float));
-                    }
-                    model_forward(&m, seq_in + c * 4 * B, 4);
+                    model_state_copy(&st, &states[c]);
+                    model_forward(&m, &st, seq_in + c * 4 * B, 4);
                     f[sgn] = model_loss(&m, seq_tgt + c * 4 * B, 4, 0.0f, 0);
                 }
                 num += (f[0] - f[1]) / 2e-2;
@@ -153,7 +143,8 @@ static void check_truncated(const char *cell) {
                           "%s %s[%zu]: TBPTT %.6g vs numeric %.6g", cell, t->name, j, ana, num);
         }
     }
-    free(states);
+    for (int c = 0; c < TOTAL / 4; c++) model_state_free(&states[c]);
+    model_state_free(&st);
     free(g);
     model_free(&m);
 }

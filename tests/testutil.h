@@ -8,10 +8,26 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 #include "dist.h"
 #include "h5util.h"
+#include "model.h"
+
+/* Tensors of a state of a uniform stack <-> (L,B,H) arrays: s = 0 is h, s = 1 is c. */
+static inline void test_state_put(ModelState *st, int s, const float *lbh) {
+    for (int k = 0; k < st->L; k++)
+        if (s < st->nstates[k])
+            memcpy(st->t[k][s], lbh + (size_t)k * st->B * st->width[k][s],
+                   (size_t)st->B * st->width[k][s] * sizeof(float));
+}
+static inline void test_state_get(const ModelState *st, int s, float *lbh) {
+    for (int k = 0; k < st->L; k++)
+        if (s < st->nstates[k])
+            memcpy(lbh + (size_t)k * st->B * st->width[k][s], st->t[k][s],
+                   (size_t)st->B * st->width[k][s] * sizeof(float));
+}
 
 /* Largest |a-b| / (|b|_max + floor) over n entries: a relative error on the scale of b. */
 static inline double max_rel_err(const float *a, const float *b, size_t n, double floor_) {

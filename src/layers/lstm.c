@@ -43,57 +43,59 @@ static void lstm_step_backward_row(float *restrict a, float *restrict dc, const 
     }
 }
 
-static void lstm_forward(Layer *l, const float *x, int T) {
+/* state h, c (B,H) -> y = h[1..T] (T,B,H); x (T,B,D). */
+static void lstm_forward(Layer *l, float *const *state, const float *x, int T, float *ws) {
+    Cell *c = cell_of(l);
     int B = l->B, H = l->H, GH = 4 * H;
     size_t BH = (size_t)B * H;
-    cell_input_projection(l, x, T, GH);
     LaPacked whh;
-    la_pack_nt(&whh, l->pack, l->w_hh, GH, H);
+    cell_forward_begin(l, state, x, T, ws, GH, &whh);
     for (int t = 0; t < T; t++) {
-        float *a = l->gates + (size_t)t * B * GH;    /* (B,4H) */
-        const float *hprev = l->h + t * BH;          /* (B,H) */
+        float *a = c->gates + (size_t)t * B * GH;    /* (B,4H) */
+        const float *hprev = c->h + t * BH;          /* (B,H) */
         la_matmul_packed(a, hprev, &whh, B, 1.0f);
-        const float *cprev = l->c + t * BH;
-        float *c = l->c + (t + 1) * BH, *h = l->h + (t + 1) * BH;
+        const float *cprev = c->c + t * BH;
+        float *ct = c->c + (t + 1) * BH, *h = c->h + (t + 1) * BH;
         for (int b = 0; b < B; b++) {
             float *ab = a + (size_t)b * GH;
             activ_sigmoid(ab, ab, 2 * (size_t)H);          /* i, f */
             activ_tanh(ab + 2 * H, ab + 2 * H, (size_t)H); /* g */
             activ_sigmoid(ab + 3 * H, ab + 3 * H, (size_t)H); /* o */
-            lstm_cell_row(c + (size_t)b * H, ab, cprev + (size_t)b * H, H);
+            lstm_cell_row(ct + (size_t)b * H, ab, cprev + (size_t)b * H, H);
         }
-        activ_tanh(l->tmp, c, BH);
+        activ_tanh(c->tmp, ct, BH);
         for (int b = 0; b < B; b++)
-            lstm_output_row(h + (size_t)b * H, a + (size_t)b * GH + 3 * H, l->tmp + (size_t)b * H,
+            lstm_output_row(h + (size_t)b * H, a + (size_t)b * GH + 3 * H, c->tmp + (size_t)b * H,
                             H);
     }
+    cell_state_out(l, state, T);
 }
 
-static void lstm_backward(Layer *l, const float *x, const float *dy, float *dx, float *dh0,
-                          float *dc0, int T) {
+/* dy (T,B,H) -> dA (in gates), dh0 and dc0 (B,H). */
+static void lstm_backward(Layer *l, const float *dy, float *const *dstate0, int T, float *ws,
+                          const LayerHooks *hooks) {
+    Cell *c = cell_of(l);
     int B = l->B, H = l->H, GH = 4 * H;
     size_t BH = (size_t)B * H;
-    float *dh = l->dh, *dc = l->dc;                  /* (B,H), carried to t-1 */
-    memset(dh, 0, BH * sizeof(float));
-    memset(dc, 0, BH * sizeof(float));
+    float *dh = c->dh, *dc = c->dc;                  /* (B,H), carried to t-1 */
     LaPacked whh;
-    la_pack_nn(&whh, l->pack, l->w_hh, GH, H);
+    cell_backward_begin(l, ws, &whh);
     for (int t = T - 1; t >= 0; t--) {
-        float *a = l->gates + (size_t)t * B * GH;    /* gates in, dA_t out (B,4H) */
+        float *a = c->gates + (size_t)t * B * GH;    /* gates in, dA_t out (B,4H) */
         const float *dyt = dy + t * BH;
-        const float *cprev = l->c + t * BH;
-        activ_tanh(l->tmp, l->c + (t + 1) * BH, BH);
+        const float *cprev = c->c + t * BH;
+        activ_tanh(c->tmp, c->c + (t + 1) * BH, BH);
         for (int b = 0; b < B; b++) {
             size_t k = (size_t)b * H;
-            lstm_step_backward_row(a + (size_t)b * GH, dc + k, l->tmp + k, dyt + k, dh + k,
+            lstm_step_backward_row(a + (size_t)b * GH, dc + k, c->tmp + k, dyt + k, dh + k,
                                    cprev + k, H);
         }
-        if (t > 0 || dh0) la_matmul_packed(dh, a, &whh, B, 0.0f);
-        cell_progress(t);
+        if (t > 0 || dstate0) la_matmul_packed(dh, a, &whh, B, 0.0f);
+        layer_progress(hooks, t);
     }
-    if (dh0) memcpy(dh0, dh, BH * sizeof(float));
-    if (dc0) memcpy(dc0, dc, BH * sizeof(float));
-    cell_weight_gradients(l, x, l->gates, l->gates, dx, T);
+    cell_backward_tail(l, c->gates, dstate0, T);
 }
 
-const CellKind cell_lstm = {"lstm", 4, 1, lstm_forward, lstm_backward};
+const LayerKind layer_lstm = {.name = "lstm", .nstates = 2, .state_names = {"h", "c"},
+                              .forward = lstm_forward, .backward = lstm_backward,
+                              CELL_KIND_COMMON};

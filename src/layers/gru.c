@@ -33,19 +33,20 @@ static void gru_step_backward_row(float *restrict a, float *restrict rec, float 
     }
 }
 
-static void gru_forward(Layer *l, const float *x, int T) {
+/* state h (B,H) -> y = h[1..T] (T,B,H); x (T,B,D). */
+static void gru_forward(Layer *l, float *const *state, const float *x, int T, float *ws) {
+    Cell *c = cell_of(l);
     int B = l->B, H = l->H, GH = 3 * H;
     size_t BH = (size_t)B * H;
-    cell_input_projection(l, x, T, 2 * H);           /* b_hn stays out: r multiplies it */
-    float *rec = l->rec;                             /* (B,3H) scratch: h W_hh^T */
     LaPacked whh;
-    la_pack_nt(&whh, l->pack, l->w_hh, GH, H);
+    cell_forward_begin(l, state, x, T, ws, 2 * H, &whh); /* b_hn stays out: r multiplies it */
+    float *rec = c->rec;                             /* (B,3H) scratch: h W_hh^T */
     for (int t = 0; t < T; t++) {
-        float *a = l->gates + (size_t)t * B * GH;    /* (B,3H) */
-        const float *hprev = l->h + t * BH;
+        float *a = c->gates + (size_t)t * B * GH;    /* (B,3H) */
+        const float *hprev = c->h + t * BH;
         la_matmul_packed(rec, hprev, &whh, B, 0.0f);
-        float *hn = l->c + t * BH, *h = l->h + (t + 1) * BH;
-        const float *b_hn = l->b_hh + 2 * H;
+        float *hn = c->hn + t * BH, *h = c->h + (t + 1) * BH;
+        const float *b_hn = c->bhh + 2 * H;
         for (int b = 0; b < B; b++) {
             float *ab = a + (size_t)b * GH;
             const float *rb = rec + (size_t)b * GH, *hp = hprev + (size_t)b * H;
@@ -63,31 +64,33 @@ static void gru_forward(Layer *l, const float *x, int T) {
             }
         }
     }
+    cell_state_out(l, state, T);
 }
 
-static void gru_backward(Layer *l, const float *x, const float *dy, float *dx, float *dh0,
-                         float *dc0, int T) {
-    (void)dc0;
+/* dy (T,B,H) -> dA_in (in gates), dA_rec (in rec), dh0 (B,H). */
+static void gru_backward(Layer *l, const float *dy, float *const *dstate0, int T, float *ws,
+                         const LayerHooks *hooks) {
+    Cell *c = cell_of(l);
     int B = l->B, H = l->H, GH = 3 * H;
     size_t BH = (size_t)B * H;
-    float *dh = l->dh;                               /* (B,H), carried to t-1 */
-    memset(dh, 0, BH * sizeof(float));
+    float *dh = c->dh;                               /* (B,H), carried to t-1 */
     LaPacked whh;
-    la_pack_nn(&whh, l->pack, l->w_hh, GH, H);
+    cell_backward_begin(l, ws, &whh);
     for (int t = T - 1; t >= 0; t--) {
-        float *a = l->gates + (size_t)t * B * GH;    /* [r z n] in, dA_in out */
-        float *ar = l->rec + (size_t)t * B * GH;     /* dA_rec out */
-        const float *dyt = dy + t * BH, *hprev = l->h + t * BH, *hn = l->c + t * BH;
+        float *a = c->gates + (size_t)t * B * GH;    /* [r z n] in, dA_in out */
+        float *ar = c->rec + (size_t)t * B * GH;     /* dA_rec out */
+        const float *dyt = dy + t * BH, *hprev = c->h + t * BH, *hn = c->hn + t * BH;
         for (int b = 0; b < B; b++) {
             size_t k = (size_t)b * H;
             gru_step_backward_row(a + (size_t)b * GH, ar + (size_t)b * GH, dh + k, dyt + k,
                                   hprev + k, hn + k, H);
         }
-        if (t > 0 || dh0) la_matmul_packed(dh, ar, &whh, B, 1.0f);
-        cell_progress(t);
+        if (t > 0 || dstate0) la_matmul_packed(dh, ar, &whh, B, 1.0f);
+        layer_progress(hooks, t);
     }
-    if (dh0) memcpy(dh0, dh, BH * sizeof(float));
-    cell_weight_gradients(l, x, l->gates, l->rec, dx, T);
+    cell_backward_tail(l, c->rec, dstate0, T);
 }
 
-const CellKind cell_gru = {"gru", 3, 0, gru_forward, gru_backward};
+const LayerKind layer_gru = {.name = "gru", .nstates = 1, .state_names = {"h"},
+                             .forward = gru_forward, .backward = gru_backward,
+                             CELL_KIND_COMMON};

@@ -1,0 +1,488 @@
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activ.h"
+#include "common.h"
+#include "linalg.h"
+
+/* ---- shapes ---------------------------------------------------------------------- */
+
+void model_shape_uniform(ModelShape *s, const LayerKind *kind, int L, int H) {
+    REQUIRE(L >= 1 && L <= MODEL_MAX_LAYERS);
+    s->L = L;
+    for (int k = 0; k < L; k++) {
+        s->layer[k].kind = kind;
+        s->layer[k].H = H;
+    }
+}
+
+int model_shape_parse_layers(ModelShape *s, const char *spec, char *err, size_t size) {
+    int L = 0;
+    const char *p = spec;
+    while (*p) {
+        const char *colon = strchr(p, ':'), *comma = strchr(p, ',');
+        if (!comma) comma = p + strlen(p);
+        if (!colon || colon > comma) {
+            snprintf(err, size, "expected KIND:WIDTH[,KIND:WIDTH...] (kinds %s), found '%s'",
+                     layer_kind_names(), spec);
+            return 0;
+        }
+        char kind[32];
+        size_t klen = (size_t)(colon - p);
+        if (klen == 0 || klen >= sizeof kind) {
+            snprintf(err, size, "layer %d of '%s': missing or too long kind", L + 1, spec);
+            return 0;
+        }
+        memcpy(kind, p, klen);
+        kind[klen] = 0;
+        const LayerKind *k = layer_kind_by_name(kind);
+        if (!k) {
+            snprintf(err, size, "layer %d of '%s': unknown kind '%s' (expected %s)", L + 1, spec,
+                     kind, layer_kind_names());
+            return 0;
+        }
+        char *end;
+        long w = strtol(colon + 1, &end, 10);
+        if (end != comma || w < 1 || w > 65536) {
+            snprintf(err, size, "layer %d of '%s': width must be an integer in [1, 65536]",
+                     L + 1, spec);
+            return 0;
+        }
+        if (L == MODEL_MAX_LAYERS) {
+            snprintf(err, size, "'%s' has more than %d layers", spec, MODEL_MAX_LAYERS);
+            return 0;
+        }
+        s->layer[L].kind = k;
+        s->layer[L].H = (int)w;
+        L++;
+        p = *comma ? comma + 1 : comma;
+        if (*comma && !*p) {
+            snprintf(err, size, "'%s' ends with a comma", spec);
+            return 0;
+        }
+    }
+    if (L == 0) {
+        snprintf(err, size, "expected at least one KIND:WIDTH, found '%s'", spec);
+        return 0;
+    }
+    s->L = L;
+    return 1;
+}
+
+void model_shape_layers_text(const ModelShape *s, char *buf, size_t size) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int k = 0; k < s->L && used < size; k++) {
+        int n = snprintf(buf + used, size - used, "%s%s:%d", k ? "," : "",
+                         s->layer[k].kind->name, s->layer[k].H);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+}
+
+int model_shape_is_uniform(const ModelShape *s) {
+    for (int k = 1; k < s->L; k++)
+        if (s->layer[k].kind != s->layer[0].kind || s->layer[k].H != s->layer[0].H) return 0;
+    return 1;
+}
+
+int model_shape_equal(const ModelShape *a, const ModelShape *b) {
+    if (a->L != b->L || a->E != b->E || a->V != b->V || a->float_inputs != b->float_inputs ||
+        a->C != b->C || a->in_vocab != b->in_vocab)
+        return 0;
+    for (int k = 0; k < a->L; k++)
+        if (a->layer[k].kind != b->layer[k].kind || a->layer[k].H != b->layer[k].H) return 0;
+    return 1;
+}
+
+int model_layer_input(const ModelShape *s, int k) { return k == 0 ? s->E : s->layer[k - 1].H; }
+int model_top_width(const ModelShape *s) { return s->layer[s->L - 1].H; }
+
+int model_cond_width(const ModelShape *s) {
+    int w = 0;
+    for (int k = 0; k < s->L; k++) w += s->layer[k].H;
+    return w;
+}
+
+/* ---- carried state ------------------------------------------------------------------- */
+
+void model_state_init(ModelState *st, const Model *m, int B) {
+    memset(st, 0, sizeof *st);
+    st->B = B;
+    st->L = m->shape.L;
+    for (int k = 0; k < st->L; k++) {
+        const Layer *l = &m->layers[k];
+        st->nstates[k] = l->kind->nstates;
+        for (int s = 0; s < l->kind->nstates; s++) {
+            st->width[k][s] = l->kind->state_width(l, s);
+            st->floats += (size_t)B * st->width[k][s];
+        }
+    }
+    st->buf = rt_alloc_floats(st->floats, "carried state");
+    float *p = st->buf;
+    for (int k = 0; k < st->L; k++)
+        for (int s = 0; s < st->nstates[k]; s++) {
+            st->t[k][s] = p;
+            p += (size_t)B * st->width[k][s];
+        }
+}
+
+void model_state_view(ModelState *view, const ModelState *all, int first, int count) {
+    REQUIRE(first >= 0 && count >= 1 && first + count <= all->B);
+    *view = *all;
+    view->B = count;
+    view->buf = NULL;
+    view->floats = 0;
+    for (int k = 0; k < all->L; k++)
+        for (int s = 0; s < all->nstates[k]; s++) {
+            view->t[k][s] = all->t[k][s] + (size_t)first * all->width[k][s];
+            view->floats += (size_t)count * all->width[k][s];
+        }
+}
+
+void model_state_free(ModelState *st) {
+    free(st->buf);
+    memset(st, 0, sizeof *st);
+}
+
+void model_state_zero(ModelState *st) {
+    for (int k = 0; k < st->L; k++)
+        for (int s = 0; s < st->nstates[k]; s++)
+            memset(st->t[k][s], 0, (size_t)st->B * st->width[k][s] * sizeof(float));
+}
+
+void model_state_copy(ModelState *dst, const ModelState *src) {
+    REQUIRE(dst->B == src->B && dst->L == src->L);
+    for (int k = 0; k < src->L; k++)
+        for (int s = 0; s < src->nstates[k]; s++) {
+            REQUIRE(dst->width[k][s] == src->width[k][s]);
+            memcpy(dst->t[k][s], src->t[k][s], (size_t)src->B * src->width[k][s] * sizeof(float));
+        }
+}
+
+/* ---- building ------------------------------------------------------------------------ */
+
+static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *share) {
+    REQUIRE(s.L >= 1 && s.L <= MODEL_MAX_LAYERS && s.E > 0 && s.V > 0 && s.C >= 0);
+    REQUIRE(B > 0 && Tmax > 0);
+    memset(m, 0, sizeof *m);
+    m->shape = s;
+    m->B = B;
+    m->Tmax = Tmax;
+    Params *p = &m->params;
+    m->emb = s.float_inputs ? -1
+                            : params_add(p, "embedding.weight", s.in_vocab ? s.in_vocab : s.V, s.E);
+    int uniform = model_shape_is_uniform(&s);
+    for (int k = 0; k < s.L; k++) {
+        char prefix[32], suffix[16];
+        snprintf(prefix, sizeof prefix, uniform ? "rnn." : "layers.%d.", k);
+        snprintf(suffix, sizeof suffix, "_l%d", uniform ? k : 0);
+        layer_declare(&m->layers[k], s.layer[k].kind, model_layer_input(&s, k), s.layer[k].H, p,
+                      prefix, suffix);
+    }
+    int Htop = model_top_width(&s), CW = model_cond_width(&s);
+    m->head_w = params_add(p, "head.weight", s.V, Htop);
+    m->head_b = params_add(p, "head.bias", s.V, 0);
+    m->cond_w = m->cond_b = -1;
+    if (s.C > 0) {
+        m->cond_w = params_add(p, "cond.weight", CW, s.C);
+        m->cond_b = params_add(p, "cond.bias", CW, 0);
+    }
+    if (share) {
+        REQUIRE(share->total == p->total);
+        p->value = share->value;
+        p->grad = share->grad;
+        p->state1 = share->state1;
+        p->state2 = share->state2;
+    } else {
+        params_alloc(p);
+    }
+    size_t rows = (size_t)Tmax * B, need = 0;
+    int widest = s.E;
+    for (int k = 0; k < s.L; k++) {
+        Layer *l = &m->layers[k];
+        layer_alloc(l, p, B, Tmax);
+        size_t w = l->kind->workspace_floats(l);
+        if (w > need) need = w;
+        if (l->H > widest) widest = l->H;
+    }
+    if (!s.float_inputs && rows * s.E > need) need = rows * s.E;
+    if (rows * s.V > need) need = rows * s.V;
+    m->ws = rt_alloc_floats(need, "workspace");
+    m->ws_floats = need;
+    m->logits = m->ws;
+    m->inputs = rt_calloc(rows, sizeof *m->inputs, "chunk inputs");
+    m->dbuf = rt_alloc_floats(rows * widest, "layer gradients");
+    if (s.C > 0) {
+        m->cond_in = rt_alloc_floats((size_t)B * s.C, "conditioning");
+        m->cond_h0 = rt_alloc_floats((size_t)B * CW, "conditioned states");
+        model_state_init(&m->dstate, m, B);
+    }
+}
+
+void model_init(Model *m, ModelShape s, int B, int Tmax) { model_build(m, s, B, Tmax, NULL); }
+
+void model_init_shared(Model *m, const Model *owner, int B, int Tmax) {
+    model_build(m, owner->shape, B, Tmax, &owner->params);
+}
+
+void model_free(Model *m) {
+    for (int k = 0; k < m->shape.L; k++) layer_free(&m->layers[k]);
+    params_free(&m->params);
+    free(m->inputs);
+    free(m->dbuf);
+    free(m->ws);
+    free(m->cond_in);
+    free(m->cond_h0);
+    model_state_free(&m->dstate);
+    memset(m, 0, sizeof *m);
+}
+
+/* nn.Linear's weight bound, kaiming_uniform_(a=sqrt(5)) in double as PyTorch computes it:
+ * gain sqrt(2/(1+a^2)), bound sqrt(3)*gain/sqrt(fan_in) (= 1/sqrt(fan_in) up to rounding). */
+static double torch_linear_weight_bound(int fan_in) {
+    double a = sqrt(5.0), gain = sqrt(2.0 / (1.0 + a * a));
+    return sqrt(3.0) * (gain / sqrt((double)fan_in));
+}
+
+void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed) {
+    Params *p = &m->params;
+    const ModelShape *s = &m->shape;
+    Rng rng;
+    rng_seed(&rng, seed);
+    if (kind == INIT_UNIFORM) { /* the whole buffer, padding included */
+        for (size_t i = 0; i < p->total; i++)
+            p->value[i] = (float)((2.0 * rng_uniform(&rng) - 1.0) * a);
+        return;
+    }
+    /* PyTorch: Embedding N(0,1); each layer as its module does; Linear weight
+     * kaiming_uniform_(a=sqrt(5)) and bias U(+-1/sqrt(fan_in)). */
+    TorchRng g;
+    torch_rng_seed(&g, seed);
+    if (m->emb >= 0)
+        torch_normal_fill(&g, params_value(p, m->emb), p->tensors[m->emb].size, 0.0, 1.0);
+    LayerInit init = {kind, &g, &rng};
+    for (int k = 0; k < s->L; k++) m->layers[k].kind->init_weights(&m->layers[k], &init);
+    int Htop = model_top_width(s), CW = model_cond_width(s);
+    double wb = torch_linear_weight_bound(Htop), bound = 1.0 / sqrt((double)Htop);
+    torch_uniform_fill(&g, params_value(p, m->head_w), (size_t)s->V * Htop, -wb, wb);
+    torch_uniform_fill(&g, params_value(p, m->head_b), (size_t)s->V, -bound, bound);
+    if (s->C > 0) { /* Linear(C, sum H_k) */
+        double cw = torch_linear_weight_bound(s->C), cb = 1.0 / sqrt((double)s->C);
+        torch_uniform_fill(&g, params_value(p, m->cond_w), (size_t)CW * s->C, -cw, cw);
+        torch_uniform_fill(&g, params_value(p, m->cond_b), (size_t)CW, -cb, cb);
+    }
+}
+
+/* ---- forward --------------------------------------------------------------------- */
+
+/* x (T,B,E) = embedding rows of the chunk's tokens. */
+static void gather_embedded(const Model *m, float *x, int T) {
+    const ModelShape *s = &m->shape;
+    const float *emb = params_value(&m->params, m->emb);
+    for (size_t r = 0; r < (size_t)T * m->B; r++)
+        memcpy(x + r * s->E, emb + (size_t)m->inputs[r] * s->E, (size_t)s->E * sizeof(float));
+}
+
+/* Layers and head over m->x0 (T,B,E). */
+static void forward_stack(Model *m, ModelState *st, int T) {
+    const ModelShape *s = &m->shape;
+    REQUIRE(st->B == m->B && st->L == s->L);
+    size_t rows = (size_t)T * m->B;
+    const float *x = m->x0;
+    for (int k = 0; k < s->L; k++) {
+        Layer *l = &m->layers[k];
+        l->kind->forward(l, st->t[k], x, T, m->ws);
+        x = l->y;                                    /* (T,B,H_k) */
+    }
+    /* logits (T*B,V) = y (T*B,H) . W_head^T + b: bias rows first, GEMM accumulates */
+    const float *hb = params_value(&m->params, m->head_b);
+    for (size_t r = 0; r < rows; r++) memcpy(m->logits + r * s->V, hb, (size_t)s->V * sizeof(float));
+    la_matmul_nt(m->logits, x, params_value(&m->params, m->head_w), (int)rows, s->V,
+                 model_top_width(s), 1.0f);
+}
+
+void model_forward(Model *m, ModelState *st, const int32_t *inputs, int T) {
+    const ModelShape *s = &m->shape;
+    REQUIRE(T >= 1 && T <= m->Tmax && m->emb >= 0);
+    size_t rows = (size_t)T * m->B;
+    for (size_t r = 0; r < rows; r++) {
+        int32_t tok = inputs[r];
+        REQUIRE(tok >= 0 && tok < (s->in_vocab ? s->in_vocab : s->V));
+        m->inputs[r] = tok;
+    }
+    m->T_last = T;
+    gather_embedded(m, m->dbuf, T); /* dbuf is free until backward */
+    m->x0 = m->dbuf;
+    forward_stack(m, st, T);
+}
+
+void model_forward_features(Model *m, ModelState *st, const float *x, int T) {
+    REQUIRE(T >= 1 && T <= m->Tmax && m->emb < 0);
+    m->x0 = x;
+    m->T_last = T;
+    forward_stack(m, st, T);
+}
+
+void model_set_condition(Model *m, ModelState *st, const float *c) {
+    const ModelShape *s = &m->shape;
+    REQUIRE(s->C > 0 && st->B == m->B);
+    int B = m->B, CW = model_cond_width(s);
+    memcpy(m->cond_in, c, (size_t)B * s->C * sizeof(float));
+    /* h0 (B, sum H_k) = tanh(c W_c^T + b_c) */
+    la_matmul_nt(m->cond_h0, c, params_value(&m->params, m->cond_w), B, CW, s->C, 0.0f);
+    const float *bc = params_value(&m->params, m->cond_b);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < CW; j++) m->cond_h0[(size_t)b * CW + j] += bc[j];
+    activ_tanh(m->cond_h0, m->cond_h0, (size_t)B * CW);
+    model_state_zero(st);
+    for (int k = 0, off = 0; k < s->L; off += s->layer[k].H, k++) {
+        int H = s->layer[k].H;
+        REQUIRE(st->width[k][0] == H);
+        for (int b = 0; b < B; b++)
+            memcpy(st->t[k][0] + (size_t)b * H, m->cond_h0 + (size_t)b * CW + off,
+                   (size_t)H * sizeof(float));
+    }
+}
+
+/* ---- losses ------------------------------------------------------------------------ */
+
+double model_loss_mse(Model *m, const float *targets, const float *weights, int T, float scale,
+                      int grad) {
+    int V = m->shape.V;
+    size_t rows = (size_t)T * m->B;
+    double total = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        float *z = m->logits + r * V;
+        const float *y = targets + r * V;
+        float w = weights[r];
+        double row = 0.0;
+        for (int v = 0; v < V; v++) {
+            double d = (double)z[v] - (double)y[v];
+            row += d * d;
+            if (grad) z[v] = w == 0.0f ? 0.0f : 2.0f * scale * w * (z[v] - y[v]);
+        }
+        total += w * row;
+    }
+    return total;
+}
+
+double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad) {
+    int V = m->shape.V;
+    size_t rows = (size_t)T * m->B;
+    double total = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        float *z = m->logits + r * V;
+        int32_t y = targets[r];
+        if (y < 0) {
+            if (grad) memset(z, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        REQUIRE(y < V);
+        float zmax = z[0];
+        for (int v = 1; v < V; v++) zmax = z[v] > zmax ? z[v] : zmax;
+        double sum = 0.0;
+        for (int v = 0; v < V; v++) sum += exp((double)z[v] - (double)zmax);
+        double lse = (double)zmax + log(sum);
+        total += lse - (double)z[y];
+        if (grad) {
+            for (int v = 0; v < V; v++) z[v] = (float)exp((double)z[v] - lse) * scale;
+            z[y] -= scale;
+        }
+    }
+    return total;
+}
+
+/* ---- backward -------------------------------------------------------------------- */
+
+/* Start of tensor i, or the end of the buffer past the last one. */
+static size_t tensor_start(const Params *p, int i) {
+    return i < p->count ? p->tensors[i].offset : p->total;
+}
+
+/* Tensors [first, first+count) have their final gradient: tell the trainer. */
+static void tensors_ready(Model *m, int first, int count) {
+    size_t begin = tensor_start(&m->params, first), end = tensor_start(&m->params, first + count);
+    if (m->grad_ready && end > begin) m->grad_ready(m->grad_ctx, begin, end - begin);
+}
+
+void model_backward(Model *m, int T, ModelState *dstate0) {
+    const ModelShape *s = &m->shape;
+    Params *p = &m->params;
+    int B = m->B, Htop = model_top_width(s);
+    size_t rows = (size_t)T * B;
+    REQUIRE(T == m->T_last);
+    if (s->C > 0 && !dstate0) dstate0 = &m->dstate; /* conditioning needs dLoss/dh0 */
+    const float *ytop = m->layers[s->L - 1].y;
+    /* head: dW += dlogits^T y, db += colsum(dlogits), dy = dlogits W */
+    la_matmul_tn(params_grad(p, m->head_w), m->logits, ytop, s->V, Htop, (int)rows, 1.0f);
+    la_colsum_add(params_grad(p, m->head_b), m->logits, (int)rows, s->V);
+    /* A layer's backward reads dy, and its backward_input writes dx afterwards, so dx may
+     * overwrite dy: one buffer carries the gradient down the whole stack. */
+    float *dy = m->dbuf;
+    la_matmul_nn(dy, m->logits, params_value(p, m->head_w), (int)rows, Htop, s->V, 0.0f);
+    tensors_ready(m, m->head_w, 2);
+    /* Embedding gradient: dE[token] += dx0 row. With fewer token values than rows, layer
+     * 0 sums its input gradient per token (input_grad_grouped) instead of computing dx0:
+     * for bytes and 32 x 64 chunks that is 8x fewer multiply-adds. */
+    int V_in = s->in_vocab ? s->in_vocab : s->V;
+    int by_token = m->emb >= 0 && !m->emb_grad_direct && (size_t)V_in < rows &&
+                   m->layers[0].kind->input_grad_grouped;
+    int grouped = 0;
+    for (int k = s->L - 1; k >= 0; k--) {
+        Layer *l = &m->layers[k];
+        l->kind->backward(l, dy, dstate0 ? dstate0->t[k] : NULL, T, m->ws, &m->hooks);
+        /* ws is free again: first the per-token sums, then layer 0's input rebuilt there
+         * (x0 was in dbuf, which now holds dy) */
+        if (k == 0 && by_token)
+            grouped = l->kind->input_grad_grouped(l, m->inputs, V_in, params_grad(p, m->emb), T,
+                                                  m->ws, m->ws_floats);
+        const float *x = k > 0 ? m->layers[k - 1].y : m->x0;
+        if (k == 0 && m->emb >= 0) {
+            gather_embedded(m, m->ws, T);
+            x = m->ws;
+        }
+        int want_dx = k > 0 || (m->emb >= 0 && !grouped);
+        l->kind->backward_input(l, x, want_dx ? dy : NULL, T);
+        tensors_ready(m, l->param_first, l->param_count);
+    }
+    if (m->emb >= 0) {
+        if (!grouped) { /* rows in a fixed order: deterministic */
+            float *demb = params_grad(p, m->emb);
+            for (size_t r = 0; r < rows; r++) {
+                float *d = demb + (size_t)m->inputs[r] * s->E;
+                const float *g = dy + r * s->E;
+                for (int e = 0; e < s->E; e++) d[e] += g[e];
+            }
+        }
+        tensors_ready(m, m->emb, 1);
+    }
+    if (s->C > 0) {
+        /* h0 = tanh(c W^T + b): dpre (B, sum H_k) = dh0 * (1 - h0^2), dW += dpre^T c */
+        int CW = model_cond_width(s);
+        float *dpre = m->dbuf; /* free now: (B, sum H_k) fits in (Tmax*B, max(E,H_k)) */
+        for (int b = 0; b < B; b++)
+            for (int k = 0, off = 0; k < s->L; off += s->layer[k].H, k++) {
+                int H = s->layer[k].H;
+                for (int j = 0; j < H; j++) {
+                    float h = m->cond_h0[(size_t)b * CW + off + j];
+                    dpre[(size_t)b * CW + off + j] =
+                        dstate0->t[k][0][(size_t)b * H + j] * (1.0f - h * h);
+                }
+            }
+        la_matmul_tn(params_grad(p, m->cond_w), dpre, m->cond_in, CW, s->C, B, 1.0f);
+        la_colsum_add(params_grad(p, m->cond_b), dpre, B, CW);
+        tensors_ready(m, m->cond_w, 2);
+    }
+}
+
+double model_forward_flops_per_token(const Model *m) {
+    const ModelShape *s = &m->shape;
+    double f = 2.0 * model_top_width(s) * s->V; /* head; conditioning is per sequence */
+    for (int k = 0; k < s->L; k++) f += m->layers[k].kind->flops_per_token(&m->layers[k]);
+    return f;
+}

@@ -1,0 +1,160 @@
+/* model: input -> a stack of layers (layer.h; kinds and widths may differ) -> linear head,
+ * run over one TBPTT chunk; and the carried state of a set of streams.
+ *
+ * Dimensions: B streams, T chunk length, E input width (embedding or features), H_k the
+ * width of layer k, V outputs (vocabulary, classes or regression values), L layers. Tokens
+ * and activations are time-major: row t*B + b is stream b at step t.
+ *
+ * One training step on a chunk:
+ *   model_forward(m, st, inputs, T);             logits (T,B,V); st advanced to step T
+ *   loss = model_loss(m, targets, T, scale, 1);  logits -> scale * dLoss/dlogits
+ *   model_backward(m, T, NULL);                  += gradients
+ * The state st is separate from the model, so one model serves any number of stream sets
+ * (training micro-batches, validation) without copying states around. */
+#ifndef RNNTRAIN_MODEL_H
+#define RNNTRAIN_MODEL_H
+
+#include <stdint.h>
+
+#include "layer.h"
+#include "params.h"
+#include "rng.h"
+
+#define MODEL_MAX_LAYERS 16
+
+typedef struct {
+    const LayerKind *kind;
+    int H; /* output width */
+} LayerSpec;
+
+/* Language models: tokens in (embedding V x E), V logits out. Sequence tasks may instead
+ * read E float features per step (float_inputs), put V = classes or regression outputs,
+ * and take a conditioning vector of C values per sequence that sets the first state tensor
+ * of every layer through a learned projection: h0 = tanh(W_c c + b_c) (PyTorch-style names
+ * cond.weight (sum H_k, C), cond.bias (sum H_k)). Zero-initialised fields give a language
+ * model. */
+typedef struct {
+    int L;
+    LayerSpec layer[MODEL_MAX_LAYERS];
+    int E, V;
+    int float_inputs; /* 1: E features per step, no embedding */
+    int C;            /* conditioning width, 0 = none */
+    int in_vocab;     /* token inputs: embedding rows, 0 = V (language models) */
+} ModelShape;
+
+/* L layers of one kind and width (the --model/--layers/--hidden shorthand). */
+void model_shape_uniform(ModelShape *s, const LayerKind *kind, int L, int H);
+/* Parses a layer list "lstm:512,gru:256" into s->L and s->layer; 0 if it is not one (with
+ * the reason in err). */
+int model_shape_parse_layers(ModelShape *s, const char *spec, char *err, size_t size);
+/* "lstm:512,gru:256" */
+void model_shape_layers_text(const ModelShape *s, char *buf, size_t size);
+/* 1 if every layer has the same kind and width (one PyTorch nn.RNN/LSTM/GRU module). */
+int model_shape_is_uniform(const ModelShape *s);
+int model_shape_equal(const ModelShape *a, const ModelShape *b);
+/* Input width of layer k: E for the first, H_{k-1} above. */
+int model_layer_input(const ModelShape *s, int k);
+/* Width of the top layer's output (the head's input). */
+int model_top_width(const ModelShape *s);
+/* Sum over layers of the width of their first state tensor (the conditioning target). */
+int model_cond_width(const ModelShape *s);
+
+typedef struct Model Model;
+
+/* The carried state of B streams: for each layer k, each of its kind's state tensors s,
+ * t[k][s] (B, width). An owning state holds them in one buffer, layer by layer and tensor
+ * by tensor ((L, S, B, H) for a uniform stack); a view (model_state_view) points at a
+ * contiguous range of streams of another state. */
+typedef struct {
+    int B, L;
+    int nstates[MODEL_MAX_LAYERS];
+    int width[MODEL_MAX_LAYERS][LAYER_MAX_STATES];
+    float *t[MODEL_MAX_LAYERS][LAYER_MAX_STATES];
+    float *buf; /* NULL for a view */
+    size_t floats;
+} ModelState;
+
+void model_state_init(ModelState *st, const Model *m, int B);
+/* Streams [first, first+count) of all. */
+void model_state_view(ModelState *view, const ModelState *all, int first, int count);
+void model_state_free(ModelState *st);
+void model_state_zero(ModelState *st);
+void model_state_copy(ModelState *dst, const ModelState *src);
+
+struct Model {
+    ModelShape shape;
+    int B, Tmax;
+    Params params;
+    int emb, head_w, head_b; /* parameter indices (emb -1 with float inputs) */
+    int cond_w, cond_b;      /* -1 without conditioning */
+    Layer layers[MODEL_MAX_LAYERS];
+    int32_t *inputs;  /* (Tmax,B) tokens of the last forward */
+    const float *x0;  /* (T,B,E) layer 0's input in the last forward */
+    int T_last;
+    /* Buffer lifetimes within one step (nothing is allocated per step):
+     *   ws    the workspace: each layer's scratch (packed W_hh) during its own calls; the
+     *         logits (Tmax,B,V) from the head's forward to its backward; layer 0's input,
+     *         rebuilt from the tokens after layer 0's backward, for its backward_input;
+     *         then the per-token sums of input_grad_grouped.
+     *   dbuf  (Tmax,B,max(E,H_k)): in forward the embedded tokens x0 (layer 0's input); in
+     *         backward the gradient flowing down the stack: dLoss/dy of a layer, then
+     *         overwritten in place by dLoss/dx of its input. */
+    float *ws;
+    size_t ws_floats;
+    float *logits;    /* = ws */
+    float *dbuf;
+    float *cond_in;   /* (B,C) conditioning of the current sequences */
+    float *cond_h0;   /* (B,sum H_k) tanh(W_c c + b_c) */
+    ModelState dstate; /* conditioning: gradient w.r.t. the initial states */
+    /* Set by the trainer: progress lets finished gradient sums advance during long backward
+     * loops; grad_ready is called during model_backward as soon as a contiguous range of
+     * the gradient (in floats, from params.grad) is final: the head, then each layer from
+     * the top, then the embedding (then the conditioning). The ranges cover the whole
+     * gradient exactly once. */
+    LayerHooks hooks;
+    void (*grad_ready)(void *ctx, size_t offset, size_t count);
+    void *grad_ctx;
+    /* Tests: 1 = always take the embedding gradient through layer 0's dx, never through
+     * the per-token sums (input_grad_grouped). */
+    int emb_grad_direct;
+};
+
+/* Builds the parameter layout and allocates activations for B x Tmax. Parameter names are
+ * PyTorch's: embedding.weight, then for a uniform stack rnn.weight_ih_l{k} ... (one
+ * nn.RNN/LSTM/GRU), else layers.{k}.weight_ih_l0 ... (one module per layer), head.weight,
+ * head.bias, cond.weight, cond.bias. */
+void model_init(Model *m, ModelShape shape, int B, int Tmax);
+/* A second model over the SAME parameter arrays as owner (e.g. for evaluation with another
+ * number of streams): own activations, borrowed values and gradients. */
+void model_init_shared(Model *m, const Model *owner, int B, int Tmax);
+void model_free(Model *m);
+/* INIT_PYTORCH: PyTorch's default init drawn from PyTorch's generator seeded with seed, in
+ * the order of its modules (Embedding, the layers, Linear head, conditioning Linear), so
+ * the weights are those of torch.manual_seed(seed) and the reference model's constructor;
+ * INIT_UNIFORM: every parameter U(-a, a) (char-rnn), from Rng seeded with seed;
+ * INIT_ORTHOGONAL: PyTorch default, then each gate block of W_hh orthogonal (Rng). */
+void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed);
+/* Forward over T <= Tmax steps from state st (m->B streams), which is advanced; inputs
+ * (T,B) time-major token ids. */
+void model_forward(Model *m, ModelState *st, const int32_t *inputs, int T);
+/* Float inputs: x (T,B,E) features, read in place (the caller keeps x until backward). */
+void model_forward_features(Model *m, ModelState *st, const float *x, int T);
+/* Conditioning: sets st's first state tensor of every layer from c (B,C) (the others to 0);
+ * the backward pass then also trains cond.weight/cond.bias. */
+void model_set_condition(Model *m, ModelState *st, const float *c);
+/* Sum over the T*B rows of weight * ||logits - target||^2 (targets (T,B,V), weights (T,B),
+ * 0 masks a row). With grad, logits become scale * d/dlogits. */
+double model_loss_mse(Model *m, const float *targets, const float *weights, int T, float scale,
+                      int grad);
+/* Sum over the T*B predictions of -log softmax(logits)[target]. With grad, replaces the
+ * logits by scale * dLoss_sum/dlogits (scale = 1 / global number of predictions). A
+ * negative target is masked: no loss, no gradient. Returns the loss sum in double. */
+double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad);
+/* Backward through head, layers and embedding (and conditioning); accumulates into
+ * m->params.grad. If dstate0 is non-NULL (m->B streams) it receives the gradients w.r.t.
+ * the initial states of the last forward. */
+void model_backward(Model *m, int T, ModelState *dstate0);
+/* Per-token multiply-adds x2 of one forward pass (matmul FLOPs only). */
+double model_forward_flops_per_token(const Model *m);
+
+#endif
