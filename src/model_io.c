@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "atomic.h"
 #include "common.h"
 #include "h5util.h"
 
@@ -42,8 +42,9 @@ void model_io_read_params(hid_t f, const char *group, const Params *p, float *ba
 }
 
 void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    AtomicFile a;
+    atomic_begin(&a, path, "model file");
+    const char *tmp = a.tmp;
     hid_t f = h5_create(tmp);
     const ModelShape *s = &m->shape;
     h5_write_attr_str(f, "format", "rnntrain-model", tmp);
@@ -65,9 +66,7 @@ void model_io_save(const char *path, const Model *m, const Vocab *vocab, const c
     model_io_write_params(f, "params", &m->params, m->params.value, 0, tmp);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
-    rt_fsync_path(tmp, "model file");
-    if (rename(tmp, path) != 0)
-        rt_die(EXIT_RUNTIME, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    atomic_commit(&a);
 }
 
 char *model_io_path(const char *dir_or_file) {
