@@ -13,7 +13,10 @@
 #   build-essential cmake pkg-config   compiler, build system, library discovery
 #   libopenmpi-dev openmpi-bin         Open MPI: ranks, gradient all-reduce, mpirun
 #   libopenblas-dev                    OpenBLAS: every matrix product (cblas)
-#   libhdf5-openmpi-dev hdf5-tools     parallel HDF5: datasets and models; h5dump/h5ls
+#   libhdf5-openmpi-dev hdf5-tools     HDF5: datasets and models; h5dump/h5ls. The build Debian
+#                                      pairs with Open MPI; rnntrain itself makes only serial
+#                                      HDF5 calls (each file written by one rank), so the
+#                                      serial libhdf5-dev would do as well
 #   check                              Check: the C unit-test framework
 #   python3-h5py python3-numpy python3-torch
 #                                      PyTorch reference checks in the test suite and scripts

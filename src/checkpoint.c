@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomic.h"
 #include "common.h"
 #include "dist.h"
 #include "h5util.h"
@@ -121,10 +122,12 @@ void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, 
         free(names[i]);
     }
     free(names);
-    char final[4096], tmp[4200];
+    /* the temporary file is DIR/.ckpt-STEP.h5.tmp.PID, what ckpt_remove_stale removes */
+    char final[4096];
     snprintf(final, sizeof final, "%s/ckpt-%010lld.h5", dir, (long long)p->step);
-    snprintf(tmp, sizeof tmp, "%s/.ckpt-%010lld.h5.tmp.%ld", dir, (long long)p->step,
-             (long)getpid());
+    AtomicFile a;
+    atomic_begin(&a, final, "checkpoint");
+    const char *tmp = a.tmp;
     hid_t f = h5_create_checksummed(tmp);
     h5_write_attr_str(f, "format", "rnntrain-checkpoint", tmp);
     h5_write_attr_int(f, "version", CKPT_VERSION, tmp);
@@ -167,11 +170,7 @@ void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, 
     h5_set_checksum(f, "rng", p->rng.s, sizeof p->rng.s, tmp);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
-    rt_fsync_path(tmp, "checkpoint");
-    if (rename(tmp, final) != 0)
-        rt_die(EXIT_RUNTIME, "cannot rename checkpoint '%s' to '%s': %s", tmp, final,
-               strerror(errno));
-    rt_fsync_path(dir, "checkpoint directory");
+    atomic_commit(&a);
     free(h);
     free(c);
     n = list_ckpts(dir, &names);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "atomic.h"
 #include "dist.h"
 
 void rt_die(int status, const char *fmt, ...) {
@@ -22,6 +23,7 @@ void rt_die(int status, const char *fmt, ...) {
     else
         fprintf(stderr, "rnntrain: error: %s\n", msg);
     fflush(stderr);
+    atomic_discard_all();
     dist_abort(status);
 }
 

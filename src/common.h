@@ -1,8 +1,9 @@
 /* common: errors that stop the job, checked allocation, checks that stay on, logging.
  *
  * Every failure goes through rt_die(): it prints "rnntrain: <where>: <message>" tagged with
- * the MPI rank when there are several, then ends the whole job (dist_abort) with the given
- * exit status. Exit statuses are documented in README.md:
+ * the MPI rank when there are several, unlinks the temporary files of unfinished atomic
+ * writes (atomic.h), then ends the whole job (dist_abort) with the given exit status.
+ * Exit statuses are documented in README.md:
  *   0 success, 1 runtime failure, 2 bad command line, 3 bad input file,
  *   75 stopped by a signal after writing a checkpoint (resume to continue; EX_TEMPFAIL). */
 #ifndef RNNTRAIN_COMMON_H

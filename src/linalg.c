@@ -150,8 +150,6 @@ void la_core_text(char *buf, size_t size) {
         snprintf(buf, size, "%s", core);
 }
 
-int la_threads(void) { return openblas_get_num_threads(); }
-
 size_t la_packed_floats(int N, int K) {
     size_t panels = ((size_t)N + LA_PANEL - 1) / LA_PANEL;
     return panels * (size_t)K * LA_PANEL;

@@ -61,6 +61,5 @@ int la_core_level(const char *name);
 void la_core_text(char *buf, size_t size);
 /* Sets the number of BLAS threads (0 leaves OpenBLAS's default); returns the core name. */
 const char *la_setup(int threads);
-int la_threads(void);
 
 #endif

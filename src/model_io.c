@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "atomic.h"
 #include "common.h"
 #include "h5util.h"
 
@@ -42,8 +42,9 @@ void model_io_read_params(hid_t f, const char *group, const Params *p, float *ba
 }
 
 void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    AtomicFile a;
+    atomic_begin(&a, path, "model file");
+    const char *tmp = a.tmp;
     hid_t f = h5_create(tmp);
     const ModelShape *s = &m->shape;
     h5_write_attr_str(f, "format", "rnntrain-model", tmp);
@@ -66,9 +67,7 @@ void model_io_save(const char *path, const Model *m, const Vocab *vocab, const c
     model_io_write_params(f, "params", &m->params, m->params.value, 0, tmp);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
-    rt_fsync_path(tmp, "model file");
-    if (rename(tmp, path) != 0)
-        rt_die(EXIT_RUNTIME, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    atomic_commit(&a);
 }
 
 char *model_io_path(const char *dir_or_file) {
@@ -105,10 +104,17 @@ static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
         rt_die(EXIT_INPUT, "model file '%s': cell '%s', expected rnn, lstm or gru", path, buf);
     int64_t L = h5_read_attr_int(f, "layers", path), H = h5_read_attr_int(f, "hidden", path);
     int64_t E = h5_read_attr_int(f, "embed", path), V = h5_read_attr_int(f, "vocab_size", path);
-    if (L < 1 || L > MODEL_MAX_LAYERS || H < 1 || H > 65536 || E < 1 || E > 65536 || V < 2 ||
+    /* vocab_size is the head's width: a language model (it has a text vocabulary) needs at
+     * least 2 symbols, a sequence-task head may have 1 output (regress --horizon 1) */
+    int language_model = h5_attr_exists(f, "vocab_kind");
+    int V_min = language_model ? 2 : 1;
+    if (L < 1 || L > MODEL_MAX_LAYERS || H < 1 || H > 65536 || E < 1 || E > 65536 || V < V_min ||
         V > 0x110000)
         rt_die(EXIT_INPUT, "model file '%s': bad shape layers=%lld hidden=%lld embed=%lld "
-               "vocab_size=%lld", path, (long long)L, (long long)H, (long long)E, (long long)V);
+               "vocab_size=%lld (expected layers 1..%d, hidden and embed 1..65536, vocab_size "
+               "%d..1114112 for a %s model)", path, (long long)L, (long long)H, (long long)E,
+               (long long)V, MODEL_MAX_LAYERS, V_min,
+               language_model ? "language" : "sequence-task");
     model_shape_uniform(&s, kind, (int)L, (int)H);
     s.E = (int)E;
     s.V = (int)V;
@@ -121,7 +127,7 @@ static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
     if (s.C < 0 || s.C > 1 << 20 || s.in_vocab < 0 || s.in_vocab > 0x110000)
         rt_die(EXIT_INPUT, "model file '%s': bad cond/in_vocab attributes", path);
     memset(vocab, 0, sizeof *vocab);
-    if (h5_attr_exists(f, "vocab_kind")) {
+    if (language_model) {
         h5_read_attr_str(f, "vocab_kind", buf, sizeof buf, path);
         int k = vocab_kind_by_name(buf);
         if (k < 0) rt_die(EXIT_INPUT, "model file '%s': vocab_kind '%s' unknown", path, buf);

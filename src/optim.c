@@ -19,7 +19,6 @@ int sched_kind_by_name(const char *name) {
         if (strcmp(name, sched_names[i]) == 0) return i;
     return -1;
 }
-const char *sched_kind_name(SchedKind k) { return sched_names[k]; }
 
 void optim_defaults(Optim *o, OptimKind kind) {
     memset(o, 0, sizeof *o);

@@ -36,7 +36,6 @@ typedef struct {
 int optim_kind_by_name(const char *name);
 const char *optim_kind_name(OptimKind k);
 int sched_kind_by_name(const char *name);
-const char *sched_kind_name(SchedKind k);
 
 /* Defaults as torch.optim: betas (0.9, 0.999), eps 1e-8, alpha 0.99, momentum 0.9 (sgd). */
 void optim_defaults(Optim *o, OptimKind kind);

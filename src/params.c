@@ -42,12 +42,6 @@ void params_free(Params *p) {
     memset(p, 0, sizeof *p);
 }
 
-int params_find(const Params *p, const char *name) {
-    for (int i = 0; i < p->count; i++)
-        if (strcmp(p->tensors[i].name, name) == 0) return i;
-    return -1;
-}
-
 float *params_value(const Params *p, int i) { return p->value + p->tensors[i].offset; }
 float *params_grad(const Params *p, int i) { return p->grad + p->tensors[i].offset; }
 

@@ -31,8 +31,6 @@ int params_add(Params *p, const char *name, int rows, int cols);
 /* Allocates the buffer, zeroed. */
 void params_alloc(Params *p);
 void params_free(Params *p);
-/* Index of a tensor by name, or -1. */
-int params_find(const Params *p, const char *name);
 /* Views into each array for tensor i. */
 float *params_value(const Params *p, int i);
 float *params_grad(const Params *p, int i);

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "atomic.h"
 #include "cli.h"
 #include "commands.h"
 #include "common.h"
@@ -231,8 +231,9 @@ int cmd_prepare(int argc, char **argv) {
     w.size[0] = (int64_t)((double)total * frac[0]);
     w.size[1] = (int64_t)((double)total * frac[1]);
     w.size[2] = total - w.size[0] - w.size[1];
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", output, (long)getpid());
+    AtomicFile a;
+    atomic_begin(&a, output, "--output dataset");
+    const char *tmp = a.tmp;
     hid_t f = h5_create(tmp);
     h5_write_attr_str(f, "format", "rnntrain-tokens", tmp);
     h5_write_attr_int(f, "version", 1, tmp);
@@ -257,9 +258,7 @@ int cmd_prepare(int argc, char **argv) {
     for (int s = 0; s < 3; s++) H5Dclose(w.dset[s]);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
-    if (rename(tmp, output) != 0)
-        rt_die(EXIT_RUNTIME, "--output: cannot rename '%s' to '%s': %s", tmp, output,
-               strerror(errno));
+    atomic_commit(&a);
     printf("%s: %lld tokens (%s vocabulary of %d) | train %lld | valid %lld | test %lld\n",
            output, (long long)total, vocab_kind_name(kind), v.V, (long long)w.size[0],
            (long long)w.size[1], (long long)w.size[2]);

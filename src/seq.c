@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "atomic.h"
 #include "common.h"
 #include "h5util.h"
 #include "rng.h"
@@ -613,8 +614,9 @@ void seq_prepare_csv(const CsvPrepare *cp) {
         rt_die(EXIT_USAGE, "--task: prepare --csv makes classify, regress or generate datasets "
                "(tag datasets are written directly in the HDF5 schema of docs/formats.md)");
     }
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cp->output, (long)getpid());
+    AtomicFile a;
+    atomic_begin(&a, cp->output, "--output dataset");
+    const char *tmp = a.tmp;
     hid_t f = h5_create(tmp);
     h5_write_attr_str(f, "format", "rnntrain-sequences", tmp);
     h5_write_attr_int(f, "version", 1, tmp);
@@ -637,9 +639,7 @@ void seq_prepare_csv(const CsvPrepare *cp) {
         free(sd[s].labels);
     }
     h5_close_file(f, tmp);
-    if (rename(tmp, cp->output) != 0)
-        rt_die(EXIT_RUNTIME, "--output: cannot rename '%s' to '%s': %s", tmp, cp->output,
-               strerror(errno));
+    atomic_commit(&a);
     printf("%s: %s dataset | %lld train, %lld valid, %lld test sequences of %d steps\n",
            cp->output, task_name(cp->task), (long long)sd[0].n, (long long)sd[1].n,
            (long long)sd[2].n, geom.steps);

@@ -4,7 +4,9 @@
  * - bad input: NaN/Inf features, lengths > T or < 1, labels out of range, shape mismatches,
  *   an empty CSV, a CSV with the wrong number of columns: a clear error and exit status 3;
  * - a tagging dataset trains, and 1 vs 2 ranks give the same losses (within 1e-5);
- * - the digits, generation and forecasting examples train and evaluate from the CLI. */
+ * - the digits, generation and forecasting examples train and evaluate from the CLI;
+ * - a forecasting model with one output (--horizon 1) loads again: eval, predict and
+ *   train --init-from on its model.h5. */
 #include <string.h>
 #include <sys/wait.h>
 
@@ -268,6 +270,46 @@ START_TEST(examples_train_and_evaluate) {
 }
 END_TEST
 
+/* --horizon 1: the model's head has a single output (vocab_size = 1), which a model file of
+ * a sequence task may have; eval, predict and --init-from used to refuse it as a bad shape */
+START_TEST(one_output_regression_model_loads) {
+    char cmd[4096], out[8192];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s prepare --csv %s/datasets/sunspots.csv --task regress --column value "
+             "--window 48 --horizon 1 --output sun1.h5 >/dev/null && %s train --data sun1.h5 "
+             "--out h1 --hidden 8 --layers 1 --batch 16 --steps 5 --ckpt-minutes 0 >/dev/null "
+             "2>&1 && %s eval --model h1/model.h5 --data sun1.h5 --split test",
+             dir, RNNTRAIN_BIN, SOURCE_DIR, RNNTRAIN_BIN, RNNTRAIN_BIN);
+    ck_assert_msg(test_capture(cmd, out, sizeof out) == 0, "eval: %.1000s", out);
+    ck_assert_msg(strstr(out, "RMSE") && strstr(out, "\n  1 "), "eval: no RMSE line for "
+                  "horizon 1: %.1000s", out);
+    snprintf(cmd, sizeof cmd, "cd %s && %s predict --model h1/model.h5 --data sun1.h5 --split "
+             "test --output h1.csv", dir, RNNTRAIN_BIN);
+    ck_assert_msg(test_capture(cmd, out, sizeof out) == 0, "predict: %.1000s", out);
+    snprintf(cmd, sizeof cmd, "head -n 1 %s/h1.csv", dir);
+    ck_assert_int_eq(test_capture(cmd, out, sizeof out), 0);
+    const char *comma = strchr(out, ',');
+    ck_assert_msg(strncmp(out, "0,", 2) == 0 && comma && strchr(comma + 1, ',') &&
+                  !strchr(strchr(comma + 1, ',') + 1, ','),
+                  "predict: first row is not 0,predicted,actual: %.200s", out);
+    /* a vanishing lr: the warm-started model equals the file it started from */
+    snprintf(cmd, sizeof cmd, "cd %s && %s train --data sun1.h5 --out h1warm --hidden 8 "
+             "--layers 1 --batch 16 --steps 1 --lr 1e-300 --ckpt-minutes 0 --init-from "
+             "h1/model.h5", dir, RNNTRAIN_BIN);
+    ck_assert_msg(test_capture(cmd, out, sizeof out) == 0, "--init-from: %.1000s", out);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/h1/model.h5", dir);
+    snprintf(b, sizeof b, "%s/h1warm/model.h5", dir);
+    size_t na, nb;
+    float *wa = test_model_params(a, &na), *wb = test_model_params(b, &nb);
+    ck_assert(na == nb && na > 0);
+    ck_assert_msg(memcmp(wa, wb, na * sizeof(float)) == 0,
+                  "--init-from did not start from the file's weights");
+    free(wa);
+    free(wb);
+}
+END_TEST
+
 static Suite *seqtask_suite(void) {
     Suite *s = suite_create("seqtask");
     TCase *tc = tcase_create("seqtask");
@@ -277,6 +319,7 @@ static Suite *seqtask_suite(void) {
     tcase_add_test(tc, bad_csv);
     tcase_add_test(tc, tagging_trains_same_on_1_and_2_ranks);
     tcase_add_test(tc, examples_train_and_evaluate);
+    tcase_add_test(tc, one_output_regression_model_loads);
     tcase_set_timeout(tc, 300);
     suite_add_tcase(s, tc);
     return s;
