@@ -48,7 +48,7 @@ import sys
 import numpy as np
 
 FORMATS = ("rnntrain-model", "rnntrain-checkpoint")
-VERSION = 1
+VERSIONS = (1, 2)  # 2: the layer stack is named ("stack", layers/l{k}), state per tensor
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 MASK64 = 0xFFFFFFFFFFFFFFFF
@@ -191,9 +191,9 @@ def verify_checksums(path):
             raise InputError("'%s': format is '%s', expected 'rnntrain-checkpoint'"
                              % (path, fmt))
         version = _attr_int(f, "version", path, "checkpoint")
-        if version != VERSION:
-            problems.append("checkpoint format version %d, this script reads version %d"
-                            % (version, VERSION))
+        if version not in VERSIONS:
+            problems.append("checkpoint format version %d, this script reads versions %s"
+                            % (version, " and ".join(map(str, VERSIONS))))
         h5py = _h5py()
 
         def visit(name, obj):
@@ -274,9 +274,14 @@ def read_model_file(path_in):
                              "'rnntrain-checkpoint'" % (what, path, fmt))
         what = "checkpoint" if fmt == "rnntrain-checkpoint" else "model file"
         version = _attr_int(f, "version", path, what)
-        if version != VERSION:
-            raise InputError("%s '%s': format version %d, this script reads version %d"
-                             % (what, path, version, VERSION))
+        if version not in VERSIONS:
+            raise InputError("%s '%s': format version %d, this script reads versions %s"
+                             % (what, path, version, " and ".join(map(str, VERSIONS))))
+        if "cell" not in f.attrs and "stack" in f.attrs:
+            raise InputError("%s '%s': a stack of layers of different kinds or widths (%s); "
+                             "this script loads one nn.RNN/LSTM/GRU module (all layers of one "
+                             "kind and width) only"
+                             % (what, path, _attr_str(f, "stack", path, what)))
         cell = _attr_str(f, "cell", path, what)
         if cell not in CELLS:
             raise InputError("%s '%s': cell '%s', expected rnn, lstm or gru"
@@ -372,9 +377,9 @@ def load_split(path, split, model_meta):
             raise InputError("%s '%s': format is '%s', expected 'rnntrain-tokens' (make one "
                              "with 'rnntrain prepare')" % (what, path, fmt))
         version = _attr_int(f, "version", path, what)
-        if version != VERSION:
-            raise InputError("%s '%s': format version %d, this script reads version %d"
-                             % (what, path, version, VERSION))
+        if version != 1:
+            raise InputError("%s '%s': format version %d, this script reads version 1"
+                             % (what, path, version))
         kind = _attr_str(f, "vocab_kind", path, what)
         V = _attr_int(f, "vocab_size", path, what)
         vocab = _read_vocab(f, V, path, what)

@@ -15,26 +15,14 @@
 #include "h5util.h"
 #include "model_io.h"
 
-#define CKPT_VERSION 1
 
-/* (L, B_local, H) blocks of rank r land at columns [r*B_local, (r+1)*B_local). */
-static void gather_state(const Model *m, const float *mine, int B, int global_streams,
-                         float *h, float *c) {
-    const ModelShape *s = &m->shape;
-    int S = s->layer[0].kind->nstates, N = dist_size(), H = s->layer[0].H, L = s->L;
-    size_t local = (size_t)L * S * B * H;
-    float *all = dist_rank() == 0 ? rt_malloc(local * N * sizeof(float), "state") : NULL;
-    dist_gather_f32(mine, local, all);
-    if (dist_rank() == 0) {
-        for (int r = 0; r < N; r++)
-            for (int k = 0; k < L; k++)
-                for (int part = 0; part < S; part++) {
-                    const float *src = all + r * local + ((size_t)k * S + part) * B * H;
-                    float *dst = (part == 0 ? h : c) + ((size_t)k * global_streams + r * B) * H;
-                    memcpy(dst, src, (size_t)B * H * sizeof(float));
-                }
-    }
-    free(all);
+/* Every rank's streams into glob (rank 0, all global streams): rank r holds streams
+ * [r*B_local, (r+1)*B_local), so the gathers in rank order are each tensor's rows. */
+static void gather_state(const ModelState *mine, ModelState *glob) {
+    for (int k = 0; k < mine->L; k++)
+        for (int s = 0; s < mine->nstates[k]; s++)
+            dist_gather_f32(mine->t[k][s], (size_t)mine->B * mine->width[k][s],
+                            glob ? glob->t[k][s] : NULL);
 }
 
 static int all_finite(const float *x, size_t n) {
@@ -89,23 +77,16 @@ static int list_ckpts(const char *dir, char ***names_out) {
     return n;
 }
 
-void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, const Optim *o, const Progress *p, const RunShape *rs, const Vocab *vocab,
-               const char *config) {
-    const ModelShape *s = &m->shape;
+void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, const Optim *o,
+               const Progress *p, const RunShape *rs, const Vocab *vocab, const char *config) {
     const Params *pa = &m->params;
-    REQUIRE(model_shape_is_uniform(s) && st->buf); /* format version 1 */
-    const float *state = st->buf;
-    int B_local = st->B, H = s->layer[0].H;
-    size_t plane = (size_t)s->L * rs->global_streams * H;
-    float *h = NULL, *c = NULL;
-    if (dist_rank() == 0) {
-        h = rt_calloc(plane, sizeof(float), "state");
-        c = rt_calloc(plane, sizeof(float), "state");
-    }
-    gather_state(m, state, B_local, rs->global_streams, h, c);
+    ModelState glob;
+    if (dist_rank() == 0) model_state_init(&glob, m, rs->global_streams);
+    REQUIRE(st->B * dist_size() == rs->global_streams);
+    gather_state(st, dist_rank() == 0 ? &glob : NULL);
     if (dist_rank() != 0) return;
     /* never write NaN or Inf: the stability logic skips such updates, so this is a bug */
-    if (!all_finite(pa->value, pa->total) || !all_finite(h, plane) || !all_finite(c, plane))
+    if (!all_finite(pa->value, pa->total) || !all_finite(glob.buf, glob.floats))
         rt_die(EXIT_RUNTIME, "refusing to write a checkpoint at step %lld: parameters or state "
                "hold NaN/Inf", (long long)p->step);
     /* With --keep K >= 2 and K checkpoints present, the oldest goes first: K-1 complete
@@ -129,17 +110,10 @@ void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, 
     atomic_begin(&a, final, "checkpoint");
     const char *tmp = a.tmp;
     hid_t f = h5_create_checksummed(tmp);
-    h5_write_attr_str(f, "format", "rnntrain-checkpoint", tmp);
-    h5_write_attr_int(f, "version", CKPT_VERSION, tmp);
-    h5_write_attr_str(f, "cell", s->layer[0].kind->name, tmp);
-    h5_write_attr_int(f, "layers", s->L, tmp);
-    h5_write_attr_int(f, "hidden", H, tmp);
-    h5_write_attr_int(f, "embed", s->E, tmp);
-    h5_write_attr_int(f, "vocab_size", s->V, tmp);
-    if (vocab) h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), tmp);
-    h5_write_attr_str(f, "config", config, tmp);
+    model_io_write_header(f, "rnntrain-checkpoint", m, vocab, config, 1, tmp);
     h5_write_attr_int(f, "step", p->step, tmp);
     h5_write_attr_int(f, "epoch", p->epoch, tmp);
+    h5_write_attr_int(f, "cursor", p->cursor, tmp);
     h5_write_attr_int(f, "skipped", p->skipped, tmp);
     h5_write_attr_double(f, "lr_scale", p->lr_scale, tmp);
     h5_write_attr_int(f, "global_streams", rs->global_streams, tmp);
@@ -148,31 +122,20 @@ void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, 
     h5_write_attr_int(f, "ranks", dist_size(), tmp);
     h5_write_attr_str(f, "optim", optim_kind_name(o->kind), tmp);
     h5_write_attr_int(f, "optim_step", o->step, tmp);
-    if (vocab) {
-        uint64_t vd[1] = {(uint64_t)vocab->V};
-        h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
-        h5_set_checksum(f, "vocab", vocab->symbols, (size_t)vocab->V * sizeof(int32_t), tmp);
-    }
     model_io_write_params(f, "params", pa, pa->value, 1, tmp);
     model_io_write_params(f, "optim/state1", pa, pa->state1, 1, tmp);
     model_io_write_params(f, "optim/state2", pa, pa->state2, 1, tmp);
-    uint64_t sd[3] = {(uint64_t)s->L, (uint64_t)rs->global_streams, (uint64_t)H};
-    write_f32_checked(f, "state/h", h, 3, sd, tmp);
-    if (s->layer[0].kind->nstates > 1) write_f32_checked(f, "state/c", c, 3, sd, tmp);
-    /* the cursor of every global stream (all equal: streams advance together) and the RNG */
-    int64_t *cursor = rt_malloc((size_t)rs->global_streams * sizeof(int64_t), "cursors");
-    for (int g = 0; g < rs->global_streams; g++) cursor[g] = p->cursor;
-    uint64_t cd[1] = {(uint64_t)rs->global_streams}, rd[1] = {4};
-    h5_write_i64(f, "data/cursor", cursor, 1, cd, tmp);
-    h5_set_checksum(f, "data/cursor", cursor, (size_t)rs->global_streams * sizeof(int64_t), tmp);
-    free(cursor);
-    h5_write_u64(f, "rng", p->rng.s, 1, rd, tmp);
-    h5_set_checksum(f, "rng", p->rng.s, sizeof p->rng.s, tmp);
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
+    /* state/l{k}/<name>: (global streams, width) per named state tensor of each layer */
+    for (int k = 0; k < glob.L; k++)
+        for (int t = 0; t < glob.nstates[k]; t++) {
+            char name[96];
+            snprintf(name, sizeof name, "state/l%d/%s", k, m->layers[k].kind->state_names[t]);
+            uint64_t sd[2] = {(uint64_t)glob.B, (uint64_t)glob.width[k][t]};
+            write_f32_checked(f, name, glob.t[k][t], 2, sd, tmp);
+        }
     h5_close_file(f, tmp);
     atomic_commit(&a);
-    free(h);
-    free(c);
+    model_state_free(&glob);
     n = list_ckpts(dir, &names);
     for (int i = 0; i < n; i++) {
         if (keep > 0 && i >= keep) {
@@ -236,9 +199,9 @@ int ckpt_verify(const char *path, char *why, size_t size) {
     }
     if (strcmp(fmt, "rnntrain-checkpoint") != 0)
         snprintf(why, size, "format is '%s', expected 'rnntrain-checkpoint'", fmt);
-    else if (version != CKPT_VERSION)
-        snprintf(why, size, "checkpoint format version %lld, this rnntrain reads version %d",
-                 (long long)version, CKPT_VERSION);
+    else if (version < 1 || version > MODEL_IO_VERSION)
+        snprintf(why, size, "checkpoint format version %lld, this rnntrain reads versions 1 to %d",
+                 (long long)version, MODEL_IO_VERSION);
     else
         rc = h5_verify_checksums(f, why, size);
     H5Fclose(f);
@@ -291,25 +254,56 @@ static void expect_int(hid_t f, const char *attr, int64_t want, const char *opti
                "the same value", path, attr, (long long)have, option, (long long)want);
 }
 
+/* Version 1: state/h and state/c, (L, global streams, H) for a uniform stack. */
+static void read_state_v1(hid_t f, const char *path, ModelState *st, int G, int first) {
+    int H = st->width[0][0];
+    size_t plane = (size_t)st->L * G * H;
+    float *all = rt_malloc(plane * sizeof(float), "state");
+    uint64_t sd[3] = {(uint64_t)st->L, (uint64_t)G, (uint64_t)H};
+    for (int part = 0; part < st->nstates[0]; part++) {
+        h5_read_f32(f, part == 0 ? "state/h" : "state/c", all, 3, sd, path);
+        for (int k = 0; k < st->L; k++)
+            memcpy(st->t[k][part], all + ((size_t)k * G + first) * H,
+                   (size_t)st->B * H * sizeof(float));
+    }
+    free(all);
+}
+
+/* Version 2: state/l{k}/<name>, (global streams, width). */
+static void read_state_v2(hid_t f, const char *path, const Model *m, ModelState *st, int G,
+                          int first) {
+    for (int k = 0; k < st->L; k++)
+        for (int t = 0; t < st->nstates[k]; t++) {
+            char name[96];
+            int w = st->width[k][t];
+            snprintf(name, sizeof name, "state/l%d/%s", k, m->layers[k].kind->state_names[t]);
+            float *all = rt_malloc((size_t)G * w * sizeof(float), "state");
+            uint64_t sd[2] = {(uint64_t)G, (uint64_t)w};
+            h5_read_f32(f, name, all, 2, sd, path);
+            memcpy(st->t[k][t], all + (size_t)first * w, (size_t)st->B * w * sizeof(float));
+            free(all);
+        }
+}
+
 void ckpt_load(const char *path, Model *m, ModelState *st, Optim *o, Progress *p,
                const RunShape *rs) {
     hid_t f = h5_open_read(path, "checkpoint");
     const ModelShape *s = &m->shape;
-    REQUIRE(model_shape_is_uniform(s) && st->buf); /* format version 1 */
-    float *state = st->buf;
-    int B_local = st->B;
-    char buf[64];
-    h5_read_attr_str(f, "cell", buf, sizeof buf, path);
-    if (strcmp(buf, s->layer[0].kind->name) != 0)
-        rt_die(EXIT_USAGE, "checkpoint '%s' holds a %s model but this run has --model %s", path,
-               buf, s->layer[0].kind->name);
-    expect_int(f, "layers", s->L, "--layers", path);
-    expect_int(f, "hidden", s->layer[0].H, "--hidden", path);
-    expect_int(f, "embed", s->E, "--embed", path);
-    expect_int(f, "vocab_size", s->V, "a data vocabulary of", path);
+    ModelShape fs;
+    Vocab fv;
+    int64_t version = model_io_read_header(f, path, &fs, &fv);
+    free(fv.symbols);
+    if (!model_shape_equal(&fs, s)) {
+        char have[700], want[700];
+        model_io_shape_text(&fs, have, sizeof have);
+        model_io_shape_text(s, want, sizeof want);
+        rt_die(EXIT_USAGE, "checkpoint '%s' holds a %s model but this run configures %s; resume "
+               "with the same --model, --layers, --hidden and --embed", path, have, want);
+    }
     expect_int(f, "global_streams", rs->global_streams, "--batch", path);
     expect_int(f, "bptt", rs->bptt, "--bptt", path);
     expect_int(f, "train_tokens", rs->train_tokens, "a train split (tokens) of", path);
+    char buf[64];
     h5_read_attr_str(f, "optim", buf, sizeof buf, path);
     if (strcmp(buf, optim_kind_name(o->kind)) != 0)
         rt_die(EXIT_USAGE, "checkpoint '%s' was trained with --optim %s but this run has --optim "
@@ -323,28 +317,22 @@ void ckpt_load(const char *path, Model *m, ModelState *st, Optim *o, Progress *p
     p->epoch = h5_read_attr_int(f, "epoch", path);
     p->skipped = h5_read_attr_int(f, "skipped", path);
     p->lr_scale = h5_read_attr_double(f, "lr_scale", path);
-    int G = rs->global_streams;
-    int64_t *cursor = rt_malloc((size_t)G * sizeof(int64_t), "cursors");
-    uint64_t cd[1] = {(uint64_t)G}, rd[1] = {4};
-    h5_read_i64(f, "data/cursor", cursor, 1, cd, path);
-    for (int g = 1; g < G; g++)
-        if (cursor[g] != cursor[0])
-            rt_die(EXIT_INPUT, "checkpoint '%s': stream cursors differ (%lld vs %lld)", path,
-                   (long long)cursor[g], (long long)cursor[0]);
-    p->cursor = cursor[0];
-    free(cursor);
-    h5_read_u64(f, "rng", p->rng.s, 1, rd, path);
-    /* this rank's columns of the global state */
-    int S = s->layer[0].kind->nstates, B = B_local, H = s->layer[0].H, first = dist_rank() * B;
-    size_t plane = (size_t)s->L * G * H;
-    float *all = rt_malloc(plane * sizeof(float), "state"), *mine = state;
-    uint64_t sd[3] = {(uint64_t)s->L, (uint64_t)G, (uint64_t)H};
-    for (int part = 0; part < S; part++) {
-        h5_read_f32(f, part == 0 ? "state/h" : "state/c", all, 3, sd, path);
-        for (int k = 0; k < s->L; k++)
-            memcpy(mine + ((size_t)k * S + part) * B * H, all + ((size_t)k * G + first) * H,
-                   (size_t)B * H * sizeof(float));
+    int G = rs->global_streams, first = dist_rank() * st->B;
+    REQUIRE(st->B * dist_size() == G);
+    if (version >= 2) {
+        p->cursor = h5_read_attr_int(f, "cursor", path);
+        read_state_v2(f, path, m, st, G, first);
+    } else { /* one cursor per stream, all equal */
+        int64_t *cursor = rt_malloc((size_t)G * sizeof(int64_t), "cursors");
+        uint64_t cd[1] = {(uint64_t)G};
+        h5_read_i64(f, "data/cursor", cursor, 1, cd, path);
+        for (int g = 1; g < G; g++)
+            if (cursor[g] != cursor[0])
+                rt_die(EXIT_INPUT, "checkpoint '%s': stream cursors differ (%lld vs %lld)", path,
+                       (long long)cursor[g], (long long)cursor[0]);
+        p->cursor = cursor[0];
+        free(cursor);
+        read_state_v1(f, path, st, G, first);
     }
-    free(all);
     H5Fclose(f);
 }

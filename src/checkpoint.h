@@ -1,6 +1,7 @@
 /* checkpoint: everything needed to continue a run exactly, in one HDF5 file per checkpoint
- * (schema in docs/formats.md): parameters under PyTorch state_dict names, optimizer state,
- * step/epoch/cursor, RNG state, the carried hidden (and cell) state of every GLOBAL stream
+ * (schema in docs/formats.md): the model header of model files (model_io.h), parameters
+ * under PyTorch state_dict names, optimizer state, step/epoch/cursor, the carried state of
+ * every GLOBAL stream (each named state tensor of each layer)
  * (so a run can resume on another number of ranks), the effective configuration, a format
  * version, and a checksum on every dataset.
  *
@@ -15,7 +16,6 @@
 #include "data.h"
 #include "model.h"
 #include "optim.h"
-#include "rng.h"
 
 typedef struct {
     int64_t step;    /* updates done */
@@ -23,7 +23,6 @@ typedef struct {
     int64_t cursor;  /* position of every stream in the train split */
     int64_t skipped; /* non-finite updates skipped so far */
     double lr_scale; /* multiplies the schedule (reduced after a rollback) */
-    Rng rng;
 } Progress;
 
 /* What must match between a checkpoint and the run that resumes it. */
@@ -35,7 +34,8 @@ typedef struct {
 /* Collective: every rank passes the model (parameters, optimizer state) and the carried
  * state of its streams; rank 0 writes. Dies on failure, never leaving a partial file under
  * the final name. */
-void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, const Optim *o, const Progress *p, const RunShape *rs, const Vocab *vocab,
+void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, const Optim *o,
+               const Progress *p, const RunShape *rs, const Vocab *vocab,
                const char *config); /* vocab NULL for sequence tasks */
 /* Resolves --resume: "auto" picks the newest checkpoint in dir that verifies (saying why it
  * skips damaged ones); returns NULL if there is none. A path must verify or the job stops.

@@ -30,9 +30,10 @@ int cmd_info(int argc, char **argv) {
         h5_read_attr_str(f, "format", fmt, sizeof fmt, path);
         printf("%s: %s version %lld\n", path, fmt, (long long)h5_read_attr_int(f, "version", path));
         static const char *const ints[] = {"vocab_size", "layers", "hidden", "embed", "step",
-                                           "epoch", "skipped", "global_streams", "bptt",
+                                           "epoch", "cursor", "skipped", "global_streams", "bptt",
                                            "train_tokens", "ranks", "optim_step"};
         print_attr_str(f, "vocab_kind", path);
+        print_attr_str(f, "stack", path);
         print_attr_str(f, "cell", path);
         print_attr_str(f, "optim", path);
         for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) print_attr_int(f, ints[i], path);

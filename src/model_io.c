@@ -41,32 +41,57 @@ void model_io_read_params(hid_t f, const char *group, const Params *p, float *ba
     }
 }
 
+void model_io_write_header(hid_t f, const char *format, const Model *m, const Vocab *vocab,
+                           const char *config, int checksums, const char *path) {
+    const ModelShape *s = &m->shape;
+    char stack[MODEL_IO_STACK_MAX];
+    model_shape_layers_text(s, stack, sizeof stack);
+    h5_write_attr_str(f, "format", format, path);
+    h5_write_attr_int(f, "version", MODEL_IO_VERSION, path);
+    h5_write_attr_int(f, "layers", s->L, path);
+    h5_write_attr_str(f, "stack", stack, path);
+    if (model_shape_is_uniform(s)) { /* one nn.RNN/LSTM/GRU: what version-1 readers knew */
+        h5_write_attr_str(f, "cell", s->layer[0].kind->name, path);
+        h5_write_attr_int(f, "hidden", s->layer[0].H, path);
+    }
+    for (int k = 0; k < s->L; k++) { /* layers/l{k}: kind, widths, named state tensors */
+        const Layer *l = &m->layers[k];
+        char name[64], states[256] = "";
+        snprintf(name, sizeof name, "layers/l%d", k);
+        h5_make_parents(f, name, path);
+        hid_t g = H5Gcreate2(f, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0) rt_die(EXIT_RUNTIME, "cannot create group /%s in '%s'", name, path);
+        for (int st = 0; st < l->kind->nstates; st++)
+            snprintf(states + strlen(states), sizeof states - strlen(states), st ? ",%s" : "%s",
+                     l->kind->state_names[st]);
+        h5_write_attr_str(g, "kind", l->kind->name, path);
+        h5_write_attr_int(g, "width", l->H, path);
+        h5_write_attr_int(g, "input_width", l->D, path);
+        h5_write_attr_str(g, "states", states, path);
+        H5Gclose(g);
+    }
+    h5_write_attr_int(f, "embed", s->E, path);
+    h5_write_attr_int(f, "vocab_size", s->V, path);
+    h5_write_attr_str(f, "inputs", s->float_inputs ? "features" : "tokens", path);
+    h5_write_attr_int(f, "cond", s->C, path);
+    h5_write_attr_int(f, "in_vocab", s->in_vocab, path);
+    h5_write_attr_str(f, "config", config ? config : "", path);
+    if (vocab) { /* language models */
+        h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), path);
+        uint64_t vd[1] = {(uint64_t)vocab->V};
+        h5_write_i32(f, "vocab", vocab->symbols, 1, vd, path);
+        if (checksums)
+            h5_set_checksum(f, "vocab", vocab->symbols, (size_t)vocab->V * sizeof(int32_t), path);
+    }
+}
+
 void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config) {
     AtomicFile a;
     atomic_begin(&a, path, "model file");
-    const char *tmp = a.tmp;
-    hid_t f = h5_create(tmp);
-    const ModelShape *s = &m->shape;
-    h5_write_attr_str(f, "format", "rnntrain-model", tmp);
-    h5_write_attr_int(f, "version", 1, tmp);
-    REQUIRE(model_shape_is_uniform(s)); /* format version 1 */
-    h5_write_attr_str(f, "cell", s->layer[0].kind->name, tmp);
-    h5_write_attr_int(f, "layers", s->L, tmp);
-    h5_write_attr_int(f, "hidden", s->layer[0].H, tmp);
-    h5_write_attr_int(f, "embed", s->E, tmp);
-    h5_write_attr_int(f, "vocab_size", s->V, tmp);
-    h5_write_attr_str(f, "inputs", s->float_inputs ? "features" : "tokens", tmp);
-    h5_write_attr_int(f, "cond", s->C, tmp);
-    h5_write_attr_int(f, "in_vocab", s->in_vocab, tmp);
-    h5_write_attr_str(f, "config", config ? config : "", tmp);
-    if (vocab) { /* language models */
-        h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), tmp);
-        uint64_t vd[1] = {(uint64_t)vocab->V};
-        h5_write_i32(f, "vocab", vocab->symbols, 1, vd, tmp);
-    }
-    model_io_write_params(f, "params", &m->params, m->params.value, 0, tmp);
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
-    h5_close_file(f, tmp);
+    hid_t f = h5_create(a.tmp);
+    model_io_write_header(f, "rnntrain-model", m, vocab, config, 0, a.tmp);
+    model_io_write_params(f, "params", &m->params, m->params.value, 0, a.tmp);
+    h5_close_file(f, a.tmp);
     atomic_commit(&a);
 }
 
@@ -83,39 +108,53 @@ char *model_io_path(const char *dir_or_file) {
     return rt_strdup(dir_or_file);
 }
 
-/* Opens a model file or checkpoint and reads its shape and vocabulary (vocab->V = 0 and no
- * symbols for sequence-task models). Returns the open file; path is the resolved one. */
-static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
-    hid_t f = h5_open_read(path, "model file");
-    char buf[64];
-    h5_read_attr_str(f, "format", buf, sizeof buf, path);
-    if (strcmp(buf, "rnntrain-model") != 0 && strcmp(buf, "rnntrain-checkpoint") != 0)
-        rt_die(EXIT_INPUT, "model file '%s': format is '%s', expected 'rnntrain-model'", path,
-               buf);
-    int64_t version = h5_read_attr_int(f, "version", path);
-    if (version != 1)
-        rt_die(EXIT_INPUT, "model file '%s': version %lld, this rnntrain reads version 1", path,
-               (long long)version);
-    ModelShape s;
-    memset(&s, 0, sizeof s);
+/* The layer stack: version 2 names it ("stack"), version 1 files were one uniform cell. */
+static void read_stack(hid_t f, int64_t version, ModelShape *s, const char *path) {
+    char buf[MODEL_IO_STACK_MAX], err[600];
+    if (version >= 2) {
+        h5_read_attr_str(f, "stack", buf, sizeof buf, path);
+        if (!model_shape_parse_layers(s, buf, err, sizeof err))
+            rt_die(EXIT_INPUT, "model file '%s': attribute 'stack': %s", path, err);
+        if (h5_read_attr_int(f, "layers", path) != s->L)
+            rt_die(EXIT_INPUT, "model file '%s': 'layers' is %lld but 'stack' lists %d layers",
+                   path, (long long)h5_read_attr_int(f, "layers", path), s->L);
+        return;
+    }
     h5_read_attr_str(f, "cell", buf, sizeof buf, path);
     const LayerKind *kind = layer_kind_by_name(buf);
     if (!kind)
-        rt_die(EXIT_INPUT, "model file '%s': cell '%s', expected rnn, lstm or gru", path, buf);
+        rt_die(EXIT_INPUT, "model file '%s': cell '%s', expected %s", path, buf,
+               layer_kind_names());
     int64_t L = h5_read_attr_int(f, "layers", path), H = h5_read_attr_int(f, "hidden", path);
+    if (L < 1 || L > MODEL_MAX_LAYERS || H < 1 || H > 65536)
+        rt_die(EXIT_INPUT, "model file '%s': bad shape layers=%lld hidden=%lld (expected layers "
+               "1..%d, hidden 1..65536)", path, (long long)L, (long long)H, MODEL_MAX_LAYERS);
+    model_shape_uniform(s, kind, (int)L, (int)H);
+}
+
+int64_t model_io_read_header(hid_t f, const char *path, ModelShape *sp, Vocab *vocab) {
+    char buf[64];
+    h5_read_attr_str(f, "format", buf, sizeof buf, path);
+    if (strcmp(buf, "rnntrain-model") != 0 && strcmp(buf, "rnntrain-checkpoint") != 0)
+        rt_die(EXIT_INPUT, "model file '%s': format is '%s', expected 'rnntrain-model' or "
+               "'rnntrain-checkpoint'", path, buf);
+    int64_t version = h5_read_attr_int(f, "version", path);
+    if (version < 1 || version > MODEL_IO_VERSION)
+        rt_die(EXIT_INPUT, "model file '%s': format version %lld, this rnntrain reads versions "
+               "1 to %d (a newer rnntrain wrote it: use that one)", path, (long long)version,
+               MODEL_IO_VERSION);
+    ModelShape s;
+    memset(&s, 0, sizeof s);
+    read_stack(f, version, &s, path);
     int64_t E = h5_read_attr_int(f, "embed", path), V = h5_read_attr_int(f, "vocab_size", path);
     /* vocab_size is the head's width: a language model (it has a text vocabulary) needs at
      * least 2 symbols, a sequence-task head may have 1 output (regress --horizon 1) */
     int language_model = h5_attr_exists(f, "vocab_kind");
     int V_min = language_model ? 2 : 1;
-    if (L < 1 || L > MODEL_MAX_LAYERS || H < 1 || H > 65536 || E < 1 || E > 65536 || V < V_min ||
-        V > 0x110000)
-        rt_die(EXIT_INPUT, "model file '%s': bad shape layers=%lld hidden=%lld embed=%lld "
-               "vocab_size=%lld (expected layers 1..%d, hidden and embed 1..65536, vocab_size "
-               "%d..1114112 for a %s model)", path, (long long)L, (long long)H, (long long)E,
-               (long long)V, MODEL_MAX_LAYERS, V_min,
-               language_model ? "language" : "sequence-task");
-    model_shape_uniform(&s, kind, (int)L, (int)H);
+    if (E < 1 || E > 65536 || V < V_min || V > 0x110000)
+        rt_die(EXIT_INPUT, "model file '%s': bad shape embed=%lld vocab_size=%lld (expected "
+               "embed 1..65536, vocab_size %d..1114112 for a %s model)", path, (long long)E,
+               (long long)V, V_min, language_model ? "language" : "sequence-task");
     s.E = (int)E;
     s.V = (int)V;
     if (h5_attr_exists(f, "inputs")) {
@@ -138,6 +177,12 @@ static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
         h5_read_i32(f, "vocab", vocab->symbols, 1, vd, path);
     }
     *sp = s;
+    return version;
+}
+
+static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
+    hid_t f = h5_open_read(path, "model file");
+    model_io_read_header(f, path, sp, vocab);
     return f;
 }
 
@@ -151,7 +196,7 @@ void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab)
     free(path);
 }
 
-static void shape_text(const ModelShape *s, char *buf, size_t n) {
+void model_io_shape_text(const ModelShape *s, char *buf, size_t n) {
     char layers[512];
     model_shape_layers_text(s, layers, sizeof layers);
     snprintf(buf, n, "%s, %s %d, %d outputs%s", layers,
@@ -167,8 +212,8 @@ void model_io_load_weights(const char *path_in, Model *m, const Vocab *vocab) {
     const ModelShape *want = &m->shape;
     if (!model_shape_equal(&s, want)) {
         char have[700], need[700];
-        shape_text(&s, have, sizeof have);
-        shape_text(want, need, sizeof need);
+        model_io_shape_text(&s, have, sizeof have);
+        model_io_shape_text(want, need, sizeof need);
         rt_die(EXIT_INPUT, "--init-from '%s': the file holds a %s model, the run configures %s",
                path, have, need);
     }

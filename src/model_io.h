@@ -16,6 +16,21 @@ void model_io_write_params(hid_t f, const char *group, const Params *p, const fl
 /* Reads every tensor of p's layout from group/<name> into base; shapes must match. */
 void model_io_read_params(hid_t f, const char *group, const Params *p, float *base,
                           const char *path);
+#define MODEL_IO_VERSION 2
+#define MODEL_IO_STACK_MAX 1024
+
+/* The header shared by model files and checkpoints (format names which): version, the
+ * layer stack ("stack" = "lstm:512,gru:256", and per layer a group layers/l{k} with its
+ * kind, widths and state tensor names; "cell" and "hidden" too when all layers are one
+ * kind and width), embed, vocab_size, inputs, cond, in_vocab, config, and for language
+ * models the vocabulary (checksummed if checksums). */
+void model_io_write_header(hid_t f, const char *format, const Model *m, const Vocab *vocab,
+                           const char *config, int checksums, const char *path);
+/* Reads and validates that header (versions 1 and 2) into s and vocab (V = 0 for
+ * sequence-task models); returns the version. */
+int64_t model_io_read_header(hid_t f, const char *path, ModelShape *s, Vocab *vocab);
+/* "lstm:512,gru:256, embed 64, 256 outputs" for messages. */
+void model_io_shape_text(const ModelShape *s, char *buf, size_t n);
 /* vocab is NULL for sequence-task models (no text vocabulary). */
 void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config);
 /* path may be a directory holding model.h5. Builds m for B streams x Tmax steps and fills

@@ -233,9 +233,6 @@ static void parse_layers(ModelShape *shape, const TrainOptions *o) {
     }
     char err[512];
     if (!model_shape_parse_layers(shape, o->layers, err, sizeof err)) cli_bad("layers", "%s", err);
-    if (!model_shape_is_uniform(shape))
-        cli_bad("layers", "'%s': layers of different kinds or widths need model file format 2, "
-                "which this build cannot write yet", o->layers);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -415,8 +412,6 @@ int cmd_train(int argc, char **argv) {
     m->grad_ctx = &tr;
     if (N > 1 && !tr.deterministic) m->hooks.progress = progress_sums;
 
-    Rng rng;
-    rng_seed(&rng, (uint64_t)o.seed);
     InitKind ik = strcmp(o.init, "uniform") == 0      ? INIT_UNIFORM
                   : strcmp(o.init, "orthogonal") == 0 ? INIT_ORTHOGONAL
                                                       : INIT_PYTORCH;
@@ -442,7 +437,7 @@ int cmd_train(int argc, char **argv) {
     Schedule sched = {(SchedKind)sched_kind_by_name(o.schedule), o.lr, o.min_lr, o.warmup,
                       o.steps, o.decay_every, o.gamma};
 
-    Progress prog = {0, 0, 0, 0, 1.0, rng};
+    Progress prog = {0, 0, 0, 0, 1.0};
     RunShape rs = {o.batch, T_model, train_len};
     char *last_ckpt = NULL;
     if (o.resume) {

@@ -322,6 +322,36 @@ START_TEST(embedding_gradient_paths) {
 }
 END_TEST
 
+/* --init orthogonal: every gate block of every W_hh is orthogonal, W W^T = I. */
+START_TEST(orthogonal_init) {
+    for (int i = 0; layer_kinds[i]; i++) {
+        ModelShape s = {.E = 5, .V = V};
+        model_shape_uniform(&s, layer_kinds[i], 2, 16);
+        Model m;
+        model_init(&m, s, B, T);
+        model_init_weights(&m, INIT_ORTHOGONAL, 0.0f, 3);
+        int blocks = 0;
+        for (int t = 0; t < m.params.count; t++) {
+            const ParamTensor *pt = &m.params.tensors[t];
+            if (!strstr(pt->name, "weight_hh")) continue;
+            const float *w = params_value(&m.params, t);
+            int n = pt->cols;
+            for (int g = 0; g < pt->rows / n; g++, blocks++)
+                for (int r = 0; r < n; r++)
+                    for (int q = 0; q < n; q++) {
+                        double d = 0.0;
+                        for (int k = 0; k < n; k++)
+                            d += (double)w[((size_t)g * n + r) * n + k] * w[((size_t)g * n + q) * n + k];
+                        ck_assert_msg(fabs(d - (r == q)) < 1e-5, "%s %s block %d: (W W^T)[%d][%d] = %g",
+                                      layer_kinds[i]->name, pt->name, g, r, q, d);
+                    }
+        }
+        ck_assert_int_ge(blocks, 2);
+        model_free(&m);
+    }
+}
+END_TEST
+
 static Suite *gradcheck_suite(void) {
     Suite *s = suite_create("gradcheck");
     TCase *tc = tcase_create("finite-differences");
@@ -329,6 +359,7 @@ static Suite *gradcheck_suite(void) {
     tcase_add_test(tc, models_of_each_kind);
     tcase_add_test(tc, mixed_stack);
     tcase_add_test(tc, embedding_gradient_paths);
+    tcase_add_test(tc, orthogonal_init);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;

@@ -98,7 +98,11 @@ static void fill_orthogonal(float *w, int n, int ld, Rng *rng) {
         for (int k = 0; k < n; k++) norm += qi[k] * qi[k];
         norm = sqrt(norm);
         REQUIRE(norm > 1e-12);
-        for (int k = 0; k < n; k++) w[(size_t)i * ld + k] = (float)(qi[k] / norm);
+        /* normalised in place: the later rows are projected on unit vectors */
+        for (int k = 0; k < n; k++) {
+            qi[k] /= norm;
+            w[(size_t)i * ld + k] = (float)qi[k];
+        }
     }
     free(q);
 }
