@@ -84,28 +84,55 @@ static void set_value(CliOption *o, const char *v) {
     }
 }
 
-void cli_print_help(const char *command, const char *summary, const CliOption *opts,
-                    int nopts) {
+/* The value of o as text ("" for an unset string or a flag). */
+static void value_text(const CliOption *o, char *buf, size_t size) {
+    buf[0] = 0;
+    switch (o->type) {
+    case CLI_STR:
+        if (*(char **)o->dest) snprintf(buf, size, "%s", *(char **)o->dest);
+        break;
+    case CLI_INT:
+        snprintf(buf, size, "%d", *(int *)o->dest);
+        break;
+    case CLI_I64:
+        snprintf(buf, size, "%lld", (long long)*(int64_t *)o->dest);
+        break;
+    case CLI_DOUBLE:
+        snprintf(buf, size, "%g", *(double *)o->dest);
+        break;
+    default:
+        break;
+    }
+}
+
+/* defaults[i]: option i's value before parsing, shown as its default unless the help text
+ * says it itself. */
+static void print_help(const char *command, const char *summary, const CliOption *opts,
+                       int nopts, char (*defaults)[64]) {
     printf("usage: rnntrain %s [options]\n\n%s\n\noptions:\n", command, summary);
     for (int i = 0; i < nopts; i++) {
         const CliOption *o = &opts[i];
-        char left[96];
+        char left[96], dflt[96] = "";
         if (o->type == CLI_FLAG)
             snprintf(left, sizeof left, "--%s", o->name);
         else
             snprintf(left, sizeof left, "--%s %s%s", o->name, o->metavar ? o->metavar : "X",
                      o->type == CLI_LIST ? "..." : "");
-        printf("  %-30s %s%s\n", left, o->help, o->required ? " (required)" : "");
+        if (defaults[i][0] && !strstr(o->help, "(default") && !o->required)
+            snprintf(dflt, sizeof dflt, " (default %s)", defaults[i]);
+        printf("  %-30s %s%s%s\n", left, o->help, dflt, o->required ? " (required)" : "");
     }
     printf("  %-30s %s\n", "--help", "show this help and exit");
 }
 
 void cli_parse(const char *command, const char *summary, CliOption *opts, int nopts, int argc,
                char **argv) {
+    char (*defaults)[64] = rt_calloc((size_t)(nopts ? nopts : 1), sizeof *defaults, "defaults");
+    for (int i = 0; i < nopts; i++) value_text(&opts[i], defaults[i], sizeof defaults[i]);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            if (dist_rank() == 0) cli_print_help(command, summary, opts, nopts);
+            if (dist_rank() == 0) print_help(command, summary, opts, nopts, defaults);
             fflush(stdout);
             dist_finalize();
             exit(0);
@@ -146,6 +173,7 @@ void cli_parse(const char *command, const char *summary, CliOption *opts, int no
         }
         set_value(o, v);
     }
+    free(defaults);
     for (int k = 0; k < nopts; k++)
         if (opts[k].required && !opts[k].seen)
             rt_die(EXIT_USAGE, "%s: option --%s is required (see 'rnntrain %s --help')",

@@ -29,11 +29,10 @@ typedef struct {
 } CliList;
 
 /* Parses argv[0..argc) (argv[0] is the subcommand name). Prints help and exits 0 on
- * --help; dies with EXIT_USAGE on anything wrong. */
+ * --help (each option's value before parsing is shown as its default, unless its help
+ * text names one); dies with EXIT_USAGE on anything wrong. */
 void cli_parse(const char *command, const char *summary, CliOption *opts, int nopts, int argc,
                char **argv);
-void cli_print_help(const char *command, const char *summary, const CliOption *opts,
-                    int nopts);
 /* Appends "name=value\n" for every option to buf (the effective configuration). */
 void cli_format_config(const CliOption *opts, int nopts, char *buf, size_t size);
 /* Dies with EXIT_USAGE: "--<option>: <message>". */

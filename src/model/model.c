@@ -216,7 +216,9 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     m->ws_floats = need;
     m->logits = m->ws;
     m->inputs = rt_calloc(rows, sizeof *m->inputs, "chunk inputs");
-    m->dbuf = rt_alloc_floats(rows * widest, "layer gradients");
+    size_t dfloats = rows * widest;
+    if (s.C > 0 && (size_t)B * CW > dfloats) dfloats = (size_t)B * CW;
+    m->dbuf = rt_alloc_floats(dfloats, "layer gradients");
     if (s.C > 0) {
         m->cond_in = rt_alloc_floats((size_t)B * s.C, "conditioning");
         m->cond_h0 = rt_alloc_floats((size_t)B * CW, "conditioned states");
@@ -293,6 +295,8 @@ static void forward_stack(Model *m, ModelState *st, int T) {
     const ModelShape *s = &m->shape;
     REQUIRE(st->B == m->B && st->L == s->L);
     size_t rows = (size_t)T * m->B;
+    m->cond_used = m->cond_set;
+    m->cond_set = 0;
     const float *x = m->x0;
     for (int k = 0; k < s->L; k++) {
         Layer *l = &m->layers[k];
@@ -340,6 +344,7 @@ void model_set_condition(Model *m, ModelState *st, const float *c) {
         for (int j = 0; j < CW; j++) m->cond_h0[(size_t)b * CW + j] += bc[j];
     activ_tanh(m->cond_h0, m->cond_h0, (size_t)B * CW);
     model_state_zero(st);
+    m->cond_set = 1;
     for (int k = 0, off = 0; k < s->L; off += s->layer[k].H, k++) {
         int H = s->layer[k].H;
         REQUIRE(st->width[k][0] == H);
@@ -416,7 +421,8 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
     int B = m->B, Htop = model_top_width(s);
     size_t rows = (size_t)T * B;
     REQUIRE(T == m->T_last);
-    if (s->C > 0 && !dstate0) dstate0 = &m->dstate; /* conditioning needs dLoss/dh0 */
+    int cond = s->C > 0 && m->cond_used; /* a chunk that started from the conditioning */
+    if (cond && !dstate0) dstate0 = &m->dstate; /* which needs dLoss/dh0 */
     const float *ytop = m->layers[s->L - 1].y;
     /* head: dW += dlogits^T y, db += colsum(dlogits), dy = dlogits W */
     la_matmul_tn(params_grad(p, m->head_w), m->logits, ytop, s->V, Htop, (int)rows, 1.0f);
@@ -461,10 +467,10 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
         }
         tensors_ready(m, m->emb, 1);
     }
-    if (s->C > 0) {
+    if (s->C > 0 && cond) {
         /* h0 = tanh(c W^T + b): dpre (B, sum H_k) = dh0 * (1 - h0^2), dW += dpre^T c */
         int CW = model_cond_width(s);
-        float *dpre = m->dbuf; /* free now: (B, sum H_k) fits in (Tmax*B, max(E,H_k)) */
+        float *dpre = m->dbuf; /* free now; sized for (B, sum H_k) too */
         for (int b = 0; b < B; b++)
             for (int k = 0, off = 0; k < s->L; off += s->layer[k].H, k++) {
                 int H = s->layer[k].H;
@@ -476,8 +482,8 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
             }
         la_matmul_tn(params_grad(p, m->cond_w), dpre, m->cond_in, CW, s->C, B, 1.0f);
         la_colsum_add(params_grad(p, m->cond_b), dpre, B, CW);
-        tensors_ready(m, m->cond_w, 2);
     }
+    if (s->C > 0) tensors_ready(m, m->cond_w, 2); /* final, also when this chunk added nothing */
 }
 
 double model_forward_flops_per_token(const Model *m) {

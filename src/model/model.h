@@ -106,6 +106,8 @@ struct Model {
     float *cond_in;   /* (B,C) conditioning of the current sequences */
     float *cond_h0;   /* (B,sum H_k) tanh(W_c c + b_c) */
     ModelState dstate; /* conditioning: gradient w.r.t. the initial states */
+    int cond_set, cond_used; /* set: the next forward starts from the conditioning; used: the
+                                last one did (only then does backward train cond.*) */
     /* Set by the trainer: progress lets finished gradient sums advance during long backward
      * loops; grad_ready is called during model_backward as soon as a contiguous range of
      * the gradient (in floats, from params.grad) is final: the head, then each layer from

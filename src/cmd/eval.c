@@ -1,4 +1,5 @@
-#include "eval.h"
+/* rnntrain eval and rnntrain predict: a trained model over a split, through the one
+ * evaluation loop of every task (tasks/metrics.h). */
 
 #include <math.h>
 #include <stdio.h>
@@ -13,31 +14,8 @@
 #include "linalg.h"
 #include "model_io.h"
 #include "seq.h"
-#include "seqeval.h"
-
-EvalResult eval_split(Model *m, const TokenFile *tf, const char *split, int S) {
-    int N = dist_size();
-    REQUIRE(S % N == 0 && m->B == S / N);
-    StreamReader sr;
-    stream_init(&sr, tf, split, S, dist_rank() * m->B, m->B, m->Tmax, 0);
-    ModelState st; /* from zero, whatever state m's owner carries elsewhere */
-    model_state_init(&st, m, m->B);
-    double sums[2] = {0.0, 0.0};
-    for (int64_t cursor = 0;; cursor += m->Tmax) {
-        int T = stream_read(&sr, cursor);
-        if (T == 0) break;
-        model_forward(m, &st, sr.inputs, T);
-        sums[0] += model_loss(m, sr.targets, T, 0.0f, 0);
-        sums[1] += (double)T * m->B;
-    }
-    model_state_free(&st);
-    stream_free(&sr);
-    dist_sum_f64(sums, 2);
-    EvalResult r = {sums[0], (int64_t)sums[1]};
-    return r;
-}
-
-double eval_nats(EvalResult r) { return r.tokens > 0 ? r.nats_sum / (double)r.tokens : NAN; }
+#include "metrics.h"
+#include "task.h"
 
 /* The model must read the same symbols as the data. */
 static void check_vocab_match(const Vocab *model_vocab, const TokenFile *tf,
@@ -84,26 +62,26 @@ int cmd_predict(int argc, char **argv) {
     if (!seq_is_sequence_file(data_path))
         cli_bad("data", "'%s' is not a sequence dataset (format rnntrain-sequences); for language "
                 "models use 'rnntrain eval' and 'rnntrain sample'", data_path);
-    SeqFile sf;
-    seq_open(&sf, data_path);
+    Task task;
+    task_open(&task, data_path, 0);
     Model m;
     Vocab none;
-    model_io_load(model_path, &m, batch, sf.T, &none);
-    check_seq_model(&m, &sf, model_path);
+    model_io_load(model_path, &m, batch, task.sf.T, &none);
+    check_seq_model(&m, &task.sf, model_path);
     int s = seq_split_index(split);
     if (dist_rank() == 0) {
         FILE *f = fopen(out, "w");
         if (!f) cli_bad("output", "cannot open '%s' for writing", out);
-        SeqMetrics mt;
-        seq_metrics_init(&mt, &sf);
-        seq_evaluate(&m, &sf, s, &mt, f);
+        Metrics mt;
+        metrics_init(&mt, &task);
+        task_evaluate(&m, &task, s, &mt, f);
         if (fclose(f) != 0) cli_bad("output", "writing '%s' failed", out);
-        seq_metrics_print(&sf, &mt, split, 0);
-        seq_metrics_free(&mt);
+        metrics_print(&task, &mt, split, 0);
+        metrics_free(&mt);
     }
     model_free(&m);
     vocab_free(&none);
-    seq_close(&sf);
+    task_close(&task);
     return 0;
 }
 
@@ -131,44 +109,26 @@ int cmd_eval(int argc, char **argv) {
     if (batch % dist_size() != 0)
         cli_bad("batch", "%d streams cannot be shared evenly by %d ranks", batch, dist_size());
     la_setup(threads);
-    if (seq_is_sequence_file(data_path)) {
-        SeqFile sf;
-        seq_open(&sf, data_path);
-        Model sm;
-        Vocab none;
-        model_io_load(model_path, &sm, batch / dist_size(), sf.T, &none);
-        check_seq_model(&sm, &sf, model_path);
-        int s = seq_split_index(split);
-        if (sf.n[s] == 0)
-            rt_die(EXIT_INPUT, "data file '%s': split '%s' has no sequences", data_path, split);
-        SeqMetrics mt;
-        seq_metrics_init(&mt, &sf);
-        seq_evaluate(&sm, &sf, s, &mt, NULL);
-        seq_metrics_print(&sf, &mt, split, json);
-        seq_metrics_free(&mt);
-        model_free(&sm);
-        vocab_free(&none);
-        seq_close(&sf);
-        return 0;
-    }
-    TokenFile tf;
-    data_open(&tf, data_path);
+    Task task;
+    task_open(&task, data_path, 0);
     Model m;
     Vocab vocab;
-    model_io_load(model_path, &m, batch / dist_size(), bptt, &vocab);
-    check_vocab_match(&vocab, &tf, model_path);
-    EvalResult r = eval_split(&m, &tf, split, batch);
-    double nats = eval_nats(r), bits = nats / log(2.0);
-    if (dist_rank() == 0) {
-        if (json)
-            printf("{\"split\": \"%s\", \"nats\": %.9g, \"bits\": %.9g, \"perplexity\": %.9g, "
-                   "\"tokens\": %lld}\n", split, nats, bits, exp(nats), (long long)r.tokens);
-        else
-            printf("%s: %.4f nats/token | %.4f bits/token | perplexity %.3f | %lld tokens\n",
-                   split, nats, bits, exp(nats), (long long)r.tokens);
+    int s = seq_split_index(split);
+    model_io_load(model_path, &m, batch / dist_size(), task.lm ? bptt : task.sf.T, &vocab);
+    if (task.lm) {
+        check_vocab_match(&vocab, &task.tf, model_path);
+    } else {
+        check_seq_model(&m, &task.sf, model_path);
+        if (task.sf.n[s] == 0)
+            rt_die(EXIT_INPUT, "data file '%s': split '%s' has no sequences", data_path, split);
     }
+    Metrics mt;
+    metrics_init(&mt, &task);
+    task_evaluate(&m, &task, s, &mt, NULL);
+    metrics_print(&task, &mt, split, json);
+    metrics_free(&mt);
     model_free(&m);
     vocab_free(&vocab);
-    data_close(&tf);
+    task_close(&task);
     return 0;
 }

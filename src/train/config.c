@@ -1,0 +1,149 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common.h"
+#include "dist.h"
+
+/* The defaults: written here and nowhere else (help shows them from here). */
+static const TrainConfig defaults = {
+    .cell = "lstm", .layers = "2", .optim = "adam", .init = "pytorch", .schedule = "constant",
+    .hidden = 256, .embed = 0, .batch = 32, .bptt = 64, .threads = 1, .eval_batch = 32,
+    .micro_batch = 4, .steps = 1000, .seed = 1234, .print_every = 50, .eval_every = 0,
+    .warmup = 0, .decay_every = 1000, .verify_every = 0, .ckpt_every = 0, .keep = 3,
+    .max_bad = 10, .ckpt_minutes = 15.0, .rollback_factor = 0.5, .lr = 2e-3, .clip = 5.0,
+    .init_scale = 0.08, .min_lr = 0.0, .gamma = 0.5, .weight_decay = 0.0, .momentum = 0.9,
+    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99};
+
+void train_config_defaults(TrainConfig *c) { *c = defaults; }
+
+#define INF 1e308
+/* The option table over c; help texts name no default (cli appends it from the value). */
+static int option_table(TrainConfig *c, CliOption *o) {
+    CliOption table[] = {
+        {"data", CLI_STR, &c->data, "DATA.h5", "token or sequence dataset (rnntrain prepare)", 1, 0, NULL, 1, 0},
+        {"out", CLI_STR, &c->out, "DIR", "output directory: model.h5, metrics.jsonl", 1, 0, NULL, 1, 0},
+        {"model", CLI_STR, &c->cell, "KIND", "layer kind of the --layers/--hidden shorthand", 1, 0,
+         "rnn|lstm|gru", 0, 0},
+        {"layers", CLI_STR, &c->layers, "L|LIST", "stacked layers of --model and --hidden, or a "
+         "list of KIND:WIDTH, e.g. lstm:512,gru:256 (then --model and --hidden are not used)", 1,
+         0, NULL, 0, 0},
+        {"hidden", CLI_INT, &c->hidden, "H", "hidden size", 1, 65536, NULL, 0, 0},
+        {"embed", CLI_INT, &c->embed, "E", "embedding width; 0 = the first layer's width", 0, 65536, NULL, 0, 0},
+        {"batch", CLI_INT, &c->batch, "B", "GLOBAL number of streams (sequences per step); each "
+         "of N ranks takes B/N", 1, 1 << 20, NULL, 0, 0},
+        {"bptt", CLI_INT, &c->bptt, "T", "truncated-BPTT chunk length; sequence tasks: given, "
+         "sequences are cut into chunks of T (state carried within a sequence), else each "
+         "sequence is one chunk", 1, 1 << 20, NULL, 0, 0},
+        {"optim", CLI_STR, &c->optim, "NAME", "optimizer", 1, 0, "sgd|adam|adamw|rmsprop", 0, 0},
+        {"lr", CLI_DOUBLE, &c->lr, "X", "learning rate", 1e-300, 1e6, NULL, 0, 0},
+        {"clip", CLI_DOUBLE, &c->clip, "C", "clip the global gradient norm to C; 0 = off", 0, INF, NULL, 0, 0},
+        {"steps", CLI_I64, &c->steps, "N", "updates to run; 0 writes the model as initialised, "
+         "loaded or resumed, and stops", 0, 1e15, NULL, 0, 0},
+        {"seed", CLI_I64, &c->seed, "S", "random seed", 0, 9e15, NULL, 0, 0},
+        {"log", CLI_STR, &c->log, "FILE", "metrics, JSON lines (default OUT/metrics.jsonl)", 1, 0, NULL, 0, 0},
+        {"init", CLI_STR, &c->init, "KIND", "initialisation", 1, 0, "pytorch|uniform|orthogonal", 0, 0},
+        {"init-scale", CLI_DOUBLE, &c->init_scale, "A", "uniform init: U(-A, A)", 1e-12, 1e6, NULL, 0, 0},
+        {"schedule", CLI_STR, &c->schedule, "KIND", "learning-rate schedule", 1, 0,
+         "constant|cosine|step", 0, 0},
+        {"warmup", CLI_I64, &c->warmup, "N", "linear warm-up steps", 0, 1e15, NULL, 0, 0},
+        {"min-lr", CLI_DOUBLE, &c->min_lr, "X", "cosine: final learning rate", 0, 1e6, NULL, 0, 0},
+        {"decay-every", CLI_I64, &c->decay_every, "N", "step: decay every N steps", 1, 1e15, NULL, 0, 0},
+        {"decay-gamma", CLI_DOUBLE, &c->gamma, "G", "step: multiply lr by G", 1e-12, 1, NULL, 0, 0},
+        {"weight-decay", CLI_DOUBLE, &c->weight_decay, "W", "L2 (sgd/adam/rmsprop) or decoupled "
+         "(adamw) weight decay", 0, 1e6, NULL, 0, 0},
+        {"momentum", CLI_DOUBLE, &c->momentum, "M", "sgd momentum", 0, 0.999999, NULL, 0, 0},
+        {"beta1", CLI_DOUBLE, &c->beta1, "B1", "adam beta1", 0, 0.999999, NULL, 0, 0},
+        {"beta2", CLI_DOUBLE, &c->beta2, "B2", "adam beta2", 0, 0.99999999, NULL, 0, 0},
+        {"eps", CLI_DOUBLE, &c->eps, "E", "adam/rmsprop epsilon", 1e-300, 1, NULL, 0, 0},
+        {"rms-alpha", CLI_DOUBLE, &c->rms_alpha, "A", "rmsprop smoothing", 0, 0.999999, NULL, 0, 0},
+        {"threads", CLI_INT, &c->threads, "K", "BLAS threads per rank", 1, 256, NULL, 0, 0},
+        {"print-every", CLI_I64, &c->print_every, "N", "progress line every N steps", 1, 1e15, NULL, 0, 0},
+        {"eval-every", CLI_I64, &c->eval_every, "N", "validate every N steps; 0 = only at the end", 0, 1e15, NULL, 0, 0},
+        {"verify-every", CLI_I64, &c->verify_every, "N", "check every N steps that all ranks hold "
+         "bitwise identical parameters; 0 = never", 0, 1e15, NULL, 0, 0},
+        {"eval-batch", CLI_INT, &c->eval_batch, "S", "streams (sequences) per validation pass", 1, 1 << 20, NULL, 0, 0},
+        {"deterministic", CLI_FLAG, &c->deterministic, NULL, "bitwise identical results on any "
+         "number of ranks (same --batch): fixed micro-batches, fixed-point gradient sums", 1, 0, NULL, 0, 0},
+        {"micro-batch", CLI_INT, &c->micro_batch, "M", "--deterministic: streams per micro-batch; "
+         "must divide batch/ranks", 1, 1 << 20, NULL, 0, 0},
+        {"ckpt-dir", CLI_STR, &c->ckpt_dir, "DIR", "checkpoint directory (default OUT/checkpoints)", 1, 0, NULL, 0, 0},
+        {"ckpt-every", CLI_I64, &c->ckpt_every, "N", "checkpoint every N steps; 0 = off", 0, 1e15, NULL, 0, 0},
+        {"ckpt-minutes", CLI_DOUBLE, &c->ckpt_minutes, "M", "checkpoint every M minutes; 0 = off", 0, 1e9, NULL, 0, 0},
+        {"keep", CLI_I64, &c->keep, "K", "keep the K newest checkpoints; 0 = all", 0, 1e9, NULL, 0, 0},
+        {"resume", CLI_STR, &c->resume, "auto|PATH", "continue from the newest valid checkpoint "
+         "in the checkpoint directory (auto; starts afresh if there is none) or from PATH", 1, 0, NULL, 0, 0},
+        {"init-from", CLI_STR, &c->init_from, "MODEL", "start from the weights of a model file, "
+         "training directory or checkpoint of the same shape and vocabulary (warm start, "
+         "fine-tuning, or weights exported from PyTorch); optimizer state starts afresh; "
+         "ignored when --resume finds a checkpoint", 1, 0, NULL, 0, 0},
+        {"max-bad-steps", CLI_I64, &c->max_bad, "K", "after K non-finite steps in a row, roll back "
+         "to the last checkpoint with a lower lr", 1, 1e9, NULL, 0, 0},
+        {"rollback-lr-factor", CLI_DOUBLE, &c->rollback_factor, "F", "lr multiplier after a "
+         "rollback", 1e-6, 1, NULL, 0, 0},
+    };
+    int n = (int)(sizeof table / sizeof *table);
+    if (o) memcpy(o, table, sizeof table);
+    return n;
+}
+
+/* --layers: a count of --model layers of --hidden units, or a KIND:WIDTH list. */
+static void parse_layers(TrainConfig *c) {
+    char *end;
+    long L = strtol(c->layers, &end, 10);
+    memset(&c->stack, 0, sizeof c->stack);
+    if (*c->layers && *end == 0) {
+        if (L < 1 || L > MODEL_MAX_LAYERS)
+            cli_bad("layers", "expected an integer in [1, %d] or a KIND:WIDTH list, found '%s'",
+                    MODEL_MAX_LAYERS, c->layers);
+        model_shape_uniform(&c->stack, layer_kind_by_name(c->cell), (int)L, c->hidden);
+        return;
+    }
+    char err[512];
+    if (!model_shape_parse_layers(&c->stack, c->layers, err, sizeof err))
+        cli_bad("layers", "%s", err);
+}
+
+void train_config_parse(TrainConfig *c, int argc, char **argv) {
+    train_config_defaults(c);
+    CliOption opts[64];
+    int n = option_table(c, opts);
+    cli_parse("train", "Train a model (language model or sequence task) with truncated BPTT; "
+              "data-parallel over MPI ranks.", opts, n, argc, argv);
+    for (int i = 0; i < n; i++)
+        if (strcmp(opts[i].name, "bptt") == 0) c->bptt_given = opts[i].seen;
+    train_config_finish(c);
+}
+
+void train_config_finish(TrainConfig *c) {
+    int N = c->ranks = dist_size();
+    if (c->batch % N != 0)
+        cli_bad("batch", "%d streams cannot be shared evenly by %d ranks (use a multiple of %d)",
+                c->batch, N, N);
+    if (c->eval_batch % N != 0)
+        cli_bad("eval-batch", "%d streams cannot be shared evenly by %d ranks", c->eval_batch, N);
+    c->B_local = c->batch / N;
+    if (c->deterministic && c->B_local % c->micro_batch != 0)
+        cli_bad("micro-batch", "%d does not divide the %d streams of each rank (--batch %d over "
+                "%d ranks)", c->micro_batch, c->B_local, c->batch, N);
+    c->B_micro = c->deterministic ? c->micro_batch : c->B_local;
+    parse_layers(c);
+    if (c->embed == 0) c->embed = c->stack.layer[0].H;
+    snprintf(c->ckpt_path, sizeof c->ckpt_path, "%s", c->ckpt_dir ? c->ckpt_dir : "");
+    if (!c->ckpt_dir) snprintf(c->ckpt_path, sizeof c->ckpt_path, "%s/checkpoints", c->out);
+    snprintf(c->metrics_path, sizeof c->metrics_path, "%s", c->log ? c->log : "");
+    if (!c->log) snprintf(c->metrics_path, sizeof c->metrics_path, "%s/metrics.jsonl", c->out);
+    CliOption opts[64];
+    int n = option_table(c, opts);
+    free(c->text);
+    c->text = rt_calloc(1, 65536, "configuration");
+    cli_format_config(opts, n, c->text, 65536);
+}
+
+void train_config_free(TrainConfig *c) {
+    free(c->text);
+    c->text = NULL;
+}

@@ -1,0 +1,38 @@
+/* config: every option of rnntrain train in one object, each default written once (in
+ * config.c), the option table and --help generated from it, validated against the rank
+ * count, and the effective configuration as text (stored in model files and checkpoints,
+ * compared across ranks). Tests fill one with train_config_defaults and train_config_finish
+ * and drive the trainer in-process. */
+#ifndef RNNTRAIN_CONFIG_H
+#define RNNTRAIN_CONFIG_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct {
+    char *data, *out, *cell, *layers, *optim, *log, *init, *schedule, *ckpt_dir, *resume,
+        *init_from;
+    int hidden, embed, batch, bptt, threads, eval_batch, deterministic, micro_batch;
+    int64_t steps, seed, print_every, eval_every, warmup, decay_every, verify_every;
+    int64_t ckpt_every, keep, max_bad;
+    double ckpt_minutes, rollback_factor;
+    double lr, clip, init_scale, min_lr, gamma, weight_decay, momentum, beta1, beta2, eps,
+        rms_alpha;
+    /* set by train_config_finish */
+    int bptt_given;        /* --bptt was given: sequence tasks cut sequences into chunks */
+    ModelShape stack;      /* the layers (kinds and widths) of --model/--layers/--hidden */
+    int ranks, B_local, B_micro;
+    char ckpt_path[4096], metrics_path[4096];
+    char *text;            /* key=value lines */
+} TrainConfig;
+
+void train_config_defaults(TrainConfig *c);
+/* Parses argv into c (defaults first); prints help and exits on --help; dies with status 2
+ * naming the option on anything wrong; then train_config_finish. */
+void train_config_parse(TrainConfig *c, int argc, char **argv);
+/* Validates c against the rank count and fills the derived fields and the text. */
+void train_config_finish(TrainConfig *c);
+void train_config_free(TrainConfig *c);
+
+#endif

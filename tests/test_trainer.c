@@ -1,0 +1,188 @@
+/* The trainer driven in-process (train/trainer.h), and the task pipeline's promises:
+ *   - sequences cut into TBPTT chunks: --bptt covering the sequence is full BPTT (bitwise
+ *     the run without --bptt); shorter chunks carry the state within a sequence and reset
+ *     it between sequences, so the forward (the first step's loss, a validation) is the
+ *     same as unchunked, while the gradient is truncated (the parameters after a few steps
+ *     differ) and training still learns;
+ *   - --deterministic for sequence tasks: 1, 2 and 4 ranks give bitwise the same parameters
+ *     (classify; and generate, whose conditioning only trains from a sequence's first
+ *     chunk, cut into chunks of 4);
+ *   - the skip and rollback of non-finite steps through the callbacks (no environment).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "test_seqfile.h"
+#include "trainer.h"
+
+static char dir[256], tag_path[512];
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/rnntrain-test-trainer-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(tag_path, sizeof tag_path, "%s/tag.h5", dir);
+    Spec sp = {.N = 48, .T = 12, .D = 3, .K = 2, .tag = 1};
+    write_seq_file(tag_path, &sp);
+}
+
+static void teardown(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(test_status(cmd), 0);
+}
+
+static void config(TrainConfig *c, const char *data, const char *out, int bptt) {
+    train_config_defaults(c);
+    c->data = (char *)data;
+    c->out = (char *)out;
+    c->cell = "gru";
+    c->layers = "2";
+    c->hidden = 8;
+    c->batch = 8;
+    c->eval_batch = 8;
+    c->lr = 1e-2;
+    c->steps = 6;
+    c->ckpt_minutes = 0;
+    c->bptt = bptt;
+    c->bptt_given = bptt > 0;
+    train_config_finish(c);
+}
+
+typedef struct {
+    double first_loss, valid0, last_loss;
+    float *params;
+    size_t n;
+} Run;
+
+static Run run(const char *name, int bptt) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    TrainConfig c;
+    config(&c, tag_path, out, bptt);
+    Trainer *t = trainer_init(&c, NULL);
+    Run r;
+    r.valid0 = trainer_evaluate(t).loss;
+    for (int i = 0; i < 6; i++) {
+        StepResult s = trainer_step(t);
+        ck_assert(s.updated);
+        if (i == 0) r.first_loss = s.loss;
+        r.last_loss = s.loss;
+    }
+    Params *p = &t->model.params;
+    r.n = p->total;
+    r.params = malloc(r.n * sizeof(float));
+    memcpy(r.params, p->value, r.n * sizeof(float));
+    trainer_free(t);
+    train_config_free(&c);
+    return r;
+}
+
+START_TEST(tbptt_over_sequences) {
+    Run full = run("full", 0), covering = run("covering", 12), chunked = run("chunked", 4);
+    ck_assert(full.n == covering.n && full.n == chunked.n);
+    ck_assert_msg(memcmp(full.params, covering.params, full.n * sizeof(float)) == 0,
+                  "--bptt 12 over 12-step sequences differs from full BPTT");
+    ck_assert_msg(fabs(chunked.first_loss - full.first_loss) <= 1e-9 * full.first_loss,
+                  "chunked forward loss %.12g vs %.12g: the state is not carried within a "
+                  "sequence", chunked.first_loss, full.first_loss);
+    ck_assert_msg(fabs(chunked.valid0 - full.valid0) <= 1e-9 * full.valid0,
+                  "chunked validation %.12g vs %.12g: state carried or reset wrongly",
+                  chunked.valid0, full.valid0);
+    ck_assert_msg(memcmp(full.params, chunked.params, full.n * sizeof(float)) != 0,
+                  "chunks of 4 should truncate the gradient");
+    ck_assert_msg(chunked.last_loss < chunked.first_loss, "chunked TBPTT did not learn: %g -> %g",
+                  chunked.first_loss, chunked.last_loss);
+    printf("tbptt over sequences: loss %.6f -> %.6f (chunks of 4), %.6f -> %.6f (full)\n",
+           chunked.first_loss, chunked.last_loss, full.first_loss, full.last_loss);
+    free(full.params);
+    free(covering.params);
+    free(chunked.params);
+}
+END_TEST
+
+/* Through the binary: --deterministic on 1, 2 and 4 ranks, bitwise. */
+static void deterministic_on_ranks(const char *prepare, const char *train, const char *what) {
+    char cmd[4096], out[8192];
+    snprintf(cmd, sizeof cmd, "%s prepare --csv %s/datasets/digits.csv %s --output %s/%s.h5",
+             RNNTRAIN_BIN, SOURCE_DIR, prepare, dir, what);
+    ck_assert_msg(test_capture(cmd, out, sizeof out) == 0, "%s", out);
+    float *ref = NULL;
+    size_t nref = 0;
+    for (int np = 1; np <= 4; np *= 2) {
+        snprintf(cmd, sizeof cmd, "%s -np %d %s train --data %s/%s.h5 --out %s/%s%d %s "
+                 "--deterministic --micro-batch 2 --batch 8 --steps 8 --ckpt-minutes 0", MPIEXEC,
+                 np, RNNTRAIN_BIN, dir, what, dir, what, np, train);
+        ck_assert_msg(test_capture(cmd, out, sizeof out) == 0, "%d ranks: %s", np, out);
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s%d/model.h5", dir, what, np);
+        size_t n;
+        float *p = test_model_params(path, &n);
+        if (!ref) {
+            ref = p;
+            nref = n;
+            continue;
+        }
+        ck_assert_msg(n == nref && memcmp(p, ref, n * sizeof(float)) == 0,
+                      "%s: %d ranks differ from 1 rank", what, np);
+        free(p);
+    }
+    free(ref);
+}
+
+START_TEST(deterministic_sequence_tasks) {
+    deterministic_on_ranks("--task classify --steps 8 --features 8", "--model lstm --layers 1 "
+                           "--hidden 16", "classify");
+    deterministic_on_ranks("--task generate --steps 8 --features 8", "--model gru --layers 2 "
+                           "--hidden 8 --bptt 4", "generate");
+}
+END_TEST
+
+/* Non-finite losses from the callback: skipped, then a rollback to the last checkpoint. */
+typedef struct {
+    int64_t from, count;
+} Poison;
+
+static void poison(void *ctx, int64_t step, double *loss) {
+    Poison *p = ctx;
+    if (step >= p->from && p->count > 0) {
+        *loss = NAN;
+        p->count--;
+    }
+}
+
+START_TEST(skip_and_rollback_by_callback) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/poison", dir);
+    TrainConfig c;
+    config(&c, tag_path, out, 0);
+    c.max_bad = 2;
+    Poison p = {3, 2};
+    TrainerCallbacks cb = {poison, &p};
+    Trainer *t = trainer_init(&c, &cb);
+    for (int i = 0; i < 2; i++) ck_assert(trainer_step(t).updated);
+    trainer_checkpoint(t); /* at step 2 */
+    ck_assert(trainer_step(t).updated); /* step 3 */
+    StepResult s = trainer_step(t);     /* step 4: poisoned, skipped */
+    ck_assert(!s.updated && !s.rolled_back && t->progress.skipped == 1);
+    s = trainer_step(t); /* poisoned again: the second in a row rolls back */
+    ck_assert(s.rolled_back && t->progress.step == 2 && t->progress.lr_scale == 0.5);
+    ck_assert(trainer_step(t).updated);
+    trainer_free(t);
+    train_config_free(&c);
+}
+END_TEST
+
+static Suite *trainer_suite(void) {
+    Suite *s = suite_create("trainer");
+    TCase *tc = tcase_create("trainer");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, tbptt_over_sequences);
+    tcase_add_test(tc, deterministic_sequence_tasks);
+    tcase_add_test(tc, skip_and_rollback_by_callback);
+    tcase_set_timeout(tc, 200);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TEST_MAIN(trainer_suite)
