@@ -59,6 +59,13 @@ static void inject_nan(void *ctx, int64_t step, double *loss) {
 
 static int due(int64_t done, int64_t every) { return every > 0 && done % every == 0; }
 
+static void validate(Trainer *t, Report *rep, int64_t *validated) {
+    double t0 = rt_seconds();
+    ValidReport v = trainer_evaluate(t);
+    report_valid(rep, t->progress.step, &v, rt_seconds() - t0);
+    *validated = t->progress.step;
+}
+
 int cmd_train(int argc, char **argv) {
     TrainConfig c;
     train_config_parse(&c, argc, argv);
@@ -74,6 +81,7 @@ int cmd_train(int argc, char **argv) {
                 3.0 * model_forward_flops_per_token(&t->model));
     double t_ckpt = rt_seconds();
     int stopped = 0;
+    int64_t validated = -1; /* step of the last validation */
     while (t->progress.step < c.steps) {
         StepResult s = trainer_step(t);
         if (s.rolled_back) continue;
@@ -101,12 +109,12 @@ int cmd_train(int argc, char **argv) {
         if (due(done, c.print_every) || done == c.steps)
             report_progress(&rep, done, trainer_epoch(t), s.lr, s.grad_norm, t->progress.skipped,
                             t->comm_wait);
-        if ((due(done, c.eval_every) || done == c.steps) && t->has_valid) {
-            double t0 = rt_seconds();
-            ValidReport v = trainer_evaluate(t);
-            report_valid(&rep, done, &v, rt_seconds() - t0);
-        }
+        if ((due(done, c.eval_every) || done == c.steps) && t->has_valid)
+            validate(t, &rep, &validated);
     }
+    /* resumed from the final checkpoint of a run killed during its final validation */
+    if (!stopped && c.steps > 0 && validated != c.steps && t->has_valid)
+        validate(t, &rep, &validated);
     if (!stopped) {
         char path[4200];
         snprintf(path, sizeof path, "%s/model.h5", c.out);
