@@ -1,5 +1,5 @@
 /* bench_packed.c - the per-step recurrent product C(M,N) = A(M,K) . W^T with rnntrain's
- * packed AVX-512 kernel (src/linalg.c, la_matmul_packed) and with cblas_sgemm, for the
+ * packed AVX-512 kernel (src/math/linalg.c, la_matmul_packed) and with cblas_sgemm, for the
  * shapes of an LSTM step (M = streams per rank) and for a W small enough to stay in L2.
  *
  * Build against the core library of a CMake build (build/librnncore.a):

@@ -3,7 +3,7 @@
 # OpenBLAS picks its kernels from CPUID; an OpenBLAS older than the CPU falls back to a
 # generic core (Debian 12's 0.3.21 runs Sapphire/Emerald Rapids Xeons as "Prescott": 24
 # instead of 155 GFLOP/s sgemm). rnntrain replaces such a fallback by the best core the CPU
-# supports (src/linalg.c, la_choose_blas_core); the programs it is compared with must run the
+# supports (src/math/linalg.c, la_choose_blas_core); the programs it is compared with must run the
 # same kernels, so the bench scripts give all of them OPENBLAS_CORETYPE=<that core>. This
 # also drops the OPENBLAS_CORETYPE=Haswell the interactive shell here exports (half speed).
 #

@@ -17,7 +17,7 @@ loaded with a strict load_state_dict into the module of docs/formats.md:
             self.rnn = cell(E, H, L)                  # tanh for nn.RNN; batch_first=False
             self.head = nn.Linear(H, V)
 
-Evaluation has the semantics of `rnntrain eval` (src/eval.c): the split of N tokens is read
+Evaluation has the semantics of `rnntrain eval` (src/cmd/eval.c): the split of N tokens is read
 as S = --batch carried-state streams of L = N // S tokens each (stream g = tokens
 [g*L, (g+1)*L)), from zero state, in chunks of T = --bptt steps including the short last
 chunk, scoring all S*(L-1) predictions; the result is the mean cross-entropy in nats.
@@ -418,7 +418,7 @@ def check_streams(N, S, data_path, split):
 
 
 def evaluate(net, tokens, S, T, V, data_path="", split="valid"):
-    """Mean nats over S*(L-1) predictions, as src/eval.c. Returns (nats_sum, count)."""
+    """Mean nats over S*(L-1) predictions, as src/cmd/eval.c. Returns (nats_sum, count)."""
     import torch
     import torch.nn.functional as F
 

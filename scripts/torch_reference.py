@@ -269,7 +269,7 @@ def main(argv=None):
     params = list(net.parameters())
 
     def lr_at(i):
-        """rnntrain's sched_lr (src/optim.c) for 0-based update i."""
+        """rnntrain's sched_lr (src/train/optim.c) for 0-based update i."""
         if a.warmup > 0 and i < a.warmup:
             return a.lr * (i + 1) / a.warmup
         if a.schedule == "constant":
