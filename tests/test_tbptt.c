@@ -149,6 +149,38 @@ static void check_truncated(const char *cell) {
     model_free(&m);
 }
 
+/* Decoding: one-token steps (each kind's step form) give the logits of the chunk forward at
+ * every step and the same final state, for every registered kind. */
+START_TEST(steps_equal_chunk_forward) {
+    for (int i = 0; layer_kinds[i]; i++) {
+        const LayerKind *kind = layer_kinds[i];
+        Model chunk, one;
+        ModelShape s = {.E = E, .V = V};
+        model_shape_uniform(&s, kind, L, H);
+        model_init(&chunk, s, B, TOTAL);
+        model_init_weights(&chunk, INIT_UNIFORM, 0.5f, 99);
+        model_init_shared(&one, &chunk, B, 1);
+        ModelState a, b;
+        model_state_init(&a, &chunk, B);
+        model_state_init(&b, &chunk, B);
+        model_forward(&chunk, &a, seq_in, TOTAL);
+        for (int t = 0; t < TOTAL; t++) {
+            model_step(&one, &b, seq_in + t * B);
+            double e = max_rel_err(one.logits, chunk.logits + (size_t)t * B * V, (size_t)B * V,
+                                   1e-3);
+            ck_assert_msg(e < 1e-5, "%s step %d: logits differ from the chunk's (rel %g)",
+                          kind->name, t, e);
+        }
+        ck_assert_msg(max_rel_err(b.buf, a.buf, a.floats, 1e-3) < 1e-5, "%s: final state differs",
+                      kind->name);
+        model_state_free(&a);
+        model_state_free(&b);
+        model_free(&one);
+        model_free(&chunk);
+    }
+}
+END_TEST
+
 START_TEST(forward_rnn) { check_forward("rnn"); }
 END_TEST
 START_TEST(forward_lstm) { check_forward("lstm"); }
@@ -172,6 +204,7 @@ static Suite *tbptt_suite(void) {
     make_tokens();
     Suite *s = suite_create("tbptt");
     TCase *tc = tcase_create("tbptt");
+    tcase_add_test(tc, steps_equal_chunk_forward);
     tcase_add_test(tc, forward_rnn);
     tcase_add_test(tc, forward_lstm);
     tcase_add_test(tc, forward_gru);

@@ -16,7 +16,7 @@
 #include "test_seqfile.h"
 #include "trainer.h"
 
-static char dir[256], tag_path[512];
+static char dir[256], tag_path[512], classify_path[512];
 
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/rnntrain-test-trainer-XXXXXX");
@@ -24,6 +24,9 @@ static void setup(void) {
     snprintf(tag_path, sizeof tag_path, "%s/tag.h5", dir);
     Spec sp = {.N = 48, .T = 12, .D = 3, .K = 2, .tag = 1};
     write_seq_file(tag_path, &sp);
+    snprintf(classify_path, sizeof classify_path, "%s/classify.h5", dir);
+    sp.tag = 0;
+    write_seq_file(classify_path, &sp);
 }
 
 static void teardown(void) {
@@ -55,11 +58,11 @@ typedef struct {
     size_t n;
 } Run;
 
-static Run run(const char *name, int bptt) {
+static Run run(const char *data, const char *name, int bptt) {
     char out[600];
     snprintf(out, sizeof out, "%s/%s", dir, name);
     TrainConfig c;
-    config(&c, tag_path, out, bptt);
+    config(&c, data, out, bptt);
     Trainer *t = trainer_init(&c, NULL);
     Run r;
     r.valid0 = trainer_evaluate(t).loss;
@@ -78,26 +81,36 @@ static Run run(const char *name, int bptt) {
     return r;
 }
 
-START_TEST(tbptt_over_sequences) {
-    Run full = run("full", 0), covering = run("covering", 12), chunked = run("chunked", 4);
+/* data: every step labelled (tag) or one label at the last valid step (classify) */
+static void tbptt_case(const char *data, const char *what) {
+    char n1[64], n2[64], n3[64];
+    snprintf(n1, sizeof n1, "%s-full", what);
+    snprintf(n2, sizeof n2, "%s-covering", what);
+    snprintf(n3, sizeof n3, "%s-chunked", what);
+    Run full = run(data, n1, 0), covering = run(data, n2, 12), chunked = run(data, n3, 4);
     ck_assert(full.n == covering.n && full.n == chunked.n);
     ck_assert_msg(memcmp(full.params, covering.params, full.n * sizeof(float)) == 0,
-                  "--bptt 12 over 12-step sequences differs from full BPTT");
+                  "%s: --bptt 12 over 12-step sequences differs from full BPTT", what);
     ck_assert_msg(fabs(chunked.first_loss - full.first_loss) <= 1e-9 * full.first_loss,
-                  "chunked forward loss %.12g vs %.12g: the state is not carried within a "
-                  "sequence", chunked.first_loss, full.first_loss);
+                  "%s: chunked forward loss %.12g vs %.12g: the state is not carried within a "
+                  "sequence", what, chunked.first_loss, full.first_loss);
     ck_assert_msg(fabs(chunked.valid0 - full.valid0) <= 1e-9 * full.valid0,
-                  "chunked validation %.12g vs %.12g: state carried or reset wrongly",
+                  "%s: chunked validation %.12g vs %.12g: state carried or reset wrongly", what,
                   chunked.valid0, full.valid0);
     ck_assert_msg(memcmp(full.params, chunked.params, full.n * sizeof(float)) != 0,
-                  "chunks of 4 should truncate the gradient");
-    ck_assert_msg(chunked.last_loss < chunked.first_loss, "chunked TBPTT did not learn: %g -> %g",
-                  chunked.first_loss, chunked.last_loss);
-    printf("tbptt over sequences: loss %.6f -> %.6f (chunks of 4), %.6f -> %.6f (full)\n",
-           chunked.first_loss, chunked.last_loss, full.first_loss, full.last_loss);
+                  "%s: chunks of 4 should truncate the gradient", what);
+    ck_assert_msg(chunked.last_loss < chunked.first_loss, "%s: chunked TBPTT did not learn: "
+                  "%g -> %g", what, chunked.first_loss, chunked.last_loss);
+    printf("tbptt over %s sequences: loss %.6f -> %.6f (chunks of 4), %.6f -> %.6f (full)\n",
+           what, chunked.first_loss, chunked.last_loss, full.first_loss, full.last_loss);
     free(full.params);
     free(covering.params);
     free(chunked.params);
+}
+
+START_TEST(tbptt_over_sequences) {
+    tbptt_case(tag_path, "tag");
+    tbptt_case(classify_path, "classify");
 }
 END_TEST
 

@@ -91,13 +91,13 @@ int cmd_sample(int argc, char **argv) {
     if (dist_rank() == 0) fwrite(prime, 1, n, stdout);
     ModelState st;
     model_state_init(&st, &m, 1);
-    for (int64_t i = 0; i < count; i++) model_forward(&m, &st, &tokens[i], 1);
+    for (int64_t i = 0; i < count; i++) model_step(&m, &st, &tokens[i]);
     for (int64_t i = 0; i < length; i++) {
         int32_t tok = draw(m.logits, vocab.V, temperature, top_k, prob, &rng);
         char buf[4];
         int len = vocab_decode(&vocab, tok, buf);
         if (dist_rank() == 0) fwrite(buf, 1, (size_t)len, stdout);
-        model_forward(&m, &st, &tok, 1);
+        model_step(&m, &st, &tok);
     }
     if (dist_rank() == 0) {
         fputc('\n', stdout);

@@ -105,16 +105,7 @@ int vocab_decode(const Vocab *v, int32_t tok, char out[4]) {
 void data_open(TokenFile *tf, const char *path) {
     memset(tf, 0, sizeof *tf);
     tf->path = rt_strdup(path);
-    tf->file = h5_open_read(path, "data file");
-    char fmt[64];
-    h5_read_attr_str(tf->file, "format", fmt, sizeof fmt, path);
-    if (strcmp(fmt, "rnntrain-tokens") != 0)
-        rt_die(EXIT_INPUT, "data file '%s': format is '%s', expected 'rnntrain-tokens' (make "
-               "one with 'rnntrain prepare')", path, fmt);
-    int64_t version = h5_read_attr_int(tf->file, "version", path);
-    if (version != 1)
-        rt_die(EXIT_INPUT, "data file '%s': format version %lld, this rnntrain reads version 1",
-               path, (long long)version);
+    tf->file = h5_open_dataset_file(path, "rnntrain-tokens", "make one with 'rnntrain prepare'");
     char kind[32];
     h5_read_attr_str(tf->file, "vocab_kind", kind, sizeof kind, path);
     int k = vocab_kind_by_name(kind);

@@ -211,14 +211,9 @@ static void validate_split(SeqFile *sf, int s) {
 void seq_open(SeqFile *sf, const char *path) {
     memset(sf, 0, sizeof *sf);
     sf->path = rt_strdup(path);
-    sf->file = h5_open_read(path, "data file");
+    sf->file = h5_open_dataset_file(path, "rnntrain-sequences",
+                                    "make one with 'rnntrain prepare --csv', docs/tasks.md");
     char buf[64];
-    h5_read_attr_str(sf->file, "format", buf, sizeof buf, path);
-    if (strcmp(buf, "rnntrain-sequences") != 0)
-        rt_die(EXIT_INPUT, "data file '%s': format '%s', expected 'rnntrain-sequences'", path, buf);
-    if (h5_read_attr_int(sf->file, "version", path) != 1)
-        rt_die(EXIT_INPUT, "data file '%s': sequence format version %lld, this rnntrain reads 1",
-               path, (long long)h5_read_attr_int(sf->file, "version", path));
     h5_read_attr_str(sf->file, "task", buf, sizeof buf, path);
     int t = task_by_name(buf);
     if (t < 0)

@@ -19,6 +19,20 @@ hid_t h5_open_read(const char *path, const char *what) {
     return f;
 }
 
+hid_t h5_open_dataset_file(const char *path, const char *format, const char *hint) {
+    hid_t f = h5_open_read(path, "data file");
+    char fmt[64];
+    h5_read_attr_str(f, "format", fmt, sizeof fmt, path);
+    if (strcmp(fmt, format) != 0)
+        rt_die(EXIT_INPUT, "data file '%s': format is '%s', expected '%s' (%s)", path, fmt, format,
+               hint);
+    int64_t version = h5_read_attr_int(f, "version", path);
+    if (version != 1)
+        rt_die(EXIT_INPUT, "data file '%s': format version %lld, this rnntrain reads version 1",
+               path, (long long)version);
+    return f;
+}
+
 hid_t h5_create(const char *path) {
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) rt_die(EXIT_RUNTIME, "cannot create HDF5 file '%s'", path);
@@ -208,27 +222,17 @@ static void read_checked(hid_t f, const char *name, void *buf, hid_t memtype,
     H5Dclose(d);
 }
 
-void h5_read_f32(hid_t f, const char *name, float *buf, int ndim, const uint64_t *dims,
-                 const char *path) {
-    read_checked(f, name, buf, H5T_NATIVE_FLOAT, H5T_FLOAT, ndim, dims, path);
-}
-void h5_read_f64(hid_t f, const char *name, double *buf, int ndim, const uint64_t *dims,
-                 const char *path) {
-    read_checked(f, name, buf, H5T_NATIVE_DOUBLE, H5T_FLOAT, ndim, dims, path);
-}
-void h5_read_i32(hid_t f, const char *name, int32_t *buf, int ndim, const uint64_t *dims,
-                 const char *path) {
-    read_checked(f, name, buf, H5T_NATIVE_INT32, H5T_INTEGER, ndim, dims, path);
-}
-
-void h5_read_i64(hid_t f, const char *name, int64_t *buf, int ndim, const uint64_t *dims,
-                 const char *path) {
-    read_checked(f, name, buf, H5T_NATIVE_INT64, H5T_INTEGER, ndim, dims, path);
-}
-void h5_read_u64(hid_t f, const char *name, uint64_t *buf, int ndim, const uint64_t *dims,
-                 const char *path) {
-    read_checked(f, name, buf, H5T_NATIVE_UINT64, H5T_INTEGER, ndim, dims, path);
-}
+/* The typed whole-dataset readers of h5util.h. */
+#define H5_READER(fn, ctype, memtype, cls)                                                 \
+    void fn(hid_t f, const char *name, ctype *buf, int ndim, const uint64_t *dims,         \
+            const char *path) {                                                            \
+        read_checked(f, name, buf, memtype, cls, ndim, dims, path);                        \
+    }
+H5_READER(h5_read_f32, float, H5T_NATIVE_FLOAT, H5T_FLOAT)
+H5_READER(h5_read_f64, double, H5T_NATIVE_DOUBLE, H5T_FLOAT)
+H5_READER(h5_read_i32, int32_t, H5T_NATIVE_INT32, H5T_INTEGER)
+H5_READER(h5_read_i64, int64_t, H5T_NATIVE_INT64, H5T_INTEGER)
+H5_READER(h5_read_u64, uint64_t, H5T_NATIVE_UINT64, H5T_INTEGER)
 
 static void write_ds(hid_t f, const char *name, const void *buf, hid_t filetype,
                      hid_t memtype, int ndim, const uint64_t *dims, const char *path) {

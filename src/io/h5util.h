@@ -12,6 +12,9 @@
 void h5_quiet(void);
 /* Opens an existing HDF5 file read-only; `what` says what it is for ("data file"). */
 hid_t h5_open_read(const char *path, const char *what);
+/* Opens a data file whose attribute format must be `format` and version 1; `hint` says how
+ * to make one. Dies naming the file, what was expected and what was found. */
+hid_t h5_open_dataset_file(const char *path, const char *format, const char *hint);
 /* Creates (truncates) a file for writing. */
 hid_t h5_create(const char *path);
 /* Same, in the newest file format: HDF5 then checksums its own metadata too (used for

@@ -16,29 +16,32 @@ static int tensor_dims(const ParamTensor *t, uint64_t *dims) {
     return t->cols > 0 ? 2 : 1;
 }
 
-void model_io_write_params(hid_t f, const char *group, const Params *p, const float *base,
-                           int checksums, const char *path) {
+/* Each tensor of p's layout as group/<name> in f, written from or read into base. */
+static void params_io(hid_t f, const char *group, const Params *p, float *base, int write,
+                      int checksums, const char *path) {
     for (int i = 0; i < p->count; i++) {
         const ParamTensor *t = &p->tensors[i];
         char name[256];
         uint64_t dims[2];
         snprintf(name, sizeof name, "%s/%s", group, t->name);
         int nd = tensor_dims(t, dims);
+        if (!write) {
+            h5_read_f32(f, name, base + t->offset, nd, dims, path);
+            continue;
+        }
         h5_write_f32(f, name, base + t->offset, nd, dims, path);
         if (checksums) h5_set_checksum(f, name, base + t->offset, t->size * sizeof(float), path);
     }
 }
 
+void model_io_write_params(hid_t f, const char *group, const Params *p, const float *base,
+                           int checksums, const char *path) {
+    params_io(f, group, p, (float *)base, 1, checksums, path);
+}
+
 void model_io_read_params(hid_t f, const char *group, const Params *p, float *base,
                           const char *path) {
-    for (int i = 0; i < p->count; i++) {
-        const ParamTensor *t = &p->tensors[i];
-        char name[256];
-        uint64_t dims[2];
-        snprintf(name, sizeof name, "%s/%s", group, t->name);
-        int nd = tensor_dims(t, dims);
-        h5_read_f32(f, name, base + t->offset, nd, dims, path);
-    }
+    params_io(f, group, p, base, 0, 0, path);
 }
 
 void model_io_write_header(hid_t f, const char *format, const Model *m, const Vocab *vocab,

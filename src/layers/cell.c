@@ -146,7 +146,15 @@ void cell_forward_begin(Layer *l, float *const *state, const float *x, int T, fl
     memcpy(c->h, state[0], BH * sizeof(float));
     if (c->c) memcpy(c->c, state[1], BH * sizeof(float));
     input_projection(l, x, T, bias_hh_cols);
-    la_pack_nt(whh, ws, c->whh, c->G * l->H, l->H);
+    if (ws)
+        la_pack_nt(whh, ws, c->whh, c->G * l->H, l->H);
+    else
+        la_unpacked_nt(whh, c->whh, c->G * l->H, l->H);
+}
+
+void cell_step(Layer *l, float *const *state, const float *x, float *ws) {
+    (void)ws;
+    l->kind->forward(l, state, x, 1, NULL);
 }
 
 void cell_backward_begin(Layer *l, float *ws, LaPacked *whh) {

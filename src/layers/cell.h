@@ -53,6 +53,8 @@ double cell_flops_per_token(const Layer *l);
  * of leading columns that get it); W_hh packed into ws for h . W_hh^T. */
 void cell_forward_begin(Layer *l, float *const *state, const float *x, int T, float *ws,
                         int bias_hh_cols, LaPacked *whh);
+/* The step of every cell: its forward over one step with W_hh used unpacked (ws unused). */
+void cell_step(Layer *l, float *const *state, const float *x, float *ws);
 /* End of every cell forward: the state after step T out to state. */
 void cell_state_out(Layer *l, float *const *state, int T);
 /* Start of every cell backward: dh (and dc) zeroed, W_hh packed into ws for dA . W_hh. */
@@ -70,7 +72,8 @@ int cell_input_grad_grouped(Layer *l, const int32_t *group, int ngroups, float *
     .state_width = cell_state_width, .declare = cell_declare, .alloc = cell_alloc,         \
     .free = cell_free, .workspace_floats = cell_workspace_floats,                          \
     .init_weights = cell_init_weights, .backward_input = cell_backward_input,             \
-    .input_grad_grouped = cell_input_grad_grouped, .flops_per_token = cell_flops_per_token
+    .input_grad_grouped = cell_input_grad_grouped, .flops_per_token = cell_flops_per_token,  \
+    .step = cell_step
 
 extern const LayerKind layer_rnn, layer_lstm, layer_gru;
 

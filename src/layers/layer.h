@@ -22,8 +22,10 @@
  *                   that the model may rebuild x (the embedded tokens) in the workspace,
  *                   free again once backward has returned (model.c, "buffer lifetimes");
  *   input_grad_grouped (optional) sum over the rows of each group of dx, without forming dx:
- *                   the embedding gradient of token inputs (rows of one token are a group).
- * A one-token step (decoding: sample, predict) is forward with T = 1.
+ *                   the embedding gradient of token inputs (rows of one token are a group);
+ *   step (optional) one time step for decoding (sample, predict): l->y (1,B,H) from x
+ *                   (B,D) and the state, which it advances; no backward follows. Without it,
+ *                   the model runs forward with T = 1.
  *
  * Gradients ACCUMULATE (+=) into the parameter gradient buffer, zeroed once per step. */
 #ifndef RNNTRAIN_LAYER_H
@@ -76,7 +78,7 @@ struct LayerKind {
     size_t (*workspace_floats)(const Layer *l);
     void (*init_weights)(Layer *l, const LayerInit *init);
     /* state[s] (B, state_width(s)) in, advanced in place; x (T,B,D) is only read; the
-     * output goes to l->y (T,B,H). */
+     * output goes to l->y (T,B,H). (The cells take ws = NULL to mean: W_hh unpacked.) */
     void (*forward)(Layer *l, float *const *state, const float *x, int T, float *ws);
     /* dy (T,B,H) read only; dstate0[s] (B, state_width(s)) written if dstate0 != NULL. */
     void (*backward)(Layer *l, const float *dy, float *const *dstate0, int T, float *ws,
@@ -87,6 +89,8 @@ struct LayerKind {
      * the kind cannot or if its ws_floats of workspace are too few. May be NULL. */
     int (*input_grad_grouped)(Layer *l, const int32_t *group, int ngroups, float *dgroup,
                               int T, float *ws, size_t ws_floats);
+    /* x (B,D) -> l->y (1,B,H), state advanced. May be NULL (forward with T = 1 serves). */
+    void (*step)(Layer *l, float *const *state, const float *x, float *ws);
     double (*flops_per_token)(const Layer *l);
 };
 

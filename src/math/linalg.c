@@ -162,6 +162,7 @@ static void pack(LaPacked *p, float *panels, const float *W, int N, int K, int w
     p->N = N;
     p->K = K;
     p->w_is_nk = w_is_nk;
+    p->unpacked = 0;
     if (!la_packed_native()) return;
     int np = (N + LA_PANEL - 1) / LA_PANEL;
     for (int j = 0; j < np; j++) {
@@ -189,6 +190,11 @@ void la_pack_nt(LaPacked *p, float *panels, const float *W, int N, int K) {
 
 void la_pack_nn(LaPacked *p, float *panels, const float *W, int K, int N) {
     pack(p, panels, W, N, K, 0);
+}
+
+void la_unpacked_nt(LaPacked *p, const float *W, int N, int K) {
+    LaPacked u = {NULL, W, N, K, 1, 1};
+    *p = u;
 }
 
 #ifdef LA_HAVE_X86
@@ -264,7 +270,7 @@ int la_packed_native(void) {
 void la_matmul_packed(float *C, const float *A, const LaPacked *p, int M, float beta) {
     int N = p->N, K = p->K;
 #ifdef LA_HAVE_X86
-    if (la_packed_native()) {
+    if (la_packed_native() && !p->unpacked) {
         int np = (N + LA_PANEL - 1) / LA_PANEL;
         /* A panel is K rows of 128 bytes (2K cache lines). The row-block passes over panel
          * j prefetch panel j+1 into L2: a single pass all of it, otherwise the first pass

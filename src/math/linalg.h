@@ -30,6 +30,7 @@ typedef struct {
     float *panels; /* caller-provided, la_packed_floats(N, K) floats, 64-byte aligned */
     const float *w; /* the unpacked matrix, for the fallback */
     int N, K, w_is_nk; /* w_is_nk: w is (N,K) (used transposed); else (K,N) */
+    int unpacked;      /* use w as it is (la_unpacked_nt) */
 } LaPacked;
 
 size_t la_packed_floats(int N, int K);
@@ -37,6 +38,8 @@ size_t la_packed_floats(int N, int K);
 void la_pack_nt(LaPacked *p, float *panels, const float *W, int N, int K);
 /* Packs W (K,N) for C = A . W. */
 void la_pack_nn(LaPacked *p, float *panels, const float *W, int K, int N);
+/* W (N,K) for C = A . W^T, not packed (one product does not repay packing: decoding). */
+void la_unpacked_nt(LaPacked *p, const float *W, int N, int K);
 void la_matmul_packed(float *C, const float *A, const LaPacked *p, int M, float beta);
 /* 1 if the packed AVX-512 kernel is in use on this CPU. */
 int la_packed_native(void);

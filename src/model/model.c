@@ -325,6 +325,32 @@ void model_forward(Model *m, ModelState *st, const int32_t *inputs, int T) {
     forward_stack(m, st, T);
 }
 
+void model_step(Model *m, ModelState *st, const int32_t *tokens) {
+    int stepped = 1;
+    for (int k = 0; k < m->shape.L; k++) stepped &= m->layers[k].kind->step != NULL;
+    if (!stepped) { /* a kind without a step form: the chunk forward of one step */
+        model_forward(m, st, tokens, 1);
+        return;
+    }
+    const ModelShape *s = &m->shape;
+    REQUIRE(m->emb >= 0 && st->B == m->B);
+    for (int b = 0; b < m->B; b++) {
+        REQUIRE(tokens[b] >= 0 && tokens[b] < (s->in_vocab ? s->in_vocab : s->V));
+        m->inputs[b] = tokens[b];
+    }
+    gather_embedded(m, m->dbuf, 1);
+    const float *x = m->dbuf;
+    for (int k = 0; k < s->L; k++) {
+        Layer *l = &m->layers[k];
+        l->kind->step(l, st->t[k], x, m->ws);
+        x = l->y;
+    }
+    const float *hb = params_value(&m->params, m->head_b);
+    for (int b = 0; b < m->B; b++) memcpy(m->logits + (size_t)b * s->V, hb, (size_t)s->V * sizeof(float));
+    la_matmul_nt(m->logits, x, params_value(&m->params, m->head_w), m->B, s->V,
+                 model_top_width(s), 1.0f);
+}
+
 void model_forward_features(Model *m, ModelState *st, const float *x, int T) {
     REQUIRE(T >= 1 && T <= m->Tmax && m->emb < 0);
     m->x0 = x;

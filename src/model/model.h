@@ -139,6 +139,9 @@ void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed);
 /* Forward over T <= Tmax steps from state st (m->B streams), which is advanced; inputs
  * (T,B) time-major token ids. */
 void model_forward(Model *m, ModelState *st, const int32_t *inputs, int T);
+/* Decoding: one step of every stream from st (advanced), token inputs (B,); the logits
+ * (B,V) in m->logits. Each layer's step form (or its forward over one step). */
+void model_step(Model *m, ModelState *st, const int32_t *tokens);
 /* Float inputs: x (T,B,E) features, read in place (the caller keeps x until backward). */
 void model_forward_features(Model *m, ModelState *st, const float *x, int T);
 /* Conditioning: sets st's first state tensor of every layer from c (B,C) (the others to 0);
