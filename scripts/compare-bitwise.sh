@@ -302,10 +302,11 @@ for cell in rnn lstm gru; do
 done
 CASES+=(
   "lm-rnn-np1-init-uniform|1|lm|--model rnn $LM --init uniform"
-  # --hidden 4: at bc1f3ff fill_orthogonal (src/model.c) projects onto the unnormalised
-  # earlier rows, so the rows grow without bound (and come out nearly parallel); from
-  # H >= 6 they overflow to inf/NaN and REQUIRE(norm > 1e-12) stops the run. H = 4 still
-  # runs that code path, bit for bit.
+  # --hidden 4: at bc1f3ff fill_orthogonal (src/model.c) projected onto the unnormalised
+  # earlier rows, so the rows grew without bound (and came out nearly parallel); from
+  # H >= 6 they overflowed and REQUIRE(norm > 1e-12) stopped the run. H = 4 ran that code.
+  # Fixed on purpose in f295a1d: against bc1f3ff this case FAILs (the only expected one);
+  # compare later refactors against f295a1d or newer.
   "lm-gru-np1-init-orthogonal|1|lm|--model gru --layers 2 --hidden 4 --embed 16 --batch 8 --bptt 16 --init orthogonal"
   "lm-lstm-np1-sgd|1|lm|--model lstm $LM --optim sgd --lr 0.1"
   "lm-gru-np1-rmsprop|1|lm|--model gru $LM --optim rmsprop --lr 1e-3"
