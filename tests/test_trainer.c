@@ -14,6 +14,7 @@
 
 #include "testutil.h"
 #include "test_seqfile.h"
+#include "cell.h"
 #include "trainer.h"
 
 static char dir[256], tag_path[512], classify_path[512];
@@ -186,6 +187,31 @@ START_TEST(skip_and_rollback_by_callback) {
 }
 END_TEST
 
+/* Per-stream reset flags: only the flagged streams' state (every tensor) starts afresh. */
+START_TEST(per_stream_reset) {
+    ModelShape s = {.E = 3, .V = 5};
+    model_shape_uniform(&s, &layer_lstm, 2, 4);
+    Model m;
+    model_init(&m, s, 3, 2);
+    ModelState st;
+    model_state_init(&st, &m, 3);
+    for (size_t i = 0; i < st.floats; i++) st.buf[i] = 1.0f + (float)i;
+    uint8_t flags[3] = {1, 0, 1};
+    Batch b = {.B = 3, .count = 3, .T = 2, .chunk_T = 2, .reset = flags};
+    task_start_state(&m, &st, &b);
+    for (int k = 0; k < st.L; k++)
+        for (int t = 0; t < st.nstates[k]; t++)
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < st.width[k][t]; j++) {
+                    float v = st.t[k][t][i * st.width[k][t] + j];
+                    ck_assert_msg(flags[i] ? v == 0.0f : v != 0.0f, "layer %d tensor %d stream %d",
+                                  k, t, i);
+                }
+    model_state_free(&st);
+    model_free(&m);
+}
+END_TEST
+
 static Suite *trainer_suite(void) {
     Suite *s = suite_create("trainer");
     TCase *tc = tcase_create("trainer");
@@ -193,6 +219,7 @@ static Suite *trainer_suite(void) {
     tcase_add_test(tc, tbptt_over_sequences);
     tcase_add_test(tc, deterministic_sequence_tasks);
     tcase_add_test(tc, skip_and_rollback_by_callback);
+    tcase_add_test(tc, per_stream_reset);
     tcase_set_timeout(tc, 200);
     suite_add_tcase(s, tc);
     return s;

@@ -81,12 +81,20 @@ void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, 
                const Progress *p, const RunShape *rs, const Vocab *vocab, const char *config) {
     const Params *pa = &m->params;
     ModelState glob;
-    if (dist_rank() == 0) model_state_init(&glob, m, rs->global_streams);
     REQUIRE(st->B * dist_size() == rs->global_streams);
-    gather_state(st, dist_rank() == 0 ? &glob : NULL);
+    int one_rank = dist_size() == 1; /* the local state is the global one: no copy */
+    if (one_rank)
+        glob = *st;
+    else if (dist_rank() == 0)
+        model_state_init(&glob, m, rs->global_streams);
+    if (!one_rank) gather_state(st, dist_rank() == 0 ? &glob : NULL);
     if (dist_rank() != 0) return;
     /* never write NaN or Inf: the stability logic skips such updates, so this is a bug */
-    if (!all_finite(pa->value, pa->total) || !all_finite(glob.buf, glob.floats))
+    int state_finite = 1;
+    for (int k = 0; k < glob.L; k++)
+        for (int t = 0; t < glob.nstates[k]; t++)
+            state_finite &= all_finite(glob.t[k][t], (size_t)glob.B * glob.width[k][t]);
+    if (!all_finite(pa->value, pa->total) || !state_finite)
         rt_die(EXIT_RUNTIME, "refusing to write a checkpoint at step %lld: parameters or state "
                "hold NaN/Inf", (long long)p->step);
     /* With --keep K >= 2 and K checkpoints present, the oldest goes first: K-1 complete
@@ -135,7 +143,7 @@ void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, 
         }
     h5_close_file(f, tmp);
     atomic_commit(&a);
-    model_state_free(&glob);
+    if (!one_rank) model_state_free(&glob);
     n = list_ckpts(dir, &names);
     for (int i = 0; i < n; i++) {
         if (keep > 0 && i >= keep) {

@@ -155,6 +155,14 @@ void model_state_zero(ModelState *st) {
             memset(st->t[k][s], 0, (size_t)st->B * st->width[k][s] * sizeof(float));
 }
 
+void model_state_zero_stream(ModelState *st, int b) {
+    REQUIRE(b >= 0 && b < st->B);
+    for (int k = 0; k < st->L; k++)
+        for (int s = 0; s < st->nstates[k]; s++)
+            memset(st->t[k][s] + (size_t)b * st->width[k][s], 0,
+                   (size_t)st->width[k][s] * sizeof(float));
+}
+
 void model_state_copy(ModelState *dst, const ModelState *src) {
     REQUIRE(dst->B == src->B && dst->L == src->L);
     for (int k = 0; k < src->L; k++)

@@ -79,6 +79,8 @@ void model_state_init(ModelState *st, const Model *m, int B);
 void model_state_view(ModelState *view, const ModelState *all, int first, int count);
 void model_state_free(ModelState *st);
 void model_state_zero(ModelState *st);
+/* Stream b's rows of every tensor to zero. */
+void model_state_zero_stream(ModelState *st, int b);
 void model_state_copy(ModelState *dst, const ModelState *src);
 
 struct Model {

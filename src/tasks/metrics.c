@@ -173,7 +173,7 @@ void task_evaluate(Model *m, Task *t, int split, Metrics *mt, FILE *csv) {
     model_state_init(&st, m, B);
     Batch b;
     while (reader_next(&r, &b)) {
-        if (b.reset) task_start_state(m, &st, &b);
+        task_start_state(m, &st, &b);
         for (int t0 = 0; t0 < b.T; t0 += b.chunk_T) {
             int T = b.T - t0 < b.chunk_T ? b.T - t0 : b.chunk_T;
             Batch c = batch_chunk(t, &b, t0, T);

@@ -86,6 +86,8 @@ void reader_init(Reader *r, Task *t, int split, int global, int first, int count
     r->count = count;
     r->chunk_T = chunk_T;
     r->train = train;
+    r->reset = rt_malloc((size_t)count, "reset flags");
+    memset(r->reset, 1, (size_t)count);
     if (t->lm) {
         stream_init(&r->sr, &t->tf, split_names[split], global, first, count, chunk_T, train);
         return;
@@ -104,13 +106,16 @@ void reader_free(Reader *r) {
     if (r->task && r->task->lm) stream_free(&r->sr);
     if (r->task && !r->task->lm) seq_batch_free(&r->sb);
     free(r->index);
+    free(r->reset);
     memset(r, 0, sizeof *r);
 }
 
-static void lm_batch(Reader *r, int T, Batch *b) {
+/* cursor 0 starts every stream of an epoch afresh */
+static void lm_batch(Reader *r, int64_t cursor, int T, Batch *b) {
     memset(b, 0, sizeof *b);
     b->B = b->count = r->count;
     b->T = b->chunk_T = T;
+    b->reset = cursor == 0 ? r->reset : NULL;
     b->tokens = r->sr.inputs;
     b->labels = r->sr.targets;
 }
@@ -129,7 +134,7 @@ static void seq_batch(Reader *r, int cnt, Batch *b) {
     b->count = cnt;
     b->T = sf->T;
     b->chunk_T = r->chunk_T < sf->T ? r->chunk_T : sf->T;
-    b->reset = 1;
+    b->reset = r->reset; /* every sequence starts afresh */
     b->tokens = sf->float_inputs ? NULL : r->sb.tok;
     b->x = sf->float_inputs ? r->sb.x : NULL;
     b->labels = r->sb.labels;
@@ -143,7 +148,7 @@ void reader_read(Reader *r, int64_t cursor, int64_t epoch, Batch *b) {
     REQUIRE(r->train);
     if (r->task->lm) {
         REQUIRE(stream_read(&r->sr, cursor) == r->chunk_T);
-        lm_batch(r, r->chunk_T, b);
+        lm_batch(r, cursor, r->chunk_T, b);
         return;
     }
     const int64_t *perm = epoch_order(r->task, epoch);
@@ -157,8 +162,8 @@ int reader_next(Reader *r, Batch *b) {
     if (r->task->lm) {
         int T = stream_read(&r->sr, r->next);
         if (T == 0) return 0;
+        lm_batch(r, r->next, T, b);
         r->next += T;
-        lm_batch(r, T, b);
         return 1;
     }
     if (r->next >= r->hi) return 0;
@@ -189,7 +194,7 @@ Batch batch_chunk(const Task *t, const Batch *b, int t0, int T) {
     size_t rows = (size_t)t0 * b->B;
     int D = t->lm || !t->sf.float_inputs ? 1 : t->sf.D, Y = t->lm ? 1 : seq_outputs(&t->sf);
     c.T = c.chunk_T = T;
-    c.reset = b->reset && t0 == 0;
+    c.reset = t0 == 0 ? b->reset : NULL;
     if (b->tokens) c.tokens = b->tokens + rows;
     if (b->x) c.x = b->x + rows * D;
     if (b->labels) c.labels = b->labels + rows;
@@ -200,10 +205,19 @@ Batch batch_chunk(const Task *t, const Batch *b, int t0, int T) {
 }
 
 void task_start_state(Model *m, ModelState *st, const Batch *b) {
-    if (b->cond)
+    if (!b->reset) return;
+    REQUIRE(st->B == b->B);
+    int all = 1;
+    for (int i = 0; i < b->B; i++) all &= b->reset[i];
+    if (b->cond) { /* conditioned batches start every stream from its vector */
+        REQUIRE(all);
         model_set_condition(m, st, b->cond);
-    else
+    } else if (all) {
         model_state_zero(st);
+    } else {
+        for (int i = 0; i < b->B; i++)
+            if (b->reset[i]) model_state_zero_stream(st, i);
+    }
 }
 
 void task_forward(Model *m, ModelState *st, const Batch *c) {

@@ -6,11 +6,13 @@
  * Readers cut it into Batches. A reader covers `count` of the global streams (lm) or
  * sequence slots of a global batch, from `first`; one batch holds one step's data for them,
  * T steps, time-major (row t*B + b). The trainer and the evaluation run a batch as chunks of
- * chunk_T steps (truncated BPTT), carrying the state from chunk to chunk; where the batch
- * says reset (every sequence batch) the state starts afresh, from the conditioning or zero.
+ * chunk_T steps (truncated BPTT), carrying the state from chunk to chunk; a stream whose
+ * reset flag is set starts afresh at the batch's first step, from zero or (when the batch
+ * is conditioned, and then every stream resets) from the conditioning.
  *
  * Language models: a batch is the chunk at a token cursor of every stream; the cursor
- * advances by T, the state is carried across batches and reset at an epoch's end.
+ * advances by T, the state is carried across batches; every stream resets at cursor 0 (the
+ * start of an epoch).
  * Sequence tasks: training batch `cursor` of an epoch is global batch number `cursor` of a
  * permutation seeded by (seed, epoch); a reader takes its slots of it in ascending sequence
  * order (the HDF5 hyperslab reads want that, and it makes a micro-batch's content
@@ -38,7 +40,7 @@ typedef struct {
 typedef struct {
     int B, T, chunk_T; /* streams, steps held, steps per chunk */
     int count;         /* rows [0, count) are real; the rest repeat the last with no weight */
-    int reset;         /* the streams start afresh at this batch */
+    const uint8_t *reset;   /* (B) 1: the stream starts afresh at step 0, or NULL (none) */
     const int32_t *tokens;  /* (T,B) inputs, or NULL */
     const float *x;         /* (T,B,D) feature inputs, or NULL */
     const int32_t *labels;  /* (T,B) target class per step, -1 = no loss (classes) */
@@ -54,6 +56,7 @@ typedef struct {
     StreamReader sr;   /* lm */
     SeqBatch sb;       /* sequences */
     int64_t *index;    /* (count) sequence numbers of the batch */
+    uint8_t *reset;    /* (count) reset flags handed out with batches */
     int64_t lo, hi;    /* evaluation: this rank's sequences [lo, hi) */
     int64_t next;      /* evaluation: next token cursor or sequence */
 } Reader;
@@ -90,7 +93,7 @@ int64_t reader_stream_length(const Reader *r);
 double batch_terms(const Task *t, const Batch *b);
 /* Chunk [t0, t0+T) of b as a batch of its own (pointers into b). */
 Batch batch_chunk(const Task *t, const Batch *b, int t0, int T);
-/* The state of a batch that resets: from the conditioning, or zero. */
+/* The state of the streams the batch resets: from the conditioning, or zero. */
 void task_start_state(Model *m, ModelState *st, const Batch *b);
 /* Forward of a chunk from st. */
 void task_forward(Model *m, ModelState *st, const Batch *chunk);

@@ -195,7 +195,7 @@ static double step_gradient(Trainer *t, int *bad) {
         const Batch *b = &t->batches[g];
         ModelState group;
         model_state_view(&group, &t->state, g * c->B_micro, c->B_micro);
-        if (b->reset) task_start_state(m, &group, b);
+        task_start_state(m, &group, b);
         if (c->deterministic) params_zero_grad(p);
         double group_loss = 0.0;
         for (int t0 = 0; t0 < b->T; t0 += b->chunk_T) {
@@ -238,7 +238,8 @@ static double step_gradient(Trainer *t, int *bad) {
     return loss / terms;
 }
 
-/* The next batch position; an epoch's end restarts the streams (lm: with zero state). */
+/* The next batch position; at an epoch's end the streams restart from their beginning (lm:
+ * the batch at cursor 0 resets their state). */
 static void advance(Trainer *t) {
     Progress *pr = &t->progress;
     if (!t->task.lm) {
@@ -251,7 +252,6 @@ static void advance(Trainer *t) {
     if ((pr->cursor += t->chunk_T) + t->chunk_T + 1 > t->stream_length) {
         pr->cursor = 0;
         pr->epoch++;
-        model_state_zero(&t->state);
     }
 }
 
