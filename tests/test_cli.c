@@ -104,6 +104,18 @@ START_TEST(bad_options) {
     snprintf(a, sizeof a, "train --data %s --out %s/o --batch 6 --deterministic --micro-batch 4",
              data_path, dir);
     expect(a, 2, "--micro-batch", "does not divide");
+    /* --layers: a count or a KIND:WIDTH list; each wrong form named */
+    static const char *const bad_layers[][2] = {
+        {"17", "integer in [1, 16]"},        {"lstm:0", "width must be an integer"},
+        {"foo:8", "unknown kind 'foo'"},     {"lstm:8,", "ends with a comma"},
+        {"lstm", "expected KIND:WIDTH"},     {"lstm:8x", "width must be an integer"},
+        {":8", "missing or too long kind"},
+    };
+    for (size_t i = 0; i < sizeof bad_layers / sizeof *bad_layers; i++) {
+        snprintf(a, sizeof a, "train --data %s --out %s/o --layers '%s' --steps 1", data_path,
+                 dir, bad_layers[i][0]);
+        expect(a, 2, "--layers", bad_layers[i][1]);
+    }
     /* a sequence task's micro-batches must divide its sequences per rank, like streams */
     snprintf(a, sizeof a, "prepare --csv %s/datasets/digits.csv --task classify --steps 8 "
              "--features 8 --output %s/d.h5 > /dev/null && %s train --data %s/d.h5 --out %s/o2 "

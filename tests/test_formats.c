@@ -164,6 +164,32 @@ START_TEST(future_version_refused) {
 }
 END_TEST
 
+/* A damaged layer stack in a model file: a clear error naming the file and the attribute. */
+START_TEST(bad_stack_refused) {
+    static const char *const stacks[][2] = {{"lstm:8,mamba:4", "unknown kind 'mamba'"},
+                                            {"lstm:8", "'layers' is 2 but 'stack' lists 1"}};
+    for (int i = 0; i < 2; i++) {
+        char path[512], cmd[2048], out[8192];
+        snprintf(path, sizeof path, "%s/stack%d", dir, i);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s && %s train --data %s/v1/data.h5 --out %s "
+                 "--layers lstm:8,gru:6 --embed 6 --batch 4 --bptt 8 --steps 1 --ckpt-minutes 0",
+                 path, RNNTRAIN_BIN, FIXTURE_DIR, path);
+        run_ok(cmd, out, sizeof out);
+        strncat(path, "/model.h5", sizeof path - strlen(path) - 1);
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        ck_assert(f >= 0);
+        H5Adelete(f, "stack");
+        h5_write_attr_str(f, "stack", stacks[i][0], path);
+        H5Fclose(f);
+        snprintf(cmd, sizeof cmd, "%s eval --model %s --data %s/v1/data.h5", RNNTRAIN_BIN, path,
+                 FIXTURE_DIR);
+        ck_assert_int_eq(test_capture(cmd, out, sizeof out), 3);
+        ck_assert_msg(strstr(out, path) && strstr(out, "'stack'") && strstr(out, stacks[i][1]),
+                      "%s", out);
+    }
+}
+END_TEST
+
 static Suite *formats_suite(void) {
     Suite *s = suite_create("formats");
     TCase *tc = tcase_create("formats");
@@ -173,6 +199,7 @@ static Suite *formats_suite(void) {
     tcase_add_test(tc, mixed_stack_round_trip);
     tcase_add_test(tc, sequence_checkpoint_as_init_from);
     tcase_add_test(tc, future_version_refused);
+    tcase_add_test(tc, bad_stack_refused);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;

@@ -31,6 +31,7 @@ void layer_declare(Layer *l, const LayerKind *kind, int D, int H, Params *p, con
     l->kind = kind;
     l->D = D;
     l->H = H;
+    REQUIRE(kind->forward && kind->backward && kind->backward_input && kind->step);
     kind->declare(l, p, prefix, suffix);
     REQUIRE(l->param_count > 0 && l->param_first + l->param_count <= p->count);
 }

@@ -23,9 +23,8 @@
  *                   free again once backward has returned (model.c, "buffer lifetimes");
  *   input_grad_grouped (optional) sum over the rows of each group of dx, without forming dx:
  *                   the embedding gradient of token inputs (rows of one token are a group);
- *   step (optional) one time step for decoding (sample, predict): l->y (1,B,H) from x
- *                   (B,D) and the state, which it advances; no backward follows. Without it,
- *                   the model runs forward with T = 1.
+ *   step            one time step for decoding (sample, predict): l->y (1,B,H) from x
+ *                   (B,D) and the state, which it advances; no backward follows.
  *
  * Gradients ACCUMULATE (+=) into the parameter gradient buffer, zeroed once per step. */
 #ifndef RNNTRAIN_LAYER_H
@@ -89,7 +88,7 @@ struct LayerKind {
      * the kind cannot or if its ws_floats of workspace are too few. May be NULL. */
     int (*input_grad_grouped)(Layer *l, const int32_t *group, int ngroups, float *dgroup,
                               int T, float *ws, size_t ws_floats);
-    /* x (B,D) -> l->y (1,B,H), state advanced. May be NULL (forward with T = 1 serves). */
+    /* x (B,D) -> l->y (1,B,H), state advanced. */
     void (*step)(Layer *l, float *const *state, const float *x, float *ws);
     double (*flops_per_token)(const Layer *l);
 };

@@ -334,12 +334,6 @@ void model_forward(Model *m, ModelState *st, const int32_t *inputs, int T) {
 }
 
 void model_step(Model *m, ModelState *st, const int32_t *tokens) {
-    int stepped = 1;
-    for (int k = 0; k < m->shape.L; k++) stepped &= m->layers[k].kind->step != NULL;
-    if (!stepped) { /* a kind without a step form: the chunk forward of one step */
-        model_forward(m, st, tokens, 1);
-        return;
-    }
     const ModelShape *s = &m->shape;
     REQUIRE(m->emb >= 0 && st->B == m->B);
     for (int b = 0; b < m->B; b++) {

@@ -142,7 +142,7 @@ void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed);
  * (T,B) time-major token ids. */
 void model_forward(Model *m, ModelState *st, const int32_t *inputs, int T);
 /* Decoding: one step of every stream from st (advanced), token inputs (B,); the logits
- * (B,V) in m->logits. Each layer's step form (or its forward over one step). */
+ * (B,V) in m->logits, through each layer's step form. */
 void model_step(Model *m, ModelState *st, const int32_t *tokens);
 /* Float inputs: x (T,B,E) features, read in place (the caller keeps x until backward). */
 void model_forward_features(Model *m, ModelState *st, const float *x, int T);

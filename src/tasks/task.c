@@ -182,10 +182,8 @@ int64_t reader_stream_length(const Reader *r) { return r->task->lm ? r->sr.L : 0
 
 double batch_terms(const Task *t, const Batch *b) {
     if (t->lm) return (double)b->T * b->B;
-    if (b->seq) return seq_batch_terms(&t->sf, b->seq); /* a whole batch */
-    double n = 0.0;
-    for (size_t k = 0; k < (size_t)b->T * b->B; k++) n += b->weights[k];
-    return t->classes ? n : n * seq_outputs(&t->sf);
+    REQUIRE(b->seq); /* a whole batch as read, not a chunk of one */
+    return seq_batch_terms(&t->sf, b->seq);
 }
 
 Batch batch_chunk(const Task *t, const Batch *b, int t0, int T) {
@@ -200,7 +198,7 @@ Batch batch_chunk(const Task *t, const Batch *b, int t0, int T) {
     if (b->labels) c.labels = b->labels + rows;
     if (b->targets) c.targets = b->targets + rows * Y;
     if (b->weights) c.weights = b->weights + rows;
-    c.seq = NULL; /* the chunk's terms come from its own weights */
+    c.seq = NULL; /* per-sequence data is the whole batch's */
     return c;
 }
 

@@ -89,7 +89,8 @@ int64_t reader_batches_per_epoch(const Reader *r);
 /* Tokens per stream (lm). */
 int64_t reader_stream_length(const Reader *r);
 
-/* Loss terms of a batch: predictions (lm, classes) or scored values (squared error). */
+/* Loss terms of a whole batch (not a chunk): predictions (lm, classes) or scored values
+ * (squared error). */
 double batch_terms(const Task *t, const Batch *b);
 /* Chunk [t0, t0+T) of b as a batch of its own (pointers into b). */
 Batch batch_chunk(const Task *t, const Batch *b, int t0, int T);
