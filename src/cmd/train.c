@@ -59,11 +59,10 @@ static void inject_nan(void *ctx, int64_t step, double *loss) {
 
 static int due(int64_t done, int64_t every) { return every > 0 && done % every == 0; }
 
-static void validate(Trainer *t, Report *rep, int64_t *validated) {
+static void validate(Trainer *t, Report *rep) {
     double t0 = rt_seconds();
     ValidReport v = trainer_evaluate(t);
     report_valid(rep, t->progress.step, &v, rt_seconds() - t0);
-    *validated = t->progress.step;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -81,7 +80,11 @@ int cmd_train(int argc, char **argv) {
                 3.0 * model_forward_flops_per_token(&t->model));
     double t_ckpt = rt_seconds();
     int stopped = 0;
-    int64_t validated = -1; /* step of the last validation */
+    /* Resumed at a step whose validation was due: the interrupted run may have been killed
+     * between that checkpoint and its validation (the final one included), so do it now. */
+    int64_t at = t->progress.step;
+    if (at > 0 && (due(at, c.eval_every) || at == c.steps) && t->has_valid)
+        validate(t, &rep);
     while (t->progress.step < c.steps) {
         StepResult s = trainer_step(t);
         if (s.rolled_back) continue;
@@ -110,11 +113,8 @@ int cmd_train(int argc, char **argv) {
             report_progress(&rep, done, trainer_epoch(t), s.lr, s.grad_norm, t->progress.skipped,
                             t->comm_wait);
         if ((due(done, c.eval_every) || done == c.steps) && t->has_valid)
-            validate(t, &rep, &validated);
+            validate(t, &rep);
     }
-    /* resumed from the final checkpoint of a run killed during its final validation */
-    if (!stopped && c.steps > 0 && validated != c.steps && t->has_valid)
-        validate(t, &rep, &validated);
     if (!stopped) {
         char path[4200];
         snprintf(path, sizeof path, "%s/model.h5", c.out);
