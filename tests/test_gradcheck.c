@@ -53,7 +53,7 @@ static void bare_init(Bare *c, const LayerKind *kind, int D, int H, uint64_t see
     memset(c, 0, sizeof *c);
     c->D = D;
     c->H = H;
-    layer_declare(&c->l, kind, D, H, &c->p, "", "");
+    layer_declare(&c->l, kind, D, H, NULL, &c->p, "", "");
     params_alloc(&c->p);
     layer_alloc(&c->l, &c->p, B, T);
     Rng rng;

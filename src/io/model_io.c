@@ -71,6 +71,9 @@ void model_io_write_header(hid_t f, const char *format, const Model *m, const Vo
         h5_write_attr_int(g, "width", l->H, path);
         h5_write_attr_int(g, "input_width", l->D, path);
         h5_write_attr_str(g, "states", states, path);
+        LayerOpts o = l->opt;
+        for (const LayerOptField *of = layer_opt_fields; of->name; of++)
+            if (layer_opt_used(of, l->kind)) h5_write_attr_int(g, of->name, *layer_opt_ptr(&o, of), path);
         H5Gclose(g);
     }
     h5_write_attr_int(f, "embed", s->E, path);
@@ -78,6 +81,7 @@ void model_io_write_header(hid_t f, const char *format, const Model *m, const Vo
     h5_write_attr_str(f, "inputs", s->float_inputs ? "features" : "tokens", path);
     h5_write_attr_int(f, "cond", s->C, path);
     h5_write_attr_int(f, "in_vocab", s->in_vocab, path);
+    h5_write_attr_int(f, "tied_head", model_shape_head_tied(s), path);
     h5_write_attr_str(f, "config", config ? config : "", path);
     if (vocab) { /* language models */
         h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), path);
@@ -111,6 +115,36 @@ char *model_io_path(const char *dir_or_file) {
     return rt_strdup(dir_or_file);
 }
 
+/* The settings of the state space layers: attributes of layers/l{k}. */
+static void read_layer_opts(hid_t f, ModelShape *s, const char *path) {
+    for (int k = 0; k < s->L; k++) {
+        LayerSpec *ls = &s->layer[k];
+        if (!ls->kind->resolve_opts) continue;
+        char name[64], err[300];
+        snprintf(name, sizeof name, "layers/l%d", k);
+        if (!h5_exists(f, name))
+            rt_die(EXIT_INPUT, "model file '%s': group /%s (the settings of a %s layer) is missing",
+                   path, name, ls->kind->name);
+        hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+        if (g < 0) rt_die(EXIT_INPUT, "model file '%s': cannot open group /%s", path, name);
+        for (const LayerOptField *of = layer_opt_fields; of->name; of++) {
+            if (!layer_opt_used(of, ls->kind)) continue;
+            if (!h5_attr_exists(g, of->name))
+                rt_die(EXIT_INPUT, "model file '%s': /%s has no attribute '%s' (a setting of its "
+                       "%s layer)", path, name, of->name, ls->kind->name);
+            int64_t v = h5_read_attr_int(g, of->name, path);
+            if (v < 0 || v > 1 << 20)
+                rt_die(EXIT_INPUT, "model file '%s': /%s attribute '%s' is %lld", path, name,
+                       of->name, (long long)v);
+            *layer_opt_ptr(&ls->opt, of) = (int)v;
+        }
+        H5Gclose(g);
+        int D = k == 0 ? 1 : s->layer[k - 1].H; /* the input width is checked with embed */
+        if (layer_opts_check(ls->kind, &ls->opt, D, ls->H, err, sizeof err))
+            rt_die(EXIT_INPUT, "model file '%s': layer %d: %s", path, k, err);
+    }
+}
+
 /* The layer stack: version 2 names it ("stack"), version 1 files were one uniform cell. */
 static void read_stack(hid_t f, int64_t version, ModelShape *s, const char *path) {
     char buf[MODEL_IO_STACK_MAX], err[600];
@@ -121,6 +155,7 @@ static void read_stack(hid_t f, int64_t version, ModelShape *s, const char *path
         if (h5_read_attr_int(f, "layers", path) != s->L)
             rt_die(EXIT_INPUT, "model file '%s': 'layers' is %lld but 'stack' lists %d layers",
                    path, (long long)h5_read_attr_int(f, "layers", path), s->L);
+        read_layer_opts(f, s, path);
         return;
     }
     h5_read_attr_str(f, "cell", buf, sizeof buf, path);
@@ -166,6 +201,7 @@ int64_t model_io_read_header(hid_t f, const char *path, ModelShape *sp, Vocab *v
     }
     if (h5_attr_exists(f, "cond")) s.C = (int)h5_read_attr_int(f, "cond", path);
     if (h5_attr_exists(f, "in_vocab")) s.in_vocab = (int)h5_read_attr_int(f, "in_vocab", path);
+    s.untied = h5_attr_exists(f, "tied_head") && h5_read_attr_int(f, "tied_head", path) == 0;
     if (s.C < 0 || s.C > 1 << 20 || s.in_vocab < 0 || s.in_vocab > 0x110000)
         rt_die(EXIT_INPUT, "model file '%s': bad cond/in_vocab attributes", path);
     memset(vocab, 0, sizeof *vocab);

@@ -73,7 +73,7 @@ int cell_input_grad_grouped(Layer *l, const int32_t *group, int ngroups, float *
     .free = cell_free, .workspace_floats = cell_workspace_floats,                          \
     .init_weights = cell_init_weights, .backward_input = cell_backward_input,             \
     .input_grad_grouped = cell_input_grad_grouped, .flops_per_token = cell_flops_per_token,  \
-    .step = cell_step
+    .step = cell_step, .stacked_module = 1
 
 extern const LayerKind layer_rnn, layer_lstm, layer_gru;
 

@@ -1,6 +1,7 @@
 /* layer: the registry of layer kinds and the kind-independent part of a layer's life. */
 #include "layer.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "cell.h"
@@ -24,13 +25,50 @@ const char *layer_kind_names(void) {
     return names;
 }
 
-void layer_declare(Layer *l, const LayerKind *kind, int D, int H, Params *p, const char *prefix,
-                   const char *suffix) {
+#define OPT(field, kinds) {#field, offsetof(LayerOpts, field), kinds}
+const LayerOptField layer_opt_fields[] = {
+    OPT(d_state, "mamba,s5"), OPT(d_conv, "mamba"), OPT(expand, "mamba"),
+    OPT(dt_rank, "mamba"), OPT(blocks, "s5"), OPT(conj_sym, "s5"), OPT(bilinear, "s5"),
+    OPT(clip_eigs, "s5"), OPT(glu, "s5"), {NULL, 0, NULL}};
+#undef OPT
+
+int layer_opt_used(const LayerOptField *f, const LayerKind *kind) {
+    size_t n = strlen(kind->name);
+    for (const char *k = f->kinds; *k;) {
+        const char *end = strchr(k, ',');
+        size_t len = end ? (size_t)(end - k) : strlen(k);
+        if (len == n && strncmp(k, kind->name, n) == 0) return 1;
+        if (!end) break;
+        k = end + 1;
+    }
+    return 0;
+}
+
+LayerOpts layer_opts_resolve(const LayerKind *kind, const LayerOpts *o, int H) {
+    LayerOpts r;
+    if (o) r = *o;
+    else memset(&r, 0, sizeof r);
+    if (kind->resolve_opts) kind->resolve_opts(&r, H);
+    return r;
+}
+
+int layer_opts_check(const LayerKind *kind, const LayerOpts *o, int D, int H, char *err,
+                     size_t size) {
+    if (!kind->check_opts) return 0;
+    LayerOpts r = layer_opts_resolve(kind, o, H);
+    return kind->check_opts(&r, D, H, err, size);
+}
+
+void layer_declare(Layer *l, const LayerKind *kind, int D, int H, const LayerOpts *o, Params *p,
+                   const char *prefix, const char *suffix) {
     REQUIRE(kind && D > 0 && H > 0);
     memset(l, 0, sizeof *l);
     l->kind = kind;
     l->D = D;
     l->H = H;
+    l->opt = layer_opts_resolve(kind, o, H);
+    char err[256];
+    if (layer_opts_check(kind, &l->opt, D, H, err, sizeof err)) rt_die(2, "%s", err);
     REQUIRE(kind->forward && kind->backward && kind->backward_input && kind->step);
     kind->declare(l, p, prefix, suffix);
     REQUIRE(l->param_count > 0 && l->param_first + l->param_count <= p->count);

@@ -52,6 +52,22 @@ static inline void layer_progress(const LayerHooks *h, int t) {
     if (h && h->progress && t % LAYER_PROGRESS_EVERY == 0) h->progress(h->ctx);
 }
 
+/* Settings of the state space kinds (the cells ignore them). 0 means "the default", which
+ * layer_declare resolves (layer_opts_resolve) before the kind sees them; the command line
+ * refuses an explicit 0 where 0 is impossible. */
+typedef struct {
+    int d_state;   /* mamba: N, states per channel (16); s5: P, the state size before
+                      conjugate halving (= H) */
+    int d_conv;    /* mamba: K, causal convolution width (4) */
+    int expand;    /* mamba: E = d_inner = expand * H (2) */
+    int dt_rank;   /* mamba: R (ceil(H/16)) */
+    int blocks;    /* s5: J, HiPPO-N blocks of the initial state matrix (1) */
+    int conj_sym;  /* s5: 1 store one of each conjugate pair (default), 2 store all P */
+    int bilinear;  /* s5: 1 bilinear discretisation, 0 (default) zero-order hold */
+    int clip_eigs; /* s5: 1 keep Re(Lambda) <= -1e-4 */
+    int glu;       /* s5: 1 half-GLU output (g = gelu(y), y = g * sigmoid(W g + b)), 0 GELU */
+} LayerOpts;
+
 typedef enum { INIT_PYTORCH, INIT_UNIFORM, INIT_ORTHOGONAL } InitKind;
 
 /* The random sources of an initialisation: PyTorch's generator for the PyTorch-default
@@ -60,10 +76,18 @@ typedef struct {
     InitKind kind;
     TorchRng *torch;
     Rng *rng;
+    int n_layer; /* layers in the model (Mamba scales out_proj by 1/sqrt(n_layer)) */
 } LayerInit;
 
 struct LayerKind {
-    const char *name;                        /* "rnn", "lstm", "gru" */
+    const char *name;                        /* "rnn", "lstm", "gru", "mamba", "s5" */
+    /* 1: a uniform stack of this kind is one PyTorch module (nn.LSTM: weight_ih_l{k}). */
+    int stacked_module;
+    /* Fills the defaults of o (0 fields) for width H; NULL for kinds without settings. */
+    void (*resolve_opts)(LayerOpts *o, int H);
+    /* 0 if o is usable for input width D and width H, else 1 with the reason (naming the
+     * option) in err. NULL: always usable. */
+    int (*check_opts)(const LayerOpts *o, int D, int H, char *err, size_t size);
     int nstates;
     const char *state_names[LAYER_MAX_STATES]; /* "h", "c" */
     /* Width of state tensor s, per stream. */
@@ -96,6 +120,7 @@ struct LayerKind {
 struct Layer {
     const LayerKind *kind;
     int D, H, B, Tmax;
+    LayerOpts opt;                /* resolved settings */
     int param_first, param_count; /* its tensors in the model's Params */
     float *y;                     /* (Tmax,B,H) output of the last forward, owned */
     void *impl;                   /* the kind's parameter views and activations */
@@ -108,9 +133,31 @@ const LayerKind *layer_kind_by_name(const char *name);
 /* "rnn|lstm|gru": the registered names joined by '|'. */
 const char *layer_kind_names(void);
 
-/* A layer of kind with input width D and output width H: its parameters go to p. */
-void layer_declare(Layer *l, const LayerKind *kind, int D, int H, Params *p, const char *prefix,
-                   const char *suffix);
+/* The settings by name, for files and the command line: o's field i is
+ * *(int *)((char *)o + layer_opt_fields[i].offset); kinds lists the kinds that use it. */
+typedef struct {
+    const char *name; /* "d_state", ... */
+    size_t offset;
+    const char *kinds; /* "mamba,s5" */
+} LayerOptField;
+extern const LayerOptField layer_opt_fields[]; /* ends with a NULL name */
+/* 1 if the field is a setting of kind. */
+int layer_opt_used(const LayerOptField *f, const LayerKind *kind);
+static inline int *layer_opt_ptr(LayerOpts *o, const LayerOptField *f) {
+    return (int *)(void *)((char *)o + f->offset);
+}
+
+extern const LayerKind layer_mamba, layer_s5;
+
+/* o with its defaults filled in for kind and width H (o NULL: all defaults). */
+LayerOpts layer_opts_resolve(const LayerKind *kind, const LayerOpts *o, int H);
+/* 0 if the (resolved) settings are usable, else 1 with the reason in err. */
+int layer_opts_check(const LayerKind *kind, const LayerOpts *o, int D, int H, char *err,
+                     size_t size);
+/* A layer of kind with input width D and output width H and settings o (NULL: defaults):
+ * its parameters go to p. Unusable settings are a fatal error (check them first). */
+void layer_declare(Layer *l, const LayerKind *kind, int D, int H, const LayerOpts *o, Params *p,
+                   const char *prefix, const char *suffix);
 /* After params_alloc (or on a second model sharing the parameter arrays): activations for
  * B streams and chunks of up to Tmax steps. */
 void layer_alloc(Layer *l, const Params *p, int B, int Tmax);

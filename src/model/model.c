@@ -8,6 +8,7 @@
 #include "activ.h"
 #include "common.h"
 #include "linalg.h"
+#include "norm.h"
 
 /* ---- shapes ---------------------------------------------------------------------- */
 
@@ -92,20 +93,34 @@ int model_shape_is_uniform(const ModelShape *s) {
 
 int model_shape_equal(const ModelShape *a, const ModelShape *b) {
     if (a->L != b->L || a->E != b->E || a->V != b->V || a->float_inputs != b->float_inputs ||
-        a->C != b->C || a->in_vocab != b->in_vocab)
+        a->C != b->C || a->in_vocab != b->in_vocab ||
+        model_shape_head_tied(a) != model_shape_head_tied(b))
         return 0;
-    for (int k = 0; k < a->L; k++)
+    for (int k = 0; k < a->L; k++) {
         if (a->layer[k].kind != b->layer[k].kind || a->layer[k].H != b->layer[k].H) return 0;
+        LayerOpts oa = layer_opts_resolve(a->layer[k].kind, &a->layer[k].opt, a->layer[k].H),
+                  ob = layer_opts_resolve(b->layer[k].kind, &b->layer[k].opt, b->layer[k].H);
+        if (memcmp(&oa, &ob, sizeof oa) != 0) return 0;
+    }
     return 1;
 }
 
 int model_layer_input(const ModelShape *s, int k) { return k == 0 ? s->E : s->layer[k - 1].H; }
 int model_top_width(const ModelShape *s) { return s->layer[s->L - 1].H; }
 
-int model_cond_width(const ModelShape *s) {
-    int w = 0;
-    for (int k = 0; k < s->L; k++) w += s->layer[k].H;
-    return w;
+int model_shape_is_backbone(const ModelShape *s) {
+    for (int k = 0; k < s->L; k++)
+        if (strcmp(s->layer[k].kind->name, "mamba") != 0) return 0;
+    return 1;
+}
+
+static int top_is_mamba(const ModelShape *s) {
+    return strcmp(s->layer[s->L - 1].kind->name, "mamba") == 0;
+}
+
+int model_shape_head_tied(const ModelShape *s) {
+    return top_is_mamba(s) && !s->float_inputs && (s->in_vocab == 0 || s->in_vocab == s->V) &&
+           s->E == model_top_width(s) && !s->untied;
 }
 
 /* ---- carried state ------------------------------------------------------------------- */
@@ -178,23 +193,38 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     REQUIRE(s.L >= 1 && s.L <= MODEL_MAX_LAYERS && s.E > 0 && s.V > 0 && s.C >= 0);
     REQUIRE(B > 0 && Tmax > 0);
     memset(m, 0, sizeof *m);
-    m->shape = s;
     m->B = B;
     m->Tmax = Tmax;
     Params *p = &m->params;
+    int backbone = model_shape_is_backbone(&s), tied = model_shape_head_tied(&s);
+    for (int k = 0; k < s.L; k++)
+        s.layer[k].opt = layer_opts_resolve(s.layer[k].kind, &s.layer[k].opt, s.layer[k].H);
+    m->shape = s;
     m->emb = s.float_inputs ? -1
-                            : params_add(p, "embedding.weight", s.in_vocab ? s.in_vocab : s.V, s.E);
-    int uniform = model_shape_is_uniform(&s);
+                            : params_add(p, backbone ? "backbone.embedding.weight" : "embedding.weight",
+                                         s.in_vocab ? s.in_vocab : s.V, s.E);
+    int stacked = model_shape_is_uniform(&s) && s.layer[0].kind->stacked_module;
     for (int k = 0; k < s.L; k++) {
-        char prefix[32], suffix[16];
-        snprintf(prefix, sizeof prefix, uniform ? "rnn." : "layers.%d.", k);
-        snprintf(suffix, sizeof suffix, "_l%d", uniform ? k : 0);
-        layer_declare(&m->layers[k], s.layer[k].kind, model_layer_input(&s, k), s.layer[k].H, p,
-                      prefix, suffix);
+        const LayerKind *kind = s.layer[k].kind;
+        char prefix[40], suffix[16] = "";
+        snprintf(prefix, sizeof prefix, stacked ? "rnn." : backbone ? "backbone.layers.%d." : "layers.%d.", k);
+        if (kind->stacked_module) snprintf(suffix, sizeof suffix, "_l%d", stacked ? k : 0);
+        layer_declare(&m->layers[k], kind, model_layer_input(&s, k), s.layer[k].H,
+                      &s.layer[k].opt, p, prefix, suffix);
     }
-    int Htop = model_top_width(&s), CW = model_cond_width(&s);
-    m->head_w = params_add(p, "head.weight", s.V, Htop);
-    m->head_b = params_add(p, "head.bias", s.V, 0);
+    int Htop = model_top_width(&s);
+    m->cond_width = 0;
+    for (int k = 0; k < s.L; k++) m->cond_width += m->layers[k].kind->state_width(&m->layers[k], 0);
+    int CW = m->cond_width;
+    m->norm_f = !top_is_mamba(&s) ? -1
+                : params_add(p, backbone ? "backbone.norm_f.weight" : "norm_f.weight", Htop, 0);
+    m->head_w = m->head_b = -1;
+    if (!tied && top_is_mamba(&s) && !s.float_inputs && (s.in_vocab == 0 || s.in_vocab == s.V)) {
+        m->head_w = params_add(p, "lm_head.weight", s.V, Htop); /* MambaLMHeadModel: no bias */
+    } else if (!tied) {
+        m->head_w = params_add(p, "head.weight", s.V, Htop);
+        m->head_b = params_add(p, "head.bias", s.V, 0);
+    }
     m->cond_w = m->cond_b = -1;
     if (s.C > 0) {
         m->cond_w = params_add(p, "cond.weight", CW, s.C);
@@ -227,6 +257,10 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     size_t dfloats = rows * widest;
     if (s.C > 0 && (size_t)B * CW > dfloats) dfloats = (size_t)B * CW;
     m->dbuf = rt_alloc_floats(dfloats, "layer gradients");
+    if (m->norm_f >= 0) {
+        m->normed = rt_alloc_floats(rows * Htop, "final norm output");
+        m->norm_rinv = rt_alloc_floats(rows, "final norm roots");
+    }
     if (s.C > 0) {
         m->cond_in = rt_alloc_floats((size_t)B * s.C, "conditioning");
         m->cond_h0 = rt_alloc_floats((size_t)B * CW, "conditioned states");
@@ -248,6 +282,8 @@ void model_free(Model *m) {
     free(m->ws);
     free(m->cond_in);
     free(m->cond_h0);
+    free(m->normed);
+    free(m->norm_rinv);
     model_state_free(&m->dstate);
     memset(m, 0, sizeof *m);
 }
@@ -273,15 +309,20 @@ void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed) {
      * kaiming_uniform_(a=sqrt(5)) and bias U(+-1/sqrt(fan_in)). */
     TorchRng g;
     torch_rng_seed(&g, seed);
-    if (m->emb >= 0)
-        torch_normal_fill(&g, params_value(p, m->emb), p->tensors[m->emb].size, 0.0, 1.0);
-    LayerInit init = {kind, &g, &rng};
+    if (m->emb >= 0) /* MambaLMHeadModel: N(0, 0.02) */
+        torch_normal_fill(&g, params_value(p, m->emb), p->tensors[m->emb].size, 0.0,
+                          top_is_mamba(s) ? 0.02 : 1.0);
+    LayerInit init = {kind, &g, &rng, s->L};
     for (int k = 0; k < s->L; k++) m->layers[k].kind->init_weights(&m->layers[k], &init);
-    int Htop = model_top_width(s), CW = model_cond_width(s);
+    int Htop = model_top_width(s), CW = m->cond_width;
+    if (m->norm_f >= 0)
+        for (int j = 0; j < Htop; j++) params_value(p, m->norm_f)[j] = 1.0f;
     double wb = torch_linear_weight_bound(Htop), bound = 1.0 / sqrt((double)Htop);
-    torch_uniform_fill(&g, params_value(p, m->head_w), (size_t)s->V * Htop, -wb, wb);
-    torch_uniform_fill(&g, params_value(p, m->head_b), (size_t)s->V, -bound, bound);
-    if (s->C > 0) { /* Linear(C, sum H_k) */
+    if (m->head_w >= 0)
+        torch_uniform_fill(&g, params_value(p, m->head_w), (size_t)s->V * Htop, -wb, wb);
+    if (m->head_b >= 0)
+        torch_uniform_fill(&g, params_value(p, m->head_b), (size_t)s->V, -bound, bound);
+    if (s->C > 0) { /* Linear(C, sum of first state widths) */
         double cw = torch_linear_weight_bound(s->C), cb = 1.0 / sqrt((double)s->C);
         torch_uniform_fill(&g, params_value(p, m->cond_w), (size_t)CW * s->C, -cw, cw);
         torch_uniform_fill(&g, params_value(p, m->cond_b), (size_t)CW, -cb, cb);
@@ -298,6 +339,30 @@ static void gather_embedded(const Model *m, float *x, int T) {
         memcpy(x + r * s->E, emb + (size_t)m->inputs[r] * s->E, (size_t)s->E * sizeof(float));
 }
 
+/* The head's weight: its own, or the embedding. */
+static const float *head_weight(const Model *m) {
+    return params_value(&m->params, m->head_w >= 0 ? m->head_w : m->emb);
+}
+
+/* logits (rows,V) = [norm_f](y) (rows,H) . W_head^T + b: bias rows first, GEMM accumulates */
+static void head_forward(Model *m, const float *y, int rows) {
+    const ModelShape *s = &m->shape;
+    int Htop = model_top_width(s);
+    if (m->norm_f >= 0) {
+        norm_rms_forward(m->normed, m->norm_rinv, y, params_value(&m->params, m->norm_f), rows,
+                         Htop);
+        y = m->normed;
+    }
+    float beta = 0.0f;
+    if (m->head_b >= 0) {
+        const float *hb = params_value(&m->params, m->head_b);
+        for (int r = 0; r < rows; r++)
+            memcpy(m->logits + (size_t)r * s->V, hb, (size_t)s->V * sizeof(float));
+        beta = 1.0f;
+    }
+    la_matmul_nt(m->logits, y, head_weight(m), rows, s->V, Htop, beta);
+}
+
 /* Layers and head over m->x0 (T,B,E). */
 static void forward_stack(Model *m, ModelState *st, int T) {
     const ModelShape *s = &m->shape;
@@ -311,11 +376,7 @@ static void forward_stack(Model *m, ModelState *st, int T) {
         l->kind->forward(l, st->t[k], x, T, m->ws);
         x = l->y;                                    /* (T,B,H_k) */
     }
-    /* logits (T*B,V) = y (T*B,H) . W_head^T + b: bias rows first, GEMM accumulates */
-    const float *hb = params_value(&m->params, m->head_b);
-    for (size_t r = 0; r < rows; r++) memcpy(m->logits + r * s->V, hb, (size_t)s->V * sizeof(float));
-    la_matmul_nt(m->logits, x, params_value(&m->params, m->head_w), (int)rows, s->V,
-                 model_top_width(s), 1.0f);
+    head_forward(m, x, (int)rows);
 }
 
 void model_forward(Model *m, ModelState *st, const int32_t *inputs, int T) {
@@ -347,10 +408,7 @@ void model_step(Model *m, ModelState *st, const int32_t *tokens) {
         l->kind->step(l, st->t[k], x, m->ws);
         x = l->y;
     }
-    const float *hb = params_value(&m->params, m->head_b);
-    for (int b = 0; b < m->B; b++) memcpy(m->logits + (size_t)b * s->V, hb, (size_t)s->V * sizeof(float));
-    la_matmul_nt(m->logits, x, params_value(&m->params, m->head_w), m->B, s->V,
-                 model_top_width(s), 1.0f);
+    head_forward(m, x, m->B);
 }
 
 void model_forward_features(Model *m, ModelState *st, const float *x, int T) {
@@ -363,7 +421,7 @@ void model_forward_features(Model *m, ModelState *st, const float *x, int T) {
 void model_set_condition(Model *m, ModelState *st, const float *c) {
     const ModelShape *s = &m->shape;
     REQUIRE(s->C > 0 && st->B == m->B);
-    int B = m->B, CW = model_cond_width(s);
+    int B = m->B, CW = m->cond_width;
     memcpy(m->cond_in, c, (size_t)B * s->C * sizeof(float));
     /* h0 (B, sum H_k) = tanh(c W_c^T + b_c) */
     la_matmul_nt(m->cond_h0, c, params_value(&m->params, m->cond_w), B, CW, s->C, 0.0f);
@@ -373,9 +431,8 @@ void model_set_condition(Model *m, ModelState *st, const float *c) {
     activ_tanh(m->cond_h0, m->cond_h0, (size_t)B * CW);
     model_state_zero(st);
     m->cond_set = 1;
-    for (int k = 0, off = 0; k < s->L; off += s->layer[k].H, k++) {
-        int H = s->layer[k].H;
-        REQUIRE(st->width[k][0] == H);
+    for (int k = 0, off = 0; k < s->L; off += st->width[k][0], k++) {
+        int H = st->width[k][0];
         for (int b = 0; b < B; b++)
             memcpy(st->t[k][0] + (size_t)b * H, m->cond_h0 + (size_t)b * CW + off,
                    (size_t)H * sizeof(float));
@@ -451,15 +508,24 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
     REQUIRE(T == m->T_last);
     int cond = s->C > 0 && m->cond_used; /* a chunk that started from the conditioning */
     if (cond && !dstate0) dstate0 = &m->dstate; /* which needs dLoss/dh0 */
-    const float *ytop = m->layers[s->L - 1].y;
-    /* head: dW += dlogits^T y, db += colsum(dlogits), dy = dlogits W */
-    la_matmul_tn(params_grad(p, m->head_w), m->logits, ytop, s->V, Htop, (int)rows, 1.0f);
-    la_colsum_add(params_grad(p, m->head_b), m->logits, (int)rows, s->V);
+    const float *ytop = m->layers[s->L - 1].y, *hin = m->norm_f >= 0 ? m->normed : ytop;
+    /* head: dW += dlogits^T y (into the embedding's gradient when tied), db +=
+     * colsum(dlogits), dy = dlogits W */
+    la_matmul_tn(params_grad(p, m->head_w >= 0 ? m->head_w : m->emb), m->logits, hin, s->V, Htop,
+                 (int)rows, 1.0f);
+    if (m->head_b >= 0) la_colsum_add(params_grad(p, m->head_b), m->logits, (int)rows, s->V);
     /* A layer's backward reads dy, and its backward_input writes dx afterwards, so dx may
      * overwrite dy: one buffer carries the gradient down the whole stack. */
     float *dy = m->dbuf;
-    la_matmul_nn(dy, m->logits, params_value(p, m->head_w), (int)rows, Htop, s->V, 0.0f);
-    tensors_ready(m, m->head_w, 2);
+    la_matmul_nn(dy, m->logits, head_weight(m), (int)rows, Htop, s->V, 0.0f);
+    if (m->norm_f >= 0) /* in place: dy of the top layer */
+        norm_rms_backward(dy, params_grad(p, m->norm_f), dy, ytop, params_value(p, m->norm_f),
+                          m->norm_rinv, (int)rows, Htop, 0);
+    if (m->norm_f >= 0 || m->head_w >= 0) { /* the tensors after the layers, before cond */
+        int first = m->norm_f >= 0 ? m->norm_f : m->head_w;
+        int last = m->head_b >= 0 ? m->head_b : m->head_w >= 0 ? m->head_w : m->norm_f;
+        tensors_ready(m, first, last - first + 1);
+    }
     /* Embedding gradient: dE[token] += dx0 row. With fewer token values than rows, layer
      * 0 sums its input gradient per token (input_grad_grouped) instead of computing dx0:
      * for bytes and 32 x 64 chunks that is 8x fewer multiply-adds. */
@@ -497,11 +563,11 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
     }
     if (s->C > 0 && cond) {
         /* h0 = tanh(c W^T + b): dpre (B, sum H_k) = dh0 * (1 - h0^2), dW += dpre^T c */
-        int CW = model_cond_width(s);
-        float *dpre = m->dbuf; /* free now; sized for (B, sum H_k) too */
+        int CW = m->cond_width;
+        float *dpre = m->dbuf; /* free now; sized for (B, CW) too */
         for (int b = 0; b < B; b++)
-            for (int k = 0, off = 0; k < s->L; off += s->layer[k].H, k++) {
-                int H = s->layer[k].H;
+            for (int k = 0, off = 0; k < s->L; off += dstate0->width[k][0], k++) {
+                int H = dstate0->width[k][0];
                 for (int j = 0; j < H; j++) {
                     float h = m->cond_h0[(size_t)b * CW + off + j];
                     dpre[(size_t)b * CW + off + j] =

@@ -24,7 +24,8 @@
 
 typedef struct {
     const LayerKind *kind;
-    int H; /* output width */
+    int H;        /* output width */
+    LayerOpts opt; /* the state space kinds' settings (0 fields: defaults) */
 } LayerSpec;
 
 /* Language models: tokens in (embedding V x E), V logits out. Sequence tasks may instead
@@ -40,6 +41,8 @@ typedef struct {
     int float_inputs; /* 1: E features per step, no embedding */
     int C;            /* conditioning width, 0 = none */
     int in_vocab;     /* token inputs: embedding rows, 0 = V (language models) */
+    int untied;       /* a Mamba language model's head is its own lm_head.weight instead of
+                         the embedding (tied, MambaLMHeadModel's default) */
 } ModelShape;
 
 /* L layers of one kind and width (the --model/--layers/--hidden shorthand). */
@@ -56,8 +59,10 @@ int model_shape_equal(const ModelShape *a, const ModelShape *b);
 int model_layer_input(const ModelShape *s, int k);
 /* Width of the top layer's output (the head's input). */
 int model_top_width(const ModelShape *s);
-/* Sum over layers of the width of their first state tensor (the conditioning target). */
-int model_cond_width(const ModelShape *s);
+/* 1 if every layer is a Mamba block: the names are MambaLMHeadModel's (backbone.*). */
+int model_shape_is_backbone(const ModelShape *s);
+/* 1 if the head is the embedding matrix (a Mamba language model, unless untied). */
+int model_shape_head_tied(const ModelShape *s);
 
 typedef struct Model Model;
 
@@ -87,7 +92,12 @@ struct Model {
     ModelShape shape;
     int B, Tmax;
     Params params;
-    int emb, head_w, head_b; /* parameter indices (emb -1 with float inputs) */
+    int emb, head_w, head_b; /* parameter indices (emb -1 with float inputs; head_w -1 when
+                                the head is the embedding, head_b -1 without a bias) */
+    int norm_f;              /* final RMSNorm weight under a Mamba top layer, else -1 */
+    float *normed;           /* (Tmax,B,H_top) the head's input under norm_f */
+    float *norm_rinv;        /* (Tmax*B) its reciprocal roots */
+    int cond_width;          /* sum over layers of the width of their first state tensor */
     int cond_w, cond_b;      /* -1 without conditioning */
     Layer layers[MODEL_MAX_LAYERS];
     int32_t *inputs;  /* (Tmax,B) tokens of the last forward */
@@ -124,9 +134,12 @@ struct Model {
 };
 
 /* Builds the parameter layout and allocates activations for B x Tmax. Parameter names are
- * PyTorch's: embedding.weight, then for a uniform stack rnn.weight_ih_l{k} ... (one
+ * PyTorch's: embedding.weight, then for a uniform stack of cells rnn.weight_ih_l{k} ... (one
  * nn.RNN/LSTM/GRU), else layers.{k}.weight_ih_l0 ... (one module per layer), head.weight,
- * head.bias, cond.weight, cond.bias. */
+ * head.bias, cond.weight, cond.bias. A stack of Mamba blocks takes MambaLMHeadModel's
+ * names: backbone.embedding.weight, backbone.layers.{k}.norm.weight,
+ * backbone.layers.{k}.mixer.*, backbone.norm_f.weight (and lm_head.weight if untied); any
+ * Mamba top layer is followed by a final RMSNorm (norm_f.weight). */
 void model_init(Model *m, ModelShape shape, int B, int Tmax);
 /* A second model over the SAME parameter arrays as owner (e.g. for evaluation with another
  * number of streams): own activations, borrowed values and gradients. */

@@ -16,7 +16,7 @@ static const TrainConfig defaults = {
     .warmup = 0, .decay_every = 1000, .verify_every = 0, .ckpt_every = 0, .keep = 3,
     .max_bad = 10, .ckpt_minutes = 15.0, .rollback_factor = 0.5, .lr = 2e-3, .clip = 5.0,
     .init_scale = 0.08, .min_lr = 0.0, .gamma = 0.5, .weight_decay = 0.0, .momentum = 0.9,
-    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99};
+    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99, .pool = "last"};
 
 void train_config_defaults(TrainConfig *c) { *c = defaults; }
 
@@ -27,12 +27,32 @@ static int option_table(TrainConfig *c, CliOption *o) {
         {"data", CLI_STR, &c->data, "DATA.h5", "token or sequence dataset (rnntrain prepare)", 1, 0, NULL, 1, 0},
         {"out", CLI_STR, &c->out, "DIR", "output directory: model.h5, metrics.jsonl", 1, 0, NULL, 1, 0},
         {"model", CLI_STR, &c->cell, "KIND", "layer kind of the --layers/--hidden shorthand", 1, 0,
-         "rnn|lstm|gru", 0, 0},
+         "rnn|lstm|gru|mamba|s5", 0, 0},
         {"layers", CLI_STR, &c->layers, "L|LIST", "stacked layers of --model and --hidden, or a "
          "list of KIND:WIDTH, e.g. lstm:512,gru:256 (then --model and --hidden are not used)", 1,
          0, NULL, 0, 0},
         {"hidden", CLI_INT, &c->hidden, "H", "hidden size", 1, 65536, NULL, 0, 0},
         {"embed", CLI_INT, &c->embed, "E", "embedding width; 0 = the first layer's width", 0, 65536, NULL, 0, 0},
+        {"d-state", CLI_INT, &c->d_state, "N", "mamba: states per channel (16); s5: state size P "
+         "before conjugate halving (0 = the layer width)", 1, 1 << 16, NULL, 0, 0},
+        {"d-conv", CLI_INT, &c->d_conv, "K", "mamba: causal convolution width (0 = 4)", 1, 64, NULL, 0, 0},
+        {"expand", CLI_INT, &c->expand, "X", "mamba: inner width = X * layer width (0 = 2)", 1, 64, NULL, 0, 0},
+        {"dt-rank", CLI_INT, &c->dt_rank, "R", "mamba: rank of the step projection (0 = "
+         "ceil(width/16))", 1, 65536, NULL, 0, 0},
+        {"ssm-blocks", CLI_INT, &c->ssm_blocks, "J", "s5: HiPPO-N blocks of the initial state "
+         "matrix (0 = 1)", 1, 65536, NULL, 0, 0},
+        {"no-conj-sym", CLI_FLAG, &c->no_conj_sym, NULL, "s5: store all P modes, not one of each "
+         "conjugate pair", 1, 0, NULL, 0, 0},
+        {"bilinear", CLI_FLAG, &c->bilinear, NULL, "s5: bilinear discretisation instead of "
+         "zero-order hold", 1, 0, NULL, 0, 0},
+        {"clip-eigs", CLI_FLAG, &c->clip_eigs, NULL, "s5: keep Re(Lambda) <= -1e-4", 1, 0, NULL, 0, 0},
+        {"s5-glu", CLI_FLAG, &c->s5_glu, NULL, "s5: half-GLU output instead of GELU", 1, 0, NULL, 0, 0},
+        {"ssm-lr", CLI_DOUBLE, &c->ssm_lr, "X", "s5: learning rate of Lambda, B and log_step "
+         "(no weight decay); 0 = --lr", 0, 1e6, NULL, 0, 0},
+        {"untie", CLI_FLAG, &c->untie, NULL, "mamba language model: a head matrix of its own "
+         "(lm_head.weight) instead of the embedding", 1, 0, NULL, 0, 0},
+        {"pool", CLI_STR, &c->pool, "HOW", "classify/regress: read the output at the last step "
+         "or average it over the steps", 1, 0, "last|mean", 0, 0},
         {"batch", CLI_INT, &c->batch, "B", "GLOBAL number of streams (sequences per step); each "
          "of N ranks takes B/N", 1, 1 << 20, NULL, 0, 0},
         {"bptt", CLI_INT, &c->bptt, "T", "truncated-BPTT chunk length; sequence tasks: given, "
@@ -107,9 +127,32 @@ static void parse_layers(TrainConfig *c) {
         cli_bad("layers", "%s", err);
 }
 
+/* The state space settings onto every layer of the stack, checked per layer. */
+static void apply_layer_opts(TrainConfig *c) {
+    ModelShape *s = &c->stack;
+    for (int k = 0; k < s->L; k++) {
+        LayerOpts *o = &s->layer[k].opt;
+        o->d_state = c->d_state;
+        o->d_conv = c->d_conv;
+        o->expand = c->expand;
+        o->dt_rank = c->dt_rank;
+        o->blocks = c->ssm_blocks;
+        o->conj_sym = c->no_conj_sym ? 2 : 0;
+        o->bilinear = c->bilinear;
+        o->clip_eigs = c->clip_eigs;
+        o->glu = c->s5_glu;
+        char err[512];
+        int D = k == 0 ? (c->embed ? c->embed : s->layer[0].H) : s->layer[k - 1].H;
+        if (layer_opts_check(s->layer[k].kind, o, D, s->layer[k].H, err, sizeof err))
+            rt_die(EXIT_USAGE, "layer %d (%s:%d): %s", k, s->layer[k].kind->name, s->layer[k].H,
+                   err);
+    }
+    s->untied = c->untie;
+}
+
 void train_config_parse(TrainConfig *c, int argc, char **argv) {
     train_config_defaults(c);
-    CliOption opts[64];
+    CliOption opts[96];
     int n = option_table(c, opts);
     cli_parse("train", "Train a model (language model or sequence task) with truncated BPTT; "
               "data-parallel over MPI ranks.", opts, n, argc, argv);
@@ -131,12 +174,13 @@ void train_config_finish(TrainConfig *c) {
                 "%d ranks)", c->micro_batch, c->B_local, c->batch, N);
     c->B_micro = c->deterministic ? c->micro_batch : c->B_local;
     parse_layers(c);
+    apply_layer_opts(c);
     if (c->embed == 0) c->embed = c->stack.layer[0].H;
     snprintf(c->ckpt_path, sizeof c->ckpt_path, "%s", c->ckpt_dir ? c->ckpt_dir : "");
     if (!c->ckpt_dir) snprintf(c->ckpt_path, sizeof c->ckpt_path, "%s/checkpoints", c->out);
     snprintf(c->metrics_path, sizeof c->metrics_path, "%s", c->log ? c->log : "");
     if (!c->log) snprintf(c->metrics_path, sizeof c->metrics_path, "%s/metrics.jsonl", c->out);
-    CliOption opts[64];
+    CliOption opts[96];
     int n = option_table(c, opts);
     free(c->text);
     c->text = rt_calloc(1, 65536, "configuration");
