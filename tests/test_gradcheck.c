@@ -325,6 +325,7 @@ END_TEST
 /* --init orthogonal: every gate block of every W_hh is orthogonal, W W^T = I. */
 START_TEST(orthogonal_init) {
     for (int i = 0; layer_kinds[i]; i++) {
+        if (!layer_kinds[i]->stacked_module) continue; /* no W_hh: the state space kinds */
         ModelShape s = {.E = 5, .V = V};
         model_shape_uniform(&s, layer_kinds[i], 2, 16);
         Model m;

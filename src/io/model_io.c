@@ -133,9 +133,9 @@ static void read_layer_opts(hid_t f, ModelShape *s, const char *path) {
                 rt_die(EXIT_INPUT, "model file '%s': /%s has no attribute '%s' (a setting of its "
                        "%s layer)", path, name, of->name, ls->kind->name);
             int64_t v = h5_read_attr_int(g, of->name, path);
-            if (v < 0 || v > 1 << 20)
-                rt_die(EXIT_INPUT, "model file '%s': /%s attribute '%s' is %lld", path, name,
-                       of->name, (long long)v);
+            if (v < of->min || v > 1 << 20)
+                rt_die(EXIT_INPUT, "model file '%s': /%s attribute '%s' is %lld, expected %d to "
+                       "%d", path, name, of->name, (long long)v, of->min, 1 << 20);
             *layer_opt_ptr(&ls->opt, of) = (int)v;
         }
         H5Gclose(g);

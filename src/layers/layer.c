@@ -7,7 +7,7 @@
 #include "cell.h"
 #include "common.h"
 
-const LayerKind *const layer_kinds[] = {&layer_rnn, &layer_lstm, &layer_gru, NULL};
+const LayerKind *const layer_kinds[] = {&layer_rnn, &layer_lstm, &layer_gru, &layer_mamba, NULL};
 
 const LayerKind *layer_kind_by_name(const char *name) {
     for (int i = 0; layer_kinds[i]; i++)
@@ -25,11 +25,11 @@ const char *layer_kind_names(void) {
     return names;
 }
 
-#define OPT(field, kinds) {#field, offsetof(LayerOpts, field), kinds}
+#define OPT(field, kinds, min) {#field, offsetof(LayerOpts, field), kinds, min}
 const LayerOptField layer_opt_fields[] = {
-    OPT(d_state, "mamba,s5"), OPT(d_conv, "mamba"), OPT(expand, "mamba"),
-    OPT(dt_rank, "mamba"), OPT(blocks, "s5"), OPT(conj_sym, "s5"), OPT(bilinear, "s5"),
-    OPT(clip_eigs, "s5"), OPT(glu, "s5"), {NULL, 0, NULL}};
+    OPT(d_state, "mamba,s5", 1), OPT(d_conv, "mamba", 1), OPT(expand, "mamba", 1),
+    OPT(dt_rank, "mamba", 1), OPT(blocks, "s5", 1), OPT(conj_sym, "s5", 1),
+    OPT(bilinear, "s5", 0), OPT(clip_eigs, "s5", 0), OPT(glu, "s5", 0), {NULL, 0, NULL, 0}};
 #undef OPT
 
 int layer_opt_used(const LayerOptField *f, const LayerKind *kind) {

@@ -139,6 +139,7 @@ typedef struct {
     const char *name; /* "d_state", ... */
     size_t offset;
     const char *kinds; /* "mamba,s5" */
+    int min;           /* the smallest stored value (0 means "default" only before resolving) */
 } LayerOptField;
 extern const LayerOptField layer_opt_fields[]; /* ends with a NULL name */
 /* 1 if the field is a setting of kind. */

@@ -1,0 +1,607 @@
+/* mamba: the Mamba-1 block (Gu and Dao 2023) as one residual layer of width H:
+ *
+ *   r     = x, or encoder(x) (Linear D->H) when the input width D differs from H
+ *   xn    = RMSNorm(r)                                   (rows,H)
+ *   xi, z = xn W_in[0:E]^T, xn W_in[E:2E]^T              (rows,E) each
+ *   xc    = causal depthwise conv of xi over time (kernel K, bias), the K-1 inputs before
+ *           the chunk from the carried conv state;  u = silu(xc)
+ *   dt, Bm, Cm = u W_x[0:R]^T, u W_x[R:R+N]^T, u W_x[R+N:R+2N]^T
+ *   delta = softplus(dt W_dt^T + b_dt)                   (rows,E)
+ *   h[d,n] = exp(delta[d] A[d,n]) h[d,n] + delta[d] Bm[n] u[d],  A = -exp(A_log)
+ *   ys[d] = sum_n Cm[n] h[d,n] + D[d] u[d]
+ *   g     = ys * silu(z);   y = r + g W_out^T            (rows,H)
+ *
+ * Names and shapes are mamba_ssm's Mamba module under prefix "mixer." (in_proj.weight
+ * (2E,H), conv1d.weight (E,1,K) stored (E,K), conv1d.bias, x_proj.weight (R+2N,E),
+ * dt_proj.weight (E,R), dt_proj.bias (E), A_log (E,N), D (E), out_proj.weight (H,E)), with
+ * the block's "norm.weight" (H) and, for D != H, "encoder.weight" (H,D), "encoder.bias".
+ *
+ * Carried state per stream: "ssm" h (E,N) laid out [d*N + n] (mamba_ssm's ssm_state) and
+ * "conv" the last K-1 conv inputs xi, (K-1,E) laid out [j*E + d], j = 0 the oldest.
+ *
+ * Cost structure. All projections are GEMMs over the chunk's T*B rows. The scan runs per
+ * stream and step over (n, d) with the channel d innermost and contiguous, so it vectorises
+ * across channels without horizontal sums: internally h and A are (N,E). Forward keeps no
+ * (T,B,E,N) tensor: only h at the start of every segment of MAMBA_SEG steps. Backward walks
+ * the segments from the last, recomputes the segment's states from the saved one into a
+ * (MAMBA_SEG,N,E) buffer of one stream, and runs the reverse recurrence through it; the
+ * memory is that of one chunk's (T,B,E) activations. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activ.h"
+#include "common.h"
+#include "layer.h"
+#include "linalg.h"
+#include "norm.h"
+
+#define MAMBA_SEG 16
+
+typedef struct {
+    int E, N, K, R, enc;
+    /* parameter indices */
+    int p_enc_w, p_enc_b, p_norm, p_in, p_conv_w, p_conv_b, p_x, p_dt_w, p_dt_b, p_alog, p_d,
+        p_out;
+    const float *enc_w, *enc_b, *norm_w, *w_in, *conv_w, *conv_b, *w_x, *dt_w, *dt_b, *a_log,
+        *dd, *w_out;
+    float *g_enc_w, *g_enc_b, *g_norm, *g_in, *g_conv_w, *g_conv_b, *g_x, *g_dt_w, *g_dt_b,
+        *g_alog, *g_d, *g_out;
+    /* activations, (Tmax*B, width) time-major */
+    float *r;      /* (rows,H) encoder output (enc only) */
+    float *xn;     /* (rows,H) */
+    float *rinv;   /* (rows) */
+    float *xpad;   /* ((K-1+Tmax)*B, E): the K-1 carried inputs, then xi of the chunk */
+    float *z;      /* (rows,E) */
+    float *xc;     /* (rows,E) conv output before silu */
+    float *u;      /* (rows,E) */
+    float *dt;     /* (rows,R) */
+    float *bm, *cm; /* (rows,N) */
+    float *delta;  /* (rows,E) */
+    float *ys;     /* (rows,E) scan output incl. D u */
+    float *g;      /* (rows,E) gated */
+    float *hsave;  /* (nseg, B, N, E) h at the start of each segment */
+    float *at;     /* (N,E) A transposed, this chunk */
+    float *wct;    /* (K,E) conv weight transposed */
+    /* backward */
+    float *dres;   /* (rows,H) dLoss/dy: the residual path's gradient */
+    float *dxn;    /* (rows,H) */
+    float *dz, *du, *ddelta, *ddt, *dbm, *dcm; /* like their forward buffers */
+    float *dxpad;  /* like xpad */
+    float *hseg;   /* (MAMBA_SEG+1, N, E) one stream's states over one segment */
+    float *dh;     /* (N,E) */
+    float *dat;    /* (N,E) dLoss/dA accumulated over the chunk */
+    float *dwct;   /* (K,E) */
+    float *yrow;   /* (E) scratch */
+    int T_last;
+} Mamba;
+
+static Mamba *mamba_of(const Layer *l) { return (Mamba *)l->impl; }
+
+static void mamba_resolve_opts(LayerOpts *o, int H) {
+    if (!o->d_state) o->d_state = 16;
+    if (!o->d_conv) o->d_conv = 4;
+    if (!o->expand) o->expand = 2;
+    if (!o->dt_rank) o->dt_rank = (H + 15) / 16;
+}
+
+static int mamba_check_opts(const LayerOpts *o, int D, int H, char *err, size_t size) {
+    (void)D;
+    if (o->d_state < 1 || o->d_state > 1024) {
+        snprintf(err, size, "--d-state %d: a Mamba layer needs 1 to 1024 states per channel",
+                 o->d_state);
+        return 1;
+    }
+    if (o->d_conv < 2 || o->d_conv > 64) {
+        snprintf(err, size, "--d-conv %d: the causal convolution width must be 2 to 64",
+                 o->d_conv);
+        return 1;
+    }
+    if (o->expand < 1 || (long long)o->expand * H > 1 << 20) {
+        snprintf(err, size, "--expand %d: the inner width expand * %d = %lld must be 1 to %d",
+                 o->expand, H, (long long)o->expand * H, 1 << 20);
+        return 1;
+    }
+    if (o->dt_rank < 1 || o->dt_rank > o->expand * H) {
+        snprintf(err, size, "--dt-rank %d: must be 1 to the inner width %d", o->dt_rank,
+                 o->expand * H);
+        return 1;
+    }
+    return 0;
+}
+
+static int mamba_state_width(const Layer *l, int s) {
+    const LayerOpts *o = &l->opt;
+    int E = o->expand * l->H;
+    return s == 0 ? E * o->d_state : E * (o->d_conv - 1);
+}
+
+static int add(Params *p, const char *prefix, const char *name, int rows, int cols) {
+    char full[PARAM_NAME_MAX];
+    int n = snprintf(full, sizeof full, "%s%s", prefix, name);
+    REQUIRE(n > 0 && (size_t)n < sizeof full);
+    return params_add(p, full, rows, cols);
+}
+
+static void mamba_declare(Layer *l, Params *p, const char *prefix, const char *suffix) {
+    (void)suffix;
+    Mamba *m = rt_calloc(1, sizeof *m, "mamba layer");
+    l->impl = m;
+    const LayerOpts *o = &l->opt;
+    int H = l->H;
+    m->E = o->expand * H;
+    m->N = o->d_state;
+    m->K = o->d_conv;
+    m->R = o->dt_rank;
+    m->enc = l->D != H;
+    m->p_enc_w = m->p_enc_b = -1;
+    if (m->enc) {
+        m->p_enc_w = add(p, prefix, "encoder.weight", H, l->D);
+        m->p_enc_b = add(p, prefix, "encoder.bias", H, 0);
+    }
+    m->p_norm = add(p, prefix, "norm.weight", H, 0);
+    m->p_in = add(p, prefix, "mixer.in_proj.weight", 2 * m->E, H);
+    m->p_conv_w = add(p, prefix, "mixer.conv1d.weight", m->E, m->K);
+    m->p_conv_b = add(p, prefix, "mixer.conv1d.bias", m->E, 0);
+    m->p_x = add(p, prefix, "mixer.x_proj.weight", m->R + 2 * m->N, m->E);
+    m->p_dt_w = add(p, prefix, "mixer.dt_proj.weight", m->E, m->R);
+    m->p_dt_b = add(p, prefix, "mixer.dt_proj.bias", m->E, 0);
+    m->p_alog = add(p, prefix, "mixer.A_log", m->E, m->N);
+    m->p_d = add(p, prefix, "mixer.D", m->E, 0);
+    m->p_out = add(p, prefix, "mixer.out_proj.weight", H, m->E);
+    l->param_first = m->enc ? m->p_enc_w : m->p_norm;
+    l->param_count = m->p_out - l->param_first + 1;
+}
+
+static void mamba_alloc(Layer *l, const Params *p) {
+    Mamba *m = mamba_of(l);
+    int H = l->H, E = m->E, N = m->N, K = m->K, R = m->R, B = l->B;
+    m->enc_w = m->enc ? params_value(p, m->p_enc_w) : NULL;
+    m->enc_b = m->enc ? params_value(p, m->p_enc_b) : NULL;
+    m->g_enc_w = m->enc ? params_grad(p, m->p_enc_w) : NULL;
+    m->g_enc_b = m->enc ? params_grad(p, m->p_enc_b) : NULL;
+    m->norm_w = params_value(p, m->p_norm);
+    m->g_norm = params_grad(p, m->p_norm);
+    m->w_in = params_value(p, m->p_in);
+    m->g_in = params_grad(p, m->p_in);
+    m->conv_w = params_value(p, m->p_conv_w);
+    m->g_conv_w = params_grad(p, m->p_conv_w);
+    m->conv_b = params_value(p, m->p_conv_b);
+    m->g_conv_b = params_grad(p, m->p_conv_b);
+    m->w_x = params_value(p, m->p_x);
+    m->g_x = params_grad(p, m->p_x);
+    m->dt_w = params_value(p, m->p_dt_w);
+    m->g_dt_w = params_grad(p, m->p_dt_w);
+    m->dt_b = params_value(p, m->p_dt_b);
+    m->g_dt_b = params_grad(p, m->p_dt_b);
+    m->a_log = params_value(p, m->p_alog);
+    m->g_alog = params_grad(p, m->p_alog);
+    m->dd = params_value(p, m->p_d);
+    m->g_d = params_grad(p, m->p_d);
+    m->w_out = params_value(p, m->p_out);
+    m->g_out = params_grad(p, m->p_out);
+    size_t rows = (size_t)l->Tmax * B, nseg = ((size_t)l->Tmax + MAMBA_SEG - 1) / MAMBA_SEG;
+    size_t pad = (size_t)(K - 1 + l->Tmax) * B * E;
+    if (m->enc) m->r = rt_alloc_floats(rows * H, "mamba encoder output");
+    m->xn = rt_alloc_floats(rows * H, "mamba normed input");
+    m->rinv = rt_alloc_floats(rows, "mamba norm roots");
+    m->xpad = rt_alloc_floats(pad, "mamba conv inputs");
+    m->z = rt_alloc_floats(rows * E, "mamba gate inputs");
+    m->xc = rt_alloc_floats(rows * E, "mamba conv outputs");
+    m->u = rt_alloc_floats(rows * E, "mamba scan inputs");
+    m->dt = rt_alloc_floats(rows * R, "mamba step ranks");
+    m->bm = rt_alloc_floats(rows * N, "mamba B");
+    m->cm = rt_alloc_floats(rows * N, "mamba C");
+    m->delta = rt_alloc_floats(rows * E, "mamba steps");
+    m->ys = rt_alloc_floats(rows * E, "mamba scan outputs");
+    m->g = rt_alloc_floats(rows * E, "mamba gated outputs");
+    m->hsave = rt_alloc_floats(nseg * B * N * E, "mamba saved states");
+    m->at = rt_alloc_floats((size_t)N * E, "mamba A");
+    m->wct = rt_alloc_floats((size_t)K * E, "mamba conv weight");
+    m->dres = rt_alloc_floats(rows * H, "mamba output gradient");
+    m->dxn = rt_alloc_floats(rows * H, "mamba normed gradient");
+    m->dz = rt_alloc_floats(rows * E, "mamba gate gradient");
+    m->du = rt_alloc_floats(rows * E, "mamba scan input gradient");
+    m->ddelta = rt_alloc_floats(rows * E, "mamba step gradient");
+    m->ddt = rt_alloc_floats(rows * R, "mamba step rank gradient");
+    m->dbm = rt_alloc_floats(rows * N, "mamba B gradient");
+    m->dcm = rt_alloc_floats(rows * N, "mamba C gradient");
+    m->dxpad = rt_alloc_floats(pad, "mamba conv input gradient");
+    m->hseg = rt_alloc_floats((size_t)(MAMBA_SEG + 1) * N * E, "mamba segment states");
+    m->dh = rt_alloc_floats((size_t)N * E, "mamba state gradient");
+    m->dat = rt_alloc_floats((size_t)N * E, "mamba A gradient");
+    m->dwct = rt_alloc_floats((size_t)K * E, "mamba conv weight gradient");
+    m->yrow = rt_alloc_floats((size_t)E, "mamba scratch");
+    l->y = rt_alloc_floats(rows * H, "mamba output");
+}
+
+static void mamba_free(Layer *l) {
+    Mamba *m = mamba_of(l);
+    if (!m) return;
+    float *bufs[] = {m->r,   m->xn,  m->rinv,   m->xpad, m->z,   m->xc,    m->u,    m->dt,
+                     m->bm,  m->cm,  m->delta,  m->ys,   m->g,   m->hsave, m->at,   m->wct,
+                     m->dres, m->dxn, m->dz,    m->du,   m->ddelta, m->ddt, m->dbm, m->dcm,
+                     m->dxpad, m->hseg, m->dh,  m->dat,  m->dwct, m->yrow, l->y};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    free(m);
+    l->impl = NULL;
+    l->y = NULL;
+}
+
+static size_t mamba_workspace_floats(const Layer *l) {
+    (void)l;
+    return 0;
+}
+
+/* nn.Linear's kaiming_uniform_(a=sqrt(5)) weight bound for fan_in. */
+static double linear_bound(int fan_in) {
+    double a = sqrt(5.0), gain = sqrt(2.0 / (1.0 + a * a));
+    return sqrt(3.0) * (gain / sqrt((double)fan_in));
+}
+
+/* mamba_ssm's init: Linear and conv weights PyTorch's default; dt_proj.weight U(+-R^-1/2);
+ * dt_proj.bias the inverse softplus of dt = exp(U(ln 1e-3, ln 1e-1)) (at least 1e-4);
+ * A_log[d,n] = log(n+1); D = 1; norm 1; out_proj redrawn / sqrt(n_layer) (the language
+ * model's rescaling of the residual branch). */
+static void mamba_init_weights(Layer *l, const LayerInit *init) {
+    Mamba *m = mamba_of(l);
+    int H = l->H, E = m->E, N = m->N, K = m->K, R = m->R;
+    TorchRng *g = init->torch;
+    if (m->enc) {
+        double wb = linear_bound(l->D), bb = 1.0 / sqrt((double)l->D);
+        torch_uniform_fill(g, (float *)m->enc_w, (size_t)H * l->D, -wb, wb);
+        torch_uniform_fill(g, (float *)m->enc_b, (size_t)H, -bb, bb);
+    }
+    for (int j = 0; j < H; j++) ((float *)m->norm_w)[j] = 1.0f;
+    double b_in = linear_bound(H), b_conv = linear_bound(K), b_conv_b = 1.0 / sqrt((double)K);
+    torch_uniform_fill(g, (float *)m->w_in, (size_t)2 * E * H, -b_in, b_in);
+    torch_uniform_fill(g, (float *)m->conv_w, (size_t)E * K, -b_conv, b_conv);
+    torch_uniform_fill(g, (float *)m->conv_b, (size_t)E, -b_conv_b, b_conv_b);
+    double b_x = linear_bound(E), b_dt = 1.0 / sqrt((double)R);
+    torch_uniform_fill(g, (float *)m->w_x, (size_t)(R + 2 * N) * E, -b_x, b_x);
+    torch_uniform_fill(g, (float *)m->dt_w, (size_t)E * R, -b_dt, b_dt);
+    float *u = rt_alloc_floats((size_t)E, "dt init");
+    torch_uniform_fill(g, u, (size_t)E, 0.0, 1.0);
+    for (int d = 0; d < E; d++) {
+        double dt = exp(u[d] * (log(0.1) - log(1e-3)) + log(1e-3));
+        if (dt < 1e-4) dt = 1e-4;
+        ((float *)m->dt_b)[d] = (float)(dt + log(-expm1(-dt)));
+    }
+    free(u);
+    for (int d = 0; d < E; d++)
+        for (int n = 0; n < N; n++) ((float *)m->a_log)[(size_t)d * N + n] = (float)log(n + 1.0);
+    for (int d = 0; d < E; d++) ((float *)m->dd)[d] = 1.0f;
+    double b_out = linear_bound(E);
+    torch_uniform_fill(g, (float *)m->w_out, (size_t)H * E, -b_out, b_out);
+    double scale = 1.0 / sqrt((double)(init->n_layer > 0 ? init->n_layer : 1));
+    for (size_t i = 0; i < (size_t)H * E; i++) ((float *)m->w_out)[i] *= (float)scale;
+}
+
+static double mamba_flops_per_token(const Layer *l) {
+    const Mamba *m = mamba_of(l);
+    double H = l->H, E = m->E, N = m->N, K = m->K, R = m->R;
+    double gemm = 2.0 * (2 * E * H + E * (R + 2 * N) + R * E + H * E) +
+                  (m->enc ? 2.0 * l->D * H : 0.0);
+    /* scan per (d,n): exp argument 1, update 3 (mul, fma), output fma 2; conv 2K per d */
+    return gemm + E * N * 6.0 + E * 2.0 * K;
+}
+
+/* ---- elementwise kernels (vectorised across channels) ------------------------------- */
+
+static inline float silu(float x) { return x * activ_sigmoidf(x); }
+
+/* log(1 + e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) <= 1/3, odd series to s^15. */
+static inline float log1p_unit(float e) {
+    float s = e / (2.0f + e), s2 = s * s;
+    float p = 1.0f / 15.0f;
+    p = p * s2 + 1.0f / 13.0f;
+    p = p * s2 + 1.0f / 11.0f;
+    p = p * s2 + 1.0f / 9.0f;
+    p = p * s2 + 1.0f / 7.0f;
+    p = p * s2 + 1.0f / 5.0f;
+    p = p * s2 + 1.0f / 3.0f;
+    p = p * s2 + 1.0f;
+    return 2.0f * s * p;
+}
+
+/* softplus as PyTorch (x for x > 20); delta[i] = softplus(pre[i]) in place. */
+RT_SIMD_CLONES
+static void softplus_rows(float *restrict v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = v[i], ax = x < 0.0f ? -x : x;
+        float sp = (x > 0.0f ? x : 0.0f) + log1p_unit(activ_expf(-ax));
+        v[i] = x > 20.0f ? x : sp;
+    }
+}
+
+/* xc[t] = b + sum_j wct[j] * xpad[t + j], u = silu(xc), one time row of B*E at a time. */
+RT_SIMD_CLONES
+static void conv_forward(float *restrict xc, float *restrict u, const float *restrict xpad,
+                         const float *restrict wct, const float *restrict bias, int T, int B,
+                         int E, int K) {
+    size_t BE = (size_t)B * E;
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) {
+            float *o = xc + t * BE + (size_t)b * E, *uo = u + t * BE + (size_t)b * E;
+            for (int d = 0; d < E; d++) o[d] = bias[d];
+            for (int j = 0; j < K; j++) {
+                const float *xs = xpad + (t + j) * BE + (size_t)b * E, *w = wct + (size_t)j * E;
+                for (int d = 0; d < E; d++) o[d] += w[d] * xs[d];
+            }
+            for (int d = 0; d < E; d++) uo[d] = silu(o[d]);
+        }
+}
+
+/* One stream, one step: h (N,E) advanced; ys (E) = C.h + D u. */
+RT_SIMD_CLONES
+static void scan_step(float *restrict h, float *restrict ys, const float *restrict delta,
+                      const float *restrict u, const float *restrict bm,
+                      const float *restrict cm, const float *restrict at,
+                      const float *restrict dd, int E, int N) {
+    for (int d = 0; d < E; d++) ys[d] = dd[d] * u[d];
+    for (int n = 0; n < N; n++) {
+        float *hn = h + (size_t)n * E;
+        const float *an = at + (size_t)n * E;
+        float bn = bm[n], cn = cm[n];
+        for (int d = 0; d < E; d++) {
+            float dl = delta[d];
+            float v = activ_exp_poly(activ_clampf(dl * an[d], -87.0f, 0.0f)) * hn[d] +
+                      dl * bn * u[d];
+            hn[d] = v;
+            ys[d] += cn * v;
+        }
+    }
+}
+
+/* One stream, one step of the reverse recurrence. hp = h_{t-1}, hc = h_t (N,E); dh (N,E)
+ * holds dLoss/dh_t from later steps and leaves as dLoss/dh_{t-1}; dys (E) = dLoss/dys_t.
+ * Accumulates dat (N,E) (+= dLoss/dA), du, ddelta (E), and writes dbm, dcm (N). */
+RT_SIMD_CLONES
+static void scan_back_step(float *restrict dh, float *restrict dat, float *restrict du,
+                           float *restrict ddelta, float *restrict dbm, float *restrict dcm,
+                           const float *restrict hp, const float *restrict hc,
+                           const float *restrict dys, const float *restrict delta,
+                           const float *restrict u, const float *restrict bm,
+                           const float *restrict cm, const float *restrict at, int E, int N) {
+    for (int n = 0; n < N; n++) {
+        float *dhn = dh + (size_t)n * E, *datn = dat + (size_t)n * E;
+        const float *an = at + (size_t)n * E, *hpn = hp + (size_t)n * E, *hcn = hc + (size_t)n * E;
+        float bn = bm[n], cn = cm[n], sb = 0.0f, sc = 0.0f;
+        for (int d = 0; d < E; d++) {
+            float dl = delta[d], a = an[d];
+            float g = dhn[d] + cn * dys[d]; /* dLoss/dh_t */
+            sc += hcn[d] * dys[d];
+            float e = activ_exp_poly(activ_clampf(dl * a, -87.0f, 0.0f));
+            float ge = g * hpn[d] * e; /* dLoss/d(dl a) */
+            ddelta[d] += ge * a + g * bn * u[d];
+            datn[d] += ge * dl;
+            float gdl = g * dl;
+            sb += gdl * u[d];
+            du[d] += gdl * bn;
+            dhn[d] = g * e;
+        }
+        dbm[n] = sb;
+        dcm[n] = sc;
+    }
+}
+
+/* ---- forward ----------------------------------------------------------------------- */
+
+static void mamba_forward(Layer *l, float *const *state, const float *x, int T, float *ws) {
+    (void)ws;
+    Mamba *m = mamba_of(l);
+    int H = l->H, E = m->E, N = m->N, K = m->K, R = m->R, B = l->B;
+    int rows = T * B;
+    size_t BE = (size_t)B * E, NE = (size_t)N * E;
+    REQUIRE(T >= 1 && T <= l->Tmax);
+    m->T_last = T;
+    const float *r = x;
+    if (m->enc) { /* r = x W_enc^T + b */
+        for (int i = 0; i < rows; i++) memcpy(m->r + (size_t)i * H, m->enc_b, (size_t)H * sizeof(float));
+        la_matmul_nt(m->r, x, m->enc_w, rows, H, l->D, 1.0f);
+        r = m->r;
+    }
+    norm_rms_forward(m->xn, m->rinv, r, m->norm_w, rows, H);
+    /* carried conv inputs in front of the chunk: state (B,(K-1),E) -> xpad rows 0..K-2 */
+    for (int j = 0; j < K - 1; j++)
+        for (int b = 0; b < B; b++)
+            memcpy(m->xpad + j * BE + (size_t)b * E, state[1] + (size_t)b * (K - 1) * E + (size_t)j * E,
+                   (size_t)E * sizeof(float));
+    float *xi = m->xpad + (size_t)(K - 1) * BE;
+    la_matmul_nt(xi, m->xn, m->w_in, rows, E, H, 0.0f);
+    la_matmul_nt(m->z, m->xn, m->w_in + (size_t)E * H, rows, E, H, 0.0f);
+    for (int d = 0; d < E; d++)
+        for (int j = 0; j < K; j++) m->wct[(size_t)j * E + d] = m->conv_w[(size_t)d * K + j];
+    conv_forward(m->xc, m->u, m->xpad, m->wct, m->conv_b, T, B, E, K);
+    la_matmul_nt(m->dt, m->u, m->w_x, rows, R, E, 0.0f);
+    la_matmul_nt(m->bm, m->u, m->w_x + (size_t)R * E, rows, N, E, 0.0f);
+    la_matmul_nt(m->cm, m->u, m->w_x + (size_t)(R + N) * E, rows, N, E, 0.0f);
+    for (int i = 0; i < rows; i++) memcpy(m->delta + (size_t)i * E, m->dt_b, (size_t)E * sizeof(float));
+    la_matmul_nt(m->delta, m->dt, m->dt_w, rows, E, R, 1.0f);
+    softplus_rows(m->delta, (size_t)rows * E);
+    for (int d = 0; d < E; d++)
+        for (int n = 0; n < N; n++)
+            m->at[(size_t)n * E + d] = -expf(m->a_log[(size_t)d * N + n]);
+    /* the scan, stream by stream; h in hseg[0] as (N,E) */
+    float *h = m->hseg;
+    for (int b = 0; b < B; b++) {
+        const float *s0 = state[0] + (size_t)b * E * N;
+        for (int d = 0; d < E; d++)
+            for (int n = 0; n < N; n++) h[(size_t)n * E + d] = s0[(size_t)d * N + n];
+        for (int t = 0; t < T; t++) {
+            if (t % MAMBA_SEG == 0)
+                memcpy(m->hsave + ((size_t)(t / MAMBA_SEG) * B + b) * NE, h, NE * sizeof(float));
+            size_t row = (size_t)t * B + b;
+            scan_step(h, m->ys + row * E, m->delta + row * E, m->u + row * E, m->bm + row * N,
+                      m->cm + row * N, m->at, m->dd, E, N);
+        }
+        float *s1 = state[0] + (size_t)b * E * N;
+        for (int d = 0; d < E; d++)
+            for (int n = 0; n < N; n++) s1[(size_t)d * N + n] = h[(size_t)n * E + d];
+    }
+    /* the conv state after the chunk: the last K-1 rows of xpad */
+    for (int j = 0; j < K - 1; j++)
+        for (int b = 0; b < B; b++)
+            memcpy(state[1] + (size_t)b * (K - 1) * E + (size_t)j * E, m->xpad + (T + j) * BE + (size_t)b * E,
+                   (size_t)E * sizeof(float));
+    for (size_t i = 0; i < (size_t)rows * E; i++) m->g[i] = m->ys[i] * silu(m->z[i]);
+    memcpy(l->y, r, (size_t)rows * H * sizeof(float));
+    la_matmul_nt(l->y, m->g, m->w_out, rows, H, E, 1.0f);
+}
+
+static void mamba_step(Layer *l, float *const *state, const float *x, float *ws) {
+    mamba_forward(l, state, x, 1, ws);
+}
+
+/* ---- backward ---------------------------------------------------------------------- */
+
+static void mamba_backward(Layer *l, const float *dy, float *const *dstate0, int T, float *ws,
+                           const LayerHooks *hooks) {
+    (void)ws;
+    Mamba *m = mamba_of(l);
+    int H = l->H, E = m->E, N = m->N, K = m->K, R = m->R, B = l->B;
+    int rows = T * B;
+    size_t BE = (size_t)B * E, NE = (size_t)N * E, RE = (size_t)rows * E;
+    REQUIRE(T == m->T_last);
+    memcpy(m->dres, dy, (size_t)rows * H * sizeof(float));
+    /* out: dW_out += dy^T g; dg = dy W_out (into dz's buffer first) */
+    la_matmul_tn(m->g_out, dy, m->g, H, E, rows, 1.0f);
+    float *dg = m->dz;
+    la_matmul_nn(dg, dy, m->w_out, rows, E, H, 0.0f);
+    /* gate: dys = dg silu(z) (into g's buffer), dz = dg ys silu'(z) */
+    float *dys = m->g;
+    for (size_t i = 0; i < RE; i++) {
+        float zi = m->z[i], s = activ_sigmoidf(zi);
+        float d = dg[i];
+        dys[i] = d * zi * s;
+        m->dz[i] = d * m->ys[i] * s * (1.0f + zi * (1.0f - s));
+    }
+    /* the reverse scan, stream by stream, segment by segment */
+    memset(m->du, 0, RE * sizeof(float));
+    memset(m->ddelta, 0, RE * sizeof(float));
+    memset(m->dat, 0, NE * sizeof(float));
+    int nseg = (T + MAMBA_SEG - 1) / MAMBA_SEG;
+    for (int b = 0; b < B; b++) {
+        memset(m->dh, 0, NE * sizeof(float));
+        for (int sg = nseg - 1; sg >= 0; sg--) {
+            int t0 = sg * MAMBA_SEG, t1 = t0 + MAMBA_SEG < T ? t0 + MAMBA_SEG : T;
+            /* hseg[i] = h_{t0+i-1}... hseg[0] = state before t0, hseg[i+1] after t0+i */
+            memcpy(m->hseg, m->hsave + ((size_t)sg * B + b) * NE, NE * sizeof(float));
+            for (int t = t0; t < t1; t++) {
+                size_t row = (size_t)t * B + b;
+                float *hn = m->hseg + (size_t)(t - t0 + 1) * NE;
+                memcpy(hn, hn - NE, NE * sizeof(float));
+                scan_step(hn, m->yrow, m->delta + row * E, m->u + row * E, m->bm + row * N,
+                          m->cm + row * N, m->at, m->dd, E, N); /* output not needed */
+            }
+            for (int t = t1 - 1; t >= t0; t--) {
+                size_t row = (size_t)t * B + b;
+                const float *hc = m->hseg + (size_t)(t - t0 + 1) * NE;
+                const float *dyr = dys + row * E, *ur = m->u + row * E;
+                float *dur = m->du + row * E;
+                for (int d = 0; d < E; d++) dur[d] += dyr[d] * m->dd[d];
+                scan_back_step(m->dh, m->dat, dur, m->ddelta + row * E, m->dbm + row * N,
+                               m->dcm + row * N, hc - NE, hc, dyr, m->delta + row * E, ur,
+                               m->bm + row * N, m->cm + row * N, m->at, E, N);
+            }
+        }
+        if (dstate0) {
+            float *ds = dstate0[0] + (size_t)b * E * N;
+            for (int d = 0; d < E; d++)
+                for (int n = 0; n < N; n++) ds[(size_t)d * N + n] = m->dh[(size_t)n * E + d];
+        }
+        layer_progress(hooks, b);
+    }
+    /* D, A_log: dD += sum dys u; dA_log[d,n] = dA[n,d] * A[n,d] */
+    for (int i = 0; i < rows; i++) {
+        const float *dyr = dys + (size_t)i * E, *ur = m->u + (size_t)i * E;
+        for (int d = 0; d < E; d++) m->g_d[d] += dyr[d] * ur[d];
+    }
+    for (int d = 0; d < E; d++)
+        for (int n = 0; n < N; n++)
+            m->g_alog[(size_t)d * N + n] += m->dat[(size_t)n * E + d] * m->at[(size_t)n * E + d];
+    /* delta = softplus(pre): dpre = ddelta * sigmoid(pre) = ddelta * (1 - exp(-delta)) */
+    for (size_t i = 0; i < RE; i++) m->ddelta[i] *= -expm1f(-m->delta[i]);
+    la_matmul_tn(m->g_dt_w, m->ddelta, m->dt, E, R, rows, 1.0f);
+    la_colsum_add(m->g_dt_b, m->ddelta, rows, E);
+    la_matmul_nn(m->ddt, m->ddelta, m->dt_w, rows, R, E, 0.0f);
+    /* x_proj: dW_x += [ddt dB dC]^T u; du += [ddt dB dC] W_x */
+    la_matmul_tn(m->g_x, m->ddt, m->u, R, E, rows, 1.0f);
+    la_matmul_tn(m->g_x + (size_t)R * E, m->dbm, m->u, N, E, rows, 1.0f);
+    la_matmul_tn(m->g_x + (size_t)(R + N) * E, m->dcm, m->u, N, E, rows, 1.0f);
+    la_matmul_nn(m->du, m->ddt, m->w_x, rows, E, R, 1.0f);
+    la_matmul_nn(m->du, m->dbm, m->w_x + (size_t)R * E, rows, E, N, 1.0f);
+    la_matmul_nn(m->du, m->dcm, m->w_x + (size_t)(R + N) * E, rows, E, N, 1.0f);
+    /* u = silu(xc): dxc = du silu'(xc) (in du) */
+    for (size_t i = 0; i < RE; i++) {
+        float xv = m->xc[i], s = activ_sigmoidf(xv);
+        m->du[i] *= s * (1.0f + xv * (1.0f - s));
+    }
+    la_colsum_add(m->g_conv_b, m->du, rows, E);
+    /* conv: dwct[j] += sum_t dxc[t] xpad[t+j]; dxpad[t+j] += wct[j] dxc[t] */
+    memset(m->dxpad, 0, (size_t)(K - 1 + T) * BE * sizeof(float));
+    memset(m->dwct, 0, (size_t)K * E * sizeof(float));
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < K; j++) {
+            const float *dxc = m->du + (size_t)t * BE, *xs = m->xpad + (size_t)(t + j) * BE;
+            float *dxs = m->dxpad + (size_t)(t + j) * BE, *dw = m->dwct + (size_t)j * E;
+            const float *w = m->wct + (size_t)j * E;
+            for (int b = 0; b < B; b++)
+                for (int d = 0; d < E; d++) {
+                    size_t i = (size_t)b * E + d;
+                    dw[d] += dxc[i] * xs[i];
+                    dxs[i] += w[d] * dxc[i];
+                }
+        }
+    for (int d = 0; d < E; d++)
+        for (int j = 0; j < K; j++) m->g_conv_w[(size_t)d * K + j] += m->dwct[(size_t)j * E + d];
+    if (dstate0)
+        for (int j = 0; j < K - 1; j++)
+            for (int b = 0; b < B; b++)
+                memcpy(dstate0[1] + (size_t)b * (K - 1) * E + (size_t)j * E,
+                       m->dxpad + j * BE + (size_t)b * E, (size_t)E * sizeof(float));
+    /* in_proj: dW_in += [dxi dz]^T xn; dxn = dxi W_in[0:E] + dz W_in[E:2E] */
+    const float *dxi = m->dxpad + (size_t)(K - 1) * BE;
+    la_matmul_tn(m->g_in, dxi, m->xn, E, H, rows, 1.0f);
+    la_matmul_tn(m->g_in + (size_t)E * H, m->dz, m->xn, E, H, rows, 1.0f);
+    la_matmul_nn(m->dxn, dxi, m->w_in, rows, H, E, 0.0f);
+    la_matmul_nn(m->dxn, m->dz, m->w_in + (size_t)E * H, rows, H, E, 1.0f);
+    if (m->enc) /* r is ours: the norm's backward now, dres += dLoss/dr through the norm */
+        norm_rms_backward(m->dres, m->g_norm, m->dxn, m->r, m->norm_w, m->rinv, rows, H, 1);
+}
+
+static void mamba_backward_input(Layer *l, const float *x, float *dx, int T) {
+    Mamba *m = mamba_of(l);
+    int H = l->H, rows = T * l->B;
+    REQUIRE(T == m->T_last);
+    if (m->enc) {
+        la_matmul_tn(m->g_enc_w, m->dres, x, H, l->D, rows, 1.0f);
+        la_colsum_add(m->g_enc_b, m->dres, rows, H);
+        if (dx) la_matmul_nn(dx, m->dres, m->enc_w, rows, l->D, H, 0.0f);
+        return;
+    }
+    norm_rms_backward(m->dres, m->g_norm, m->dxn, x, m->norm_w, m->rinv, rows, H, 1);
+    if (dx) memcpy(dx, m->dres, (size_t)rows * H * sizeof(float));
+}
+
+const LayerKind layer_mamba = {
+    .name = "mamba",
+    .stacked_module = 0,
+    .resolve_opts = mamba_resolve_opts,
+    .check_opts = mamba_check_opts,
+    .nstates = 2,
+    .state_names = {"ssm", "conv"},
+    .state_width = mamba_state_width,
+    .declare = mamba_declare,
+    .alloc = mamba_alloc,
+    .free = mamba_free,
+    .workspace_floats = mamba_workspace_floats,
+    .init_weights = mamba_init_weights,
+    .forward = mamba_forward,
+    .backward = mamba_backward,
+    .backward_input = mamba_backward_input,
+    .input_grad_grouped = NULL,
+    .step = mamba_step,
+    .flops_per_token = mamba_flops_per_token,
+};
