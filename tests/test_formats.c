@@ -166,7 +166,7 @@ END_TEST
 
 /* A damaged layer stack in a model file: a clear error naming the file and the attribute. */
 START_TEST(bad_stack_refused) {
-    static const char *const stacks[][2] = {{"lstm:8,mamba:4", "unknown kind 'mamba'"},
+    static const char *const stacks[][2] = {{"lstm:8,conv:4", "unknown kind 'conv'"},
                                             {"lstm:8", "'layers' is 2 but 'stack' lists 1"}};
     for (int i = 0; i < 2; i++) {
         char path[512], cmd[2048], out[8192];
