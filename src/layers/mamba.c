@@ -58,7 +58,9 @@ typedef struct {
     float *u;      /* (rows,E) */
     float *dt;     /* (rows,R) */
     float *bm, *cm; /* (rows,N) */
+    float *dbc;    /* (rows,R+2N) x_proj's output; its gradient in backward */
     float *delta;  /* (rows,E) */
+    float *dsig;   /* (rows,E) softplus'(pre) = sigmoid(pre) */
     float *ys;     /* (rows,E) scan output incl. D u */
     float *g;      /* (rows,E) gated */
     float *hsave;  /* (nseg, B, N, E) h at the start of each segment */
@@ -70,6 +72,7 @@ typedef struct {
     float *dz, *du, *ddelta, *ddt, *dbm, *dcm; /* like their forward buffers */
     float *dxpad;  /* like xpad */
     float *hseg;   /* (MAMBA_SEG+1, N, E) one stream's states over one segment */
+    float *eseg;   /* (MAMBA_SEG, N, E) their exp(delta A) */
     float *dh;     /* (N,E) */
     float *dat;    /* (N,E) dLoss/dA accumulated over the chunk */
     float *dwct;   /* (K,E) */
@@ -192,8 +195,10 @@ static void mamba_alloc(Layer *l, const Params *p) {
     m->u = rt_alloc_floats(rows * E, "mamba scan inputs");
     m->dt = rt_alloc_floats(rows * R, "mamba step ranks");
     m->bm = rt_alloc_floats(rows * N, "mamba B");
+    m->dbc = rt_alloc_floats(rows * (R + 2 * N), "mamba x_proj output");
     m->cm = rt_alloc_floats(rows * N, "mamba C");
     m->delta = rt_alloc_floats(rows * E, "mamba steps");
+    m->dsig = rt_alloc_floats(rows * E, "mamba step derivatives");
     m->ys = rt_alloc_floats(rows * E, "mamba scan outputs");
     m->g = rt_alloc_floats(rows * E, "mamba gated outputs");
     m->hsave = rt_alloc_floats(nseg * B * N * E, "mamba saved states");
@@ -210,6 +215,7 @@ static void mamba_alloc(Layer *l, const Params *p) {
     m->dxpad = rt_alloc_floats(pad, "mamba conv input gradient");
     m->hseg = rt_alloc_floats((size_t)(MAMBA_SEG + 1) * N * E, "mamba segment states");
     m->dh = rt_alloc_floats((size_t)N * E, "mamba state gradient");
+    m->eseg = rt_alloc_floats((size_t)MAMBA_SEG * N * E, "mamba segment decays");
     m->dat = rt_alloc_floats((size_t)N * E, "mamba A gradient");
     m->dwct = rt_alloc_floats((size_t)K * E, "mamba conv weight gradient");
     m->yrow = rt_alloc_floats((size_t)E, "mamba scratch");
@@ -222,7 +228,7 @@ static void mamba_free(Layer *l) {
     float *bufs[] = {m->r,   m->xn,  m->rinv,   m->xpad, m->z,   m->xc,    m->u,    m->dt,
                      m->bm,  m->cm,  m->delta,  m->ys,   m->g,   m->hsave, m->at,   m->wct,
                      m->dres, m->dxn, m->dz,    m->du,   m->ddelta, m->ddt, m->dbm, m->dcm,
-                     m->dxpad, m->hseg, m->dh,  m->dat,  m->dwct, m->yrow, l->y};
+                     m->dxpad, m->hseg, m->dh,  m->dat,  m->dwct, m->yrow, m->dsig, m->dbc, m->eseg, l->y};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(m);
     l->impl = NULL;
@@ -305,14 +311,70 @@ static inline float log1p_unit(float e) {
     return 2.0f * s * p;
 }
 
-/* softplus as PyTorch (x for x > 20); delta[i] = softplus(pre[i]) in place. */
+/* softplus as PyTorch (x for x > 20): v = softplus(v) in place, and its derivative
+ * sig = sigmoid(v before). */
 RT_SIMD_CLONES
-static void softplus_rows(float *restrict v, size_t n) {
+static void softplus_rows(float *restrict v, float *restrict sig, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = v[i], ax = x < 0.0f ? -x : x;
-        float sp = (x > 0.0f ? x : 0.0f) + log1p_unit(activ_expf(-ax));
+        float e = activ_expf(-ax);
+        float sp = (x > 0.0f ? x : 0.0f) + log1p_unit(e);
+        float r = 1.0f / (1.0f + e);
+        sig[i] = x >= 0.0f ? r : e * r;
         v[i] = x > 20.0f ? x : sp;
     }
+}
+
+/* g = ys silu(z) */
+RT_SIMD_CLONES
+static void gate_forward(float *restrict g, const float *restrict ys, const float *restrict z,
+                         size_t n) {
+    for (size_t i = 0; i < n; i++) g[i] = ys[i] * (z[i] * activ_sigmoidf(z[i]));
+}
+
+/* From dg (in dz): dys = dg silu(z), dz = dg ys silu'(z). */
+RT_SIMD_CLONES
+static void gate_backward(float *restrict dys, float *restrict dz, const float *restrict ys,
+                          const float *restrict z, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float zi = z[i], s = activ_sigmoidf(zi), d = dz[i];
+        dys[i] = d * zi * s;
+        dz[i] = d * ys[i] * s * (1.0f + zi * (1.0f - s));
+    }
+}
+
+/* du = du silu'(xc) */
+RT_SIMD_CLONES
+static void silu_backward(float *restrict du, const float *restrict xc, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float s = activ_sigmoidf(xc[i]);
+        du[i] *= s * (1.0f + xc[i] * (1.0f - s));
+    }
+}
+
+RT_SIMD_CLONES
+static void mul_rows(float *restrict a, const float *restrict b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] *= b[i];
+}
+
+/* One time row of the conv's backward: dw (K,E) += dxc . xpad rows, dxpad rows += w dxc. */
+RT_SIMD_CLONES
+static void conv_backward_row(float *restrict dw, float *restrict dxs, const float *restrict dxc,
+                              const float *restrict xs, const float *restrict w, int B, int E) {
+    for (int b = 0; b < B; b++)
+        for (int d = 0; d < E; d++) {
+            size_t i = (size_t)b * E + d;
+            dw[d] += dxc[i] * xs[i];
+            dxs[i] += w[d] * dxc[i];
+        }
+}
+
+/* dD (E) += sum over rows of dys u */
+RT_SIMD_CLONES
+static void d_grad(float *restrict gd, const float *restrict dys, const float *restrict u,
+                   int rows, int E) {
+    for (int i = 0; i < rows; i++)
+        for (int d = 0; d < E; d++) gd[d] += dys[(size_t)i * E + d] * u[(size_t)i * E + d];
 }
 
 /* xc[t] = b + sum_j wct[j] * xpad[t + j], u = silu(xc), one time row of B*E at a time. */
@@ -354,6 +416,24 @@ static void scan_step(float *restrict h, float *restrict ys, const float *restri
     }
 }
 
+/* scan_step that also keeps e = exp(delta A) (N,E) of the step for the reverse step. */
+RT_SIMD_CLONES
+static void scan_step_keep(float *restrict h, float *restrict e, const float *restrict delta,
+                           const float *restrict u, const float *restrict bm,
+                           const float *restrict at, int E, int N) {
+    for (int n = 0; n < N; n++) {
+        float *hn = h + (size_t)n * E, *en = e + (size_t)n * E;
+        const float *an = at + (size_t)n * E;
+        float bn = bm[n];
+        for (int d = 0; d < E; d++) {
+            float dl = delta[d];
+            float a = activ_exp_poly(activ_clampf(dl * an[d], -87.0f, 0.0f));
+            en[d] = a;
+            hn[d] = a * hn[d] + dl * bn * u[d];
+        }
+    }
+}
+
 /* One stream, one step of the reverse recurrence. hp = h_{t-1}, hc = h_t (N,E); dh (N,E)
  * holds dLoss/dh_t from later steps and leaves as dLoss/dh_{t-1}; dys (E) = dLoss/dys_t.
  * Accumulates dat (N,E) (+= dLoss/dA), du, ddelta (E), and writes dbm, dcm (N). */
@@ -361,18 +441,20 @@ RT_SIMD_CLONES
 static void scan_back_step(float *restrict dh, float *restrict dat, float *restrict du,
                            float *restrict ddelta, float *restrict dbm, float *restrict dcm,
                            const float *restrict hp, const float *restrict hc,
+                           const float *restrict ex,
                            const float *restrict dys, const float *restrict delta,
                            const float *restrict u, const float *restrict bm,
                            const float *restrict cm, const float *restrict at, int E, int N) {
     for (int n = 0; n < N; n++) {
         float *dhn = dh + (size_t)n * E, *datn = dat + (size_t)n * E;
-        const float *an = at + (size_t)n * E, *hpn = hp + (size_t)n * E, *hcn = hc + (size_t)n * E;
+        const float *an = at + (size_t)n * E, *hpn = hp + (size_t)n * E, *hcn = hc + (size_t)n * E,
+                    *exn = ex + (size_t)n * E;
         float bn = bm[n], cn = cm[n], sb = 0.0f, sc = 0.0f;
         for (int d = 0; d < E; d++) {
             float dl = delta[d], a = an[d];
             float g = dhn[d] + cn * dys[d]; /* dLoss/dh_t */
             sc += hcn[d] * dys[d];
-            float e = activ_exp_poly(activ_clampf(dl * a, -87.0f, 0.0f));
+            float e = exn[d];
             float ge = g * hpn[d] * e; /* dLoss/d(dl a) */
             ddelta[d] += ge * a + g * bn * u[d];
             datn[d] += ge * dl;
@@ -414,12 +496,17 @@ static void mamba_forward(Layer *l, float *const *state, const float *x, int T, 
     for (int d = 0; d < E; d++)
         for (int j = 0; j < K; j++) m->wct[(size_t)j * E + d] = m->conv_w[(size_t)d * K + j];
     conv_forward(m->xc, m->u, m->xpad, m->wct, m->conv_b, T, B, E, K);
-    la_matmul_nt(m->dt, m->u, m->w_x, rows, R, E, 0.0f);
-    la_matmul_nt(m->bm, m->u, m->w_x + (size_t)R * E, rows, N, E, 0.0f);
-    la_matmul_nt(m->cm, m->u, m->w_x + (size_t)(R + N) * E, rows, N, E, 0.0f);
+    int W = R + 2 * N;
+    la_matmul_nt(m->dbc, m->u, m->w_x, rows, W, E, 0.0f);
+    for (int i = 0; i < rows; i++) {
+        const float *src = m->dbc + (size_t)i * W;
+        memcpy(m->dt + (size_t)i * R, src, (size_t)R * sizeof(float));
+        memcpy(m->bm + (size_t)i * N, src + R, (size_t)N * sizeof(float));
+        memcpy(m->cm + (size_t)i * N, src + R + N, (size_t)N * sizeof(float));
+    }
     for (int i = 0; i < rows; i++) memcpy(m->delta + (size_t)i * E, m->dt_b, (size_t)E * sizeof(float));
     la_matmul_nt(m->delta, m->dt, m->dt_w, rows, E, R, 1.0f);
-    softplus_rows(m->delta, (size_t)rows * E);
+    softplus_rows(m->delta, m->dsig, (size_t)rows * E);
     for (int d = 0; d < E; d++)
         for (int n = 0; n < N; n++)
             m->at[(size_t)n * E + d] = -expf(m->a_log[(size_t)d * N + n]);
@@ -445,7 +532,7 @@ static void mamba_forward(Layer *l, float *const *state, const float *x, int T, 
         for (int b = 0; b < B; b++)
             memcpy(state[1] + (size_t)b * (K - 1) * E + (size_t)j * E, m->xpad + (T + j) * BE + (size_t)b * E,
                    (size_t)E * sizeof(float));
-    for (size_t i = 0; i < (size_t)rows * E; i++) m->g[i] = m->ys[i] * silu(m->z[i]);
+    gate_forward(m->g, m->ys, m->z, (size_t)rows * E);
     memcpy(l->y, r, (size_t)rows * H * sizeof(float));
     la_matmul_nt(l->y, m->g, m->w_out, rows, H, E, 1.0f);
 }
@@ -471,12 +558,7 @@ static void mamba_backward(Layer *l, const float *dy, float *const *dstate0, int
     la_matmul_nn(dg, dy, m->w_out, rows, E, H, 0.0f);
     /* gate: dys = dg silu(z) (into g's buffer), dz = dg ys silu'(z) */
     float *dys = m->g;
-    for (size_t i = 0; i < RE; i++) {
-        float zi = m->z[i], s = activ_sigmoidf(zi);
-        float d = dg[i];
-        dys[i] = d * zi * s;
-        m->dz[i] = d * m->ys[i] * s * (1.0f + zi * (1.0f - s));
-    }
+    gate_backward(dys, dg, m->ys, m->z, RE);
     /* the reverse scan, stream by stream, segment by segment */
     memset(m->du, 0, RE * sizeof(float));
     memset(m->ddelta, 0, RE * sizeof(float));
@@ -492,8 +574,8 @@ static void mamba_backward(Layer *l, const float *dy, float *const *dstate0, int
                 size_t row = (size_t)t * B + b;
                 float *hn = m->hseg + (size_t)(t - t0 + 1) * NE;
                 memcpy(hn, hn - NE, NE * sizeof(float));
-                scan_step(hn, m->yrow, m->delta + row * E, m->u + row * E, m->bm + row * N,
-                          m->cm + row * N, m->at, m->dd, E, N); /* output not needed */
+                scan_step_keep(hn, m->eseg + (size_t)(t - t0) * NE, m->delta + row * E,
+                               m->u + row * E, m->bm + row * N, m->at, E, N);
             }
             for (int t = t1 - 1; t >= t0; t--) {
                 size_t row = (size_t)t * B + b;
@@ -502,7 +584,7 @@ static void mamba_backward(Layer *l, const float *dy, float *const *dstate0, int
                 float *dur = m->du + row * E;
                 for (int d = 0; d < E; d++) dur[d] += dyr[d] * m->dd[d];
                 scan_back_step(m->dh, m->dat, dur, m->ddelta + row * E, m->dbm + row * N,
-                               m->dcm + row * N, hc - NE, hc, dyr, m->delta + row * E, ur,
+                               m->dcm + row * N, hc - NE, hc, m->eseg + (size_t)(t - t0) * NE, dyr, m->delta + row * E, ur,
                                m->bm + row * N, m->cm + row * N, m->at, E, N);
             }
         }
@@ -514,30 +596,27 @@ static void mamba_backward(Layer *l, const float *dy, float *const *dstate0, int
         layer_progress(hooks, b);
     }
     /* D, A_log: dD += sum dys u; dA_log[d,n] = dA[n,d] * A[n,d] */
-    for (int i = 0; i < rows; i++) {
-        const float *dyr = dys + (size_t)i * E, *ur = m->u + (size_t)i * E;
-        for (int d = 0; d < E; d++) m->g_d[d] += dyr[d] * ur[d];
-    }
+    d_grad(m->g_d, dys, m->u, rows, E);
     for (int d = 0; d < E; d++)
         for (int n = 0; n < N; n++)
             m->g_alog[(size_t)d * N + n] += m->dat[(size_t)n * E + d] * m->at[(size_t)n * E + d];
     /* delta = softplus(pre): dpre = ddelta * sigmoid(pre) = ddelta * (1 - exp(-delta)) */
-    for (size_t i = 0; i < RE; i++) m->ddelta[i] *= -expm1f(-m->delta[i]);
+    mul_rows(m->ddelta, m->dsig, RE);
     la_matmul_tn(m->g_dt_w, m->ddelta, m->dt, E, R, rows, 1.0f);
     la_colsum_add(m->g_dt_b, m->ddelta, rows, E);
     la_matmul_nn(m->ddt, m->ddelta, m->dt_w, rows, R, E, 0.0f);
     /* x_proj: dW_x += [ddt dB dC]^T u; du += [ddt dB dC] W_x */
-    la_matmul_tn(m->g_x, m->ddt, m->u, R, E, rows, 1.0f);
-    la_matmul_tn(m->g_x + (size_t)R * E, m->dbm, m->u, N, E, rows, 1.0f);
-    la_matmul_tn(m->g_x + (size_t)(R + N) * E, m->dcm, m->u, N, E, rows, 1.0f);
-    la_matmul_nn(m->du, m->ddt, m->w_x, rows, E, R, 1.0f);
-    la_matmul_nn(m->du, m->dbm, m->w_x + (size_t)R * E, rows, E, N, 1.0f);
-    la_matmul_nn(m->du, m->dcm, m->w_x + (size_t)(R + N) * E, rows, E, N, 1.0f);
-    /* u = silu(xc): dxc = du silu'(xc) (in du) */
-    for (size_t i = 0; i < RE; i++) {
-        float xv = m->xc[i], s = activ_sigmoidf(xv);
-        m->du[i] *= s * (1.0f + xv * (1.0f - s));
+    int W = R + 2 * N;
+    for (int i = 0; i < rows; i++) {
+        float *dst = m->dbc + (size_t)i * W;
+        memcpy(dst, m->ddt + (size_t)i * R, (size_t)R * sizeof(float));
+        memcpy(dst + R, m->dbm + (size_t)i * N, (size_t)N * sizeof(float));
+        memcpy(dst + R + N, m->dcm + (size_t)i * N, (size_t)N * sizeof(float));
     }
+    la_matmul_tn(m->g_x, m->dbc, m->u, W, E, rows, 1.0f);
+    la_matmul_nn(m->du, m->dbc, m->w_x, rows, E, W, 1.0f);
+    /* u = silu(xc): dxc = du silu'(xc) (in du) */
+    silu_backward(m->du, m->xc, RE);
     la_colsum_add(m->g_conv_b, m->du, rows, E);
     /* conv: dwct[j] += sum_t dxc[t] xpad[t+j]; dxpad[t+j] += wct[j] dxc[t] */
     memset(m->dxpad, 0, (size_t)(K - 1 + T) * BE * sizeof(float));
@@ -545,14 +624,8 @@ static void mamba_backward(Layer *l, const float *dy, float *const *dstate0, int
     for (int t = 0; t < T; t++)
         for (int j = 0; j < K; j++) {
             const float *dxc = m->du + (size_t)t * BE, *xs = m->xpad + (size_t)(t + j) * BE;
-            float *dxs = m->dxpad + (size_t)(t + j) * BE, *dw = m->dwct + (size_t)j * E;
-            const float *w = m->wct + (size_t)j * E;
-            for (int b = 0; b < B; b++)
-                for (int d = 0; d < E; d++) {
-                    size_t i = (size_t)b * E + d;
-                    dw[d] += dxc[i] * xs[i];
-                    dxs[i] += w[d] * dxc[i];
-                }
+            conv_backward_row(m->dwct + (size_t)j * E, m->dxpad + (size_t)(t + j) * BE, dxc, xs,
+                              m->wct + (size_t)j * E, B, E);
         }
     for (int d = 0; d < E; d++)
         for (int j = 0; j < K; j++) m->g_conv_w[(size_t)d * K + j] += m->dwct[(size_t)j * E + d];

@@ -23,7 +23,6 @@ typedef struct {
     int d_state, d_conv, expand, dt_rank, ssm_blocks, no_conj_sym, bilinear, clip_eigs, s5_glu;
     int untie;
     double ssm_lr;         /* S5's Lambda, B, log_step: this rate, no weight decay; 0 = --lr */
-    char *pool;            /* classify: "last" step or "mean" over time */
     /* set by train_config_finish */
     int bptt_given;        /* --bptt was given: sequence tasks cut sequences into chunks */
     ModelShape stack;      /* the layers (kinds and widths) of --model/--layers/--hidden */
