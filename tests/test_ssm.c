@@ -200,6 +200,126 @@ START_TEST(chunks_equal_whole) {
 }
 END_TEST
 
+/* ---- the PyTorch reference (scripts/make_ssm_fixtures.py, a plain time loop) ------- */
+
+/* A float32 dataset of any rank into buf (n floats, the product of its dims). */
+static void read_flat(hid_t f, const char *name, float *buf, size_t n) {
+    uint64_t dims[8];
+    int nd = h5_dataset_shape(f, name, dims, "fixture");
+    size_t total = 1;
+    for (int i = 0; i < nd; i++) total *= dims[i];
+    ck_assert_msg(total == n, "%s: %zu values, expected %zu", name, total, n);
+    h5_read_f32(f, name, buf, nd, dims, "fixture");
+}
+
+static int attr(hid_t f, const char *name) { return (int)h5_read_attr_int(f, name, "fixture"); }
+
+/* Same weights, tokens and initial states as the fixture: the same logits, loss and
+ * gradients (parameters and initial states) for each of its chunks, the state carried. */
+static void check_fixture(const char *file, const char *kind) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", FIXTURE_DIR, file);
+    hid_t f = h5_open_read(path, "fixture");
+    int V = attr(f, "vocab_size"), L = attr(f, "layers"), Bf = attr(f, "batch");
+    int Tf = attr(f, "bptt"), chunks = attr(f, "chunks");
+    int Hf = h5_attr_exists(f, "d_model") ? attr(f, "d_model") : attr(f, "hidden");
+    ModelShape s = {.E = Hf, .V = V};
+    model_shape_uniform(&s, layer_kind_by_name(kind), L, Hf);
+    for (int k = 0; k < L; k++) {
+        LayerOpts *o = &s.layer[k].opt;
+        if (strcmp(kind, "mamba") == 0) {
+            o->d_state = attr(f, "d_state");
+            o->d_conv = attr(f, "d_conv");
+            o->expand = attr(f, "expand");
+            o->dt_rank = attr(f, "dt_rank");
+        } else {
+            o->d_state = attr(f, "state_size");
+            o->blocks = attr(f, "blocks");
+            o->conj_sym = attr(f, "conj_sym") ? 1 : 2;
+            o->bilinear = attr(f, "bilinear");
+            o->clip_eigs = attr(f, "clip_eigs");
+            o->glu = attr(f, "glu");
+        }
+    }
+    Model m;
+    model_init(&m, s, Bf, Tf);
+    ck_assert_int_eq(model_shape_head_tied(&m.shape), attr(f, "tied"));
+    char name[256];
+    for (int i = 0; i < m.params.count; i++) {
+        snprintf(name, sizeof name, "params/%s", m.params.tensors[i].name);
+        read_flat(f, name, params_value(&m.params, i), m.params.tensors[i].size);
+    }
+    ModelState st, dst;
+    model_state_init(&st, &m, Bf);
+    model_state_init(&dst, &m, Bf);
+    for (int k = 0; k < L; k++)
+        for (int q = 0; q < m.layers[k].kind->nstates; q++) {
+            snprintf(name, sizeof name, "state0/l%d/%s", k, m.layers[k].kind->state_names[q]);
+            read_flat(f, name, st.t[k][q], (size_t)Bf * st.width[k][q]);
+        }
+    int W = chunks * Tf + 1;
+    int32_t *tok = malloc((size_t)Bf * W * sizeof *tok);
+    uint64_t td[2] = {(uint64_t)Bf, (uint64_t)W};
+    h5_read_i32(f, "tokens", tok, 2, td, "fixture");
+    int32_t *in = malloc((size_t)Tf * Bf * sizeof *in), *tg = malloc((size_t)Tf * Bf * sizeof *tg);
+    float *want = rt_alloc_floats(1 << 16, "fixture values");
+    double worst_logit = 0, worst_grad = 0, worst_state = 0, worst_loss = 0;
+    for (int c = 0; c < chunks; c++) {
+        for (int t = 0; t < Tf; t++)
+            for (int b = 0; b < Bf; b++) {
+                in[t * Bf + b] = tok[b * W + c * Tf + t];
+                tg[t * Bf + b] = tok[b * W + c * Tf + t + 1];
+            }
+        model_forward(&m, &st, in, Tf);
+        snprintf(name, sizeof name, "chunk%d/logits", c);
+        read_flat(f, name, want, (size_t)Tf * Bf * V);
+        worst_logit = fmax(worst_logit, max_rel_err(m.logits, want, (size_t)Tf * Bf * V, 1e-3));
+        params_zero_grad(&m.params);
+        double loss = model_loss(&m, tg, Tf, 1.0f / (float)(Tf * Bf), 1) / (Tf * Bf);
+        double wl;
+        snprintf(name, sizeof name, "chunk%d/loss", c);
+        h5_read_f64(f, name, &wl, 0, NULL, "fixture");
+        worst_loss = fmax(worst_loss, fabs(loss - wl) / fabs(wl));
+        model_backward(&m, Tf, &dst);
+        for (int i = 0; i < m.params.count; i++) {
+            const ParamTensor *pt = &m.params.tensors[i];
+            snprintf(name, sizeof name, "chunk%d/grad/%s", c, pt->name);
+            read_flat(f, name, want, pt->size);
+            double e = max_rel_err(params_grad(&m.params, i), want, pt->size, 1e-4);
+            ck_assert_msg(e < 1e-4, "%s chunk %d: gradient of %s off by %g", file, c, pt->name, e);
+            worst_grad = fmax(worst_grad, e);
+        }
+        for (int k = 0; k < L; k++)
+            for (int q = 0; q < m.layers[k].kind->nstates; q++) {
+                size_t n = (size_t)Bf * st.width[k][q];
+                const char *sn = m.layers[k].kind->state_names[q];
+                snprintf(name, sizeof name, "chunk%d/dstate0/l%d/%s", c, k, sn);
+                read_flat(f, name, want, n);
+                double e = max_rel_err(dst.t[k][q], want, n, 1e-4);
+                ck_assert_msg(e < 1e-4, "%s chunk %d: d%s0 of layer %d off by %g", file, c, sn, k, e);
+                worst_grad = fmax(worst_grad, e);
+                snprintf(name, sizeof name, "chunk%d/state/l%d/%s", c, k, sn);
+                read_flat(f, name, want, n);
+                worst_state = fmax(worst_state, max_rel_err(st.t[k][q], want, n, 1e-3));
+            }
+    }
+    printf("%s: %d chunks: logits %.3g, loss %.3g, gradients %.3g, states %.3g (relative)\n", file,
+           chunks, worst_logit, worst_loss, worst_grad, worst_state);
+    ck_assert_msg(worst_logit < 1e-5 && worst_loss < 1e-5 && worst_state < 1e-5,
+                  "%s: logits %g loss %g states %g", file, worst_logit, worst_loss, worst_state);
+    free(want);
+    free(tok);
+    free(in);
+    free(tg);
+    model_state_free(&st);
+    model_state_free(&dst);
+    model_free(&m);
+    H5Fclose(f);
+}
+
+START_TEST(pytorch_reference_mamba) { check_fixture("ref_mamba.h5", "mamba"); }
+END_TEST
+
 static Suite *ssm_suite(void) {
     Suite *s = suite_create("ssm");
     TCase *tc = tcase_create("ssm");
@@ -207,6 +327,7 @@ static Suite *ssm_suite(void) {
     tcase_add_test(tc, long_chunk_gradients);
     tcase_add_test(tc, steps_equal_chunk);
     tcase_add_test(tc, chunks_equal_whole);
+    tcase_add_test(tc, pytorch_reference_mamba);
     suite_add_tcase(s, tc);
     return s;
 }
