@@ -1,6 +1,7 @@
 /* info: what a data, model or checkpoint file holds (rnntrain info FILE). For checkpoints it
  * also verifies every checksum. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
@@ -8,6 +9,7 @@
 #include "commands.h"
 #include "common.h"
 #include "h5util.h"
+#include "model_io.h"
 
 static void print_attr_int(hid_t f, const char *name, const char *path) {
     if (h5_attr_exists(f, name))
@@ -19,6 +21,37 @@ static void print_attr_str(hid_t f, const char *name, const char *path) {
     if (!h5_attr_exists(f, name)) return;
     h5_read_attr_str(f, name, buf, sizeof buf, path);
     printf("  %-16s %s\n", name, buf);
+}
+
+/* The model a model file or checkpoint describes: each layer with its settings, carried
+ * state and parameter count; the head. */
+static void print_layers(hid_t f, const char *path) {
+    ModelShape s;
+    Vocab vocab;
+    model_io_read_header(f, path, &s, &vocab);
+    free(vocab.symbols);
+    Model m;
+    model_init(&m, s, 1, 1);
+    for (int k = 0; k < s.L; k++) {
+        const Layer *l = &m.layers[k];
+        size_t n = 0;
+        for (int i = l->param_first; i < l->param_first + l->param_count; i++)
+            n += m.params.tensors[i].size;
+        printf("  layer %-10d %s width %d, input %d, %zu parameters |", k, l->kind->name, l->H,
+               l->D, n);
+        LayerOpts o = l->opt;
+        for (const LayerOptField *of = layer_opt_fields; of->name; of++)
+            if (layer_opt_used(of, l->kind)) printf(" %s %d", of->name, *layer_opt_ptr(&o, of));
+        printf(" | state");
+        for (int q = 0; q < l->kind->nstates; q++)
+            printf(" %s (%d)", l->kind->state_names[q], l->kind->state_width(l, q));
+        printf("\n");
+    }
+    printf("  %-16s %s%s, %zu parameters in all\n", "head",
+           m.norm_f >= 0 ? "final RMSNorm, " : "",
+           m.head_w < 0 ? "tied to the embedding" : m.head_b < 0 ? "own matrix, no bias" : "linear",
+           m.params.total);
+    model_free(&m);
 }
 
 int cmd_info(int argc, char **argv) {
@@ -45,6 +78,8 @@ int cmd_info(int argc, char **argv) {
                 printf("  %-16s %llu tokens\n", splits[s], (unsigned long long)d[0]);
             }
         }
+        if (strcmp(fmt, "rnntrain-model") == 0 || strcmp(fmt, "rnntrain-checkpoint") == 0)
+            print_layers(f, path);
         if (h5_attr_exists(f, "config")) {
             char config[65536];
             h5_read_attr_str(f, "config", config, sizeof config, path);

@@ -53,7 +53,8 @@ void model_io_write_header(hid_t f, const char *format, const Model *m, const Vo
     h5_write_attr_int(f, "version", MODEL_IO_VERSION, path);
     h5_write_attr_int(f, "layers", s->L, path);
     h5_write_attr_str(f, "stack", stack, path);
-    if (model_shape_is_uniform(s)) { /* one nn.RNN/LSTM/GRU: what version-1 readers knew */
+    if (model_shape_is_uniform(s) && s->layer[0].kind->stacked_module) {
+        /* one nn.RNN/LSTM/GRU: what version-1 readers knew */
         h5_write_attr_str(f, "cell", s->layer[0].kind->name, path);
         h5_write_attr_int(f, "hidden", s->layer[0].H, path);
     }
