@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# ssm_runs: the state space kinds (mamba, and s5 once registered) through the binary, as
+# users run them, on 1, 2 and 4 ranks:
+#   * a byte-level language model trained with SGD on 1, 2 and 4 ranks: the same
+#     parameters within 1e-5 relative (only the reduction order differs);
+#   * --deterministic: bitwise the same parameters on 1, 2 and 4 ranks (language model and
+#     classify);
+#   * resume: 12 steps, then resumed to 24, bitwise equal to 24 uninterrupted steps; a run
+#     killed with SIGKILL right after a checkpoint resumes to the same bits; a checkpoint of
+#     2 ranks resumes on 1 (within 1e-4);
+#   * the tasks: classify (8x8 digits, one pixel row per step), regress (the adding
+#     problem, datasets/adding.py) and generate train and evaluate; the LM samples;
+#   * bad settings are clear errors naming the option.
+#   tests/ssm/test_ssm_runs.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT
+set -uo pipefail
+BIN=${1:?usage: test_ssm_runs.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT}
+MPI=${2:?}
+ROOT=${3:?}
+PY=/usr/bin/python3
+export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ssm_runs.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok:   $*"; }
+
+KINDS="mamba"
+"$BIN" train --help 2>&1 | grep -q "|s5" && KINDS="mamba s5"
+
+head -c 120000 "$ROOT/datasets/moby-dick.txt" > "$TMP/text.txt"
+"$BIN" prepare --input "$TMP/text.txt" --output "$TMP/lm.h5" >/dev/null || fail "prepare lm"
+"$BIN" prepare --csv "$ROOT/datasets/digits.csv" --task classify --steps 8 --features 8 \
+    --output "$TMP/digits.h5" >/dev/null || fail "prepare digits"
+"$PY" "$ROOT/datasets/adding.py" --T 30 --seed 3 --train 256 --valid 64 --test 64 \
+    "$TMP/adding.h5" >/dev/null || fail "adding.py"
+"$BIN" prepare --csv "$ROOT/datasets/digits.csv" --task generate --steps 8 --features 8 \
+    --output "$TMP/gen.h5" >/dev/null || fail "prepare generate"
+
+# params_cmp A B TOL: exit 0 if the /params of two model files agree (TOL 0: bitwise)
+params_cmp() {
+    "$PY" - "$1" "$2" "$3" <<'PYEOF'
+import sys, h5py, numpy as np
+a, b, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
+with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+    worst = 0.0
+    for n in fa["params"]:
+        x, y = fa["params"][n][()], fb["params"][n][()]
+        if tol == 0.0:
+            if x.tobytes() != y.tobytes():
+                print("differs bitwise in", n); sys.exit(1)
+            continue
+        scale = max(float(np.abs(y).max()), 1e-3)
+        worst = max(worst, float(np.abs(x - y).max()) / scale)
+    print("worst relative difference %.3g" % worst)
+    sys.exit(0 if worst <= tol else 1)
+PYEOF
+}
+
+small() { # small model options per kind
+    case $1 in
+        mamba) echo "--model mamba --layers 2 --hidden 16 --d-state 4" ;;
+        s5) echo "--model s5 --layers 2 --hidden 16 --d-state 8" ;;
+    esac
+}
+run() { # run NAME NP ARGS...: train on NP ranks (0: no launcher), log to NAME.log
+    local name=$1 np=$2; shift 2
+    if [[ $np == 0 ]]; then
+        timeout -k 5 300 "$BIN" train --out "$TMP/$name" "$@" > "$TMP/$name.log" 2>&1
+    else
+        timeout -k 5 300 "$MPI" -np "$np" "$BIN" train --out "$TMP/$name" "$@" > "$TMP/$name.log" 2>&1
+    fi
+}
+
+for k in $KINDS; do
+    M=$(small "$k")
+    LM="--data $TMP/lm.h5 $M --batch 8 --bptt 16 --eval-batch 8 --ckpt-minutes 0 --print-every 100"
+    # 1 vs 2 vs 4 ranks (sgd: the parameters move by lr x gradient, no normalisation)
+    for np in 1 2 4; do
+        run "$k-sgd$np" "$np" $LM --optim sgd --lr 0.5 --steps 6 || fail "$k: sgd on $np ranks: $(tail -3 "$TMP/$k-sgd$np.log")"
+    done
+    for np in 2 4; do
+        if r=$(params_cmp "$TMP/$k-sgd$np/model.h5" "$TMP/$k-sgd1/model.h5" 1e-5); then
+            ok "$k: $np ranks vs 1 rank: $r"
+        else fail "$k: $np ranks vs 1 rank: $r"; fi
+    done
+    # --deterministic: bitwise on 1, 2, 4 ranks
+    for np in 1 2 4; do
+        run "$k-det$np" "$np" $LM --deterministic --micro-batch 2 --steps 6 || fail "$k: deterministic $np ranks"
+    done
+    for np in 2 4; do
+        if r=$(params_cmp "$TMP/$k-det$np/model.h5" "$TMP/$k-det1/model.h5" 0); then
+            ok "$k: --deterministic $np ranks bitwise equal to 1 rank"
+        else fail "$k: --deterministic $np ranks: $r"; fi
+    done
+    SEQ="--data $TMP/digits.h5 $M --batch 8 --eval-batch 8 --ckpt-minutes 0 --print-every 100"
+    for np in 1 2 4; do
+        run "$k-cdet$np" "$np" $SEQ --deterministic --micro-batch 2 --steps 5 || fail "$k: classify deterministic $np ranks: $(tail -3 "$TMP/$k-cdet$np.log")"
+    done
+    for np in 2 4; do
+        if r=$(params_cmp "$TMP/$k-cdet$np/model.h5" "$TMP/$k-cdet1/model.h5" 0); then
+            ok "$k: classify --deterministic $np ranks bitwise equal to 1 rank"
+        else fail "$k: classify --deterministic $np ranks: $r"; fi
+    done
+    # resume: 12 + 12 == 24 bitwise
+    run "$k-ref" 0 $LM --steps 24 || fail "$k: reference run"
+    run "$k-split" 0 $LM --steps 12 && run "$k-split" 0 $LM --steps 24 --resume auto || fail "$k: split run"
+    if r=$(params_cmp "$TMP/$k-split/model.h5" "$TMP/$k-ref/model.h5" 0); then
+        ok "$k: 12 steps + resume to 24 bitwise equal to 24 steps"
+    else fail "$k: resume: $r"; fi
+    # SIGKILL after the step-8 checkpoint, resume
+    "$BIN" train --out "$TMP/$k-kill" $LM --steps 24 --ckpt-every 4 > "$TMP/$k-kill.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 600); do
+        [[ -f $TMP/$k-kill/checkpoints/ckpt-0000000008.h5 ]] && break
+        sleep 0.05
+    done
+    kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    run "$k-kill" 0 $LM --steps 24 --ckpt-every 4 --resume auto || fail "$k: resume after kill -9"
+    if r=$(params_cmp "$TMP/$k-kill/model.h5" "$TMP/$k-ref/model.h5" 0); then
+        ok "$k: killed with SIGKILL after a checkpoint, resumed: bitwise equal"
+    else fail "$k: kill -9 resume: $r"; fi
+    # 2 ranks -> 1 rank
+    run "$k-x" 2 $LM --steps 12 && run "$k-x" 0 $LM --steps 24 --resume auto || fail "$k: cross-rank resume"
+    if r=$(params_cmp "$TMP/$k-x/model.h5" "$TMP/$k-ref/model.h5" 1e-4); then
+        ok "$k: checkpoint of 2 ranks resumed on 1: $r"
+    else fail "$k: cross-rank resume: $r"; fi
+    # every task
+    run "$k-cls" 0 $SEQ --steps 20 || fail "$k: classify: $(tail -3 "$TMP/$k-cls.log")"
+    "$BIN" eval --model "$TMP/$k-cls" --data "$TMP/digits.h5" > "$TMP/$k-cls.eval" 2>&1 \
+        && grep -q "accuracy" "$TMP/$k-cls.eval" && ok "$k: classify trains and evaluates" \
+        || fail "$k: classify eval: $(cat "$TMP/$k-cls.eval")"
+    run "$k-add" 0 --data "$TMP/adding.h5" $M --steps 20 --batch 16 --ckpt-minutes 0 \
+        || fail "$k: regress (adding): $(tail -3 "$TMP/$k-add.log")"
+    "$BIN" eval --model "$TMP/$k-add" --data "$TMP/adding.h5" > "$TMP/$k-add.eval" 2>&1 \
+        && ok "$k: regress on the adding problem trains and evaluates" \
+        || fail "$k: regress eval: $(cat "$TMP/$k-add.eval")"
+    run "$k-gen" 0 --data "$TMP/gen.h5" $M --steps 10 --batch 8 --bptt 4 --ckpt-minutes 0 \
+        && ok "$k: generate (conditioned on the label) trains" \
+        || fail "$k: generate: $(tail -3 "$TMP/$k-gen.log")"
+    "$BIN" eval --model "$TMP/$k-ref" --data "$TMP/lm.h5" > "$TMP/$k-lm.eval" 2>&1 || fail "$k: LM eval"
+    s=$("$BIN" sample --model "$TMP/$k-ref" --length 40 --seed 1 2>&1) && [[ ${#s} -ge 30 ]] \
+        && ok "$k: sample from the language model" || fail "$k: sample: $s"
+done
+
+# bad settings: clear errors naming the option
+bad() { # bad EXPECT ARGS...
+    local expect=$1; shift
+    out=$("$BIN" train --data "$TMP/lm.h5" --out "$TMP/bad" --steps 1 "$@" 2>&1)
+    rc=$?
+    if [[ $rc != 0 && $out == *"$expect"* ]]; then ok "refused ($rc): $out"
+    else fail "expected an error with '$expect' for $*, got ($rc): $out"; fi
+}
+bad "--d-state" --model mamba --d-state 0
+bad "--expand" --model mamba --expand 0
+bad "--d-conv" --model mamba --d-conv 1
+bad "--dt-rank" --model mamba --hidden 16 --dt-rank 40
+if [[ $KINDS == *s5* ]]; then
+    bad "--d-state 7" --model s5 --d-state 7
+    bad "--ssm-blocks" --model s5 --d-state 8 --ssm-blocks 3
+fi
+# a Mamba model file without A_log
+cp -r "$TMP/mamba-ref" "$TMP/noalog"
+"$PY" -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); del f['params/backbone.layers.0.mixer.A_log']" \
+    "$TMP/noalog/model.h5"
+out=$("$BIN" eval --model "$TMP/noalog" --data "$TMP/lm.h5" 2>&1); rc=$?
+if [[ $rc == 3 && $out == *A_log* ]]; then ok "model file without A_log refused: $out"
+else fail "model file without A_log: ($rc) $out"; fi
+
+echo "ssm_runs: $fails failure(s)"
+[[ $fails == 0 ]]
