@@ -38,6 +38,7 @@
 #include "norm.h"
 
 #define MAMBA_SEG 16
+#define MAMBA_DB 64
 
 typedef struct {
     int E, N, K, R, enc;
@@ -71,9 +72,9 @@ typedef struct {
     float *dxn;    /* (rows,H) */
     float *dz, *du, *ddelta, *ddt, *dbm, *dcm; /* like their forward buffers */
     float *dxpad;  /* like xpad */
-    float *hseg;   /* (MAMBA_SEG+1, N, E) one stream's states over one segment */
-    float *eseg;   /* (MAMBA_SEG, N, E) their exp(delta A) */
-    float *dh;     /* (N,E) */
+    float *hseg;   /* (MAMBA_SEG+1, N, MAMBA_DB) a block's states over one segment */
+    float *eseg;   /* (MAMBA_SEG, N, MAMBA_DB) their exp(delta A) */
+    float *dh;     /* (N,MAMBA_DB) a block's state gradient */
     float *dat;    /* (N,E) dLoss/dA accumulated over the chunk */
     float *dwct;   /* (K,E) */
     float *yrow;   /* (E) scratch */
@@ -213,9 +214,9 @@ static void mamba_alloc(Layer *l, const Params *p) {
     m->dbm = rt_alloc_floats(rows * N, "mamba B gradient");
     m->dcm = rt_alloc_floats(rows * N, "mamba C gradient");
     m->dxpad = rt_alloc_floats(pad, "mamba conv input gradient");
-    m->hseg = rt_alloc_floats((size_t)(MAMBA_SEG + 1) * N * E, "mamba segment states");
-    m->dh = rt_alloc_floats((size_t)N * E, "mamba state gradient");
-    m->eseg = rt_alloc_floats((size_t)MAMBA_SEG * N * E, "mamba segment decays");
+    m->hseg = rt_alloc_floats((size_t)(MAMBA_SEG + 1) * N * MAMBA_DB, "mamba segment states");
+    m->dh = rt_alloc_floats((size_t)N * MAMBA_DB, "mamba state gradient");
+    m->eseg = rt_alloc_floats((size_t)MAMBA_SEG * N * MAMBA_DB, "mamba segment decays");
     m->dat = rt_alloc_floats((size_t)N * E, "mamba A gradient");
     m->dwct = rt_alloc_floats((size_t)K * E, "mamba conv weight gradient");
     m->yrow = rt_alloc_floats((size_t)E, "mamba scratch");
@@ -395,18 +396,23 @@ static void conv_forward(float *restrict xc, float *restrict u, const float *res
         }
 }
 
-/* One stream, one step: h (N,E) advanced; ys (E) = C.h + D u. */
+/* The scan works on blocks of MAMBA_DB channels of one stream, all T steps of a block
+ * before the next block: the block's state (N, MAMBA_DB) and A stay in L1. In the kernels
+ * w <= MAMBA_DB is the block's width, h and e are (N, MAMBA_DB), at and dat (N, ld) point at
+ * the block's first channel of the (N,E) arrays. */
+
+/* One step: h advanced; ys (w) = C.h + D u. */
 RT_SIMD_CLONES
 static void scan_step(float *restrict h, float *restrict ys, const float *restrict delta,
                       const float *restrict u, const float *restrict bm,
                       const float *restrict cm, const float *restrict at,
-                      const float *restrict dd, int E, int N) {
-    for (int d = 0; d < E; d++) ys[d] = dd[d] * u[d];
+                      const float *restrict dd, int w, int N, int ld) {
+    for (int d = 0; d < w; d++) ys[d] = dd[d] * u[d];
     for (int n = 0; n < N; n++) {
-        float *hn = h + (size_t)n * E;
-        const float *an = at + (size_t)n * E;
+        float *hn = h + (size_t)n * MAMBA_DB;
+        const float *an = at + (size_t)n * ld;
         float bn = bm[n], cn = cm[n];
-        for (int d = 0; d < E; d++) {
+        for (int d = 0; d < w; d++) {
             float dl = delta[d];
             float v = activ_exp_poly(activ_clampf(dl * an[d], -87.0f, 0.0f)) * hn[d] +
                       dl * bn * u[d];
@@ -416,16 +422,16 @@ static void scan_step(float *restrict h, float *restrict ys, const float *restri
     }
 }
 
-/* scan_step that also keeps e = exp(delta A) (N,E) of the step for the reverse step. */
+/* scan_step without the output, keeping e = exp(delta A) for the reverse step. */
 RT_SIMD_CLONES
 static void scan_step_keep(float *restrict h, float *restrict e, const float *restrict delta,
                            const float *restrict u, const float *restrict bm,
-                           const float *restrict at, int E, int N) {
+                           const float *restrict at, int w, int N, int ld) {
     for (int n = 0; n < N; n++) {
-        float *hn = h + (size_t)n * E, *en = e + (size_t)n * E;
-        const float *an = at + (size_t)n * E;
+        float *hn = h + (size_t)n * MAMBA_DB, *en = e + (size_t)n * MAMBA_DB;
+        const float *an = at + (size_t)n * ld;
         float bn = bm[n];
-        for (int d = 0; d < E; d++) {
+        for (int d = 0; d < w; d++) {
             float dl = delta[d];
             float a = activ_exp_poly(activ_clampf(dl * an[d], -87.0f, 0.0f));
             en[d] = a;
@@ -434,27 +440,26 @@ static void scan_step_keep(float *restrict h, float *restrict e, const float *re
     }
 }
 
-/* One stream, one step of the reverse recurrence. hp = h_{t-1}, hc = h_t (N,E); dh (N,E)
- * holds dLoss/dh_t from later steps and leaves as dLoss/dh_{t-1}; dys (E) = dLoss/dys_t.
- * Accumulates dat (N,E) (+= dLoss/dA), du, ddelta (E), and writes dbm, dcm (N). */
+/* One step of the reverse recurrence. hp = h_{t-1}, hc = h_t, ex = exp(delta A) of the
+ * step; dh holds dLoss/dh_t from later steps and leaves as dLoss/dh_{t-1}; dys (w) =
+ * dLoss/dys_t. Accumulates dat (+= dLoss/dA), du, ddelta (w), dbm, dcm (N). */
 RT_SIMD_CLONES
 static void scan_back_step(float *restrict dh, float *restrict dat, float *restrict du,
                            float *restrict ddelta, float *restrict dbm, float *restrict dcm,
                            const float *restrict hp, const float *restrict hc,
-                           const float *restrict ex,
-                           const float *restrict dys, const float *restrict delta,
-                           const float *restrict u, const float *restrict bm,
-                           const float *restrict cm, const float *restrict at, int E, int N) {
+                           const float *restrict ex, const float *restrict dys,
+                           const float *restrict delta, const float *restrict u,
+                           const float *restrict bm, const float *restrict cm,
+                           const float *restrict at, int w, int N, int ld) {
     for (int n = 0; n < N; n++) {
-        float *dhn = dh + (size_t)n * E, *datn = dat + (size_t)n * E;
-        const float *an = at + (size_t)n * E, *hpn = hp + (size_t)n * E, *hcn = hc + (size_t)n * E,
-                    *exn = ex + (size_t)n * E;
+        float *dhn = dh + (size_t)n * MAMBA_DB, *datn = dat + (size_t)n * ld;
+        const float *an = at + (size_t)n * ld, *hpn = hp + (size_t)n * MAMBA_DB,
+                    *hcn = hc + (size_t)n * MAMBA_DB, *exn = ex + (size_t)n * MAMBA_DB;
         float bn = bm[n], cn = cm[n], sb = 0.0f, sc = 0.0f;
-        for (int d = 0; d < E; d++) {
-            float dl = delta[d], a = an[d];
+        for (int d = 0; d < w; d++) {
+            float dl = delta[d], a = an[d], e = exn[d];
             float g = dhn[d] + cn * dys[d]; /* dLoss/dh_t */
             sc += hcn[d] * dys[d];
-            float e = exn[d];
             float ge = g * hpn[d] * e; /* dLoss/d(dl a) */
             ddelta[d] += ge * a + g * bn * u[d];
             datn[d] += ge * dl;
@@ -463,8 +468,8 @@ static void scan_back_step(float *restrict dh, float *restrict dat, float *restr
             du[d] += gdl * bn;
             dhn[d] = g * e;
         }
-        dbm[n] = sb;
-        dcm[n] = sc;
+        dbm[n] += sb;
+        dcm[n] += sc;
     }
 }
 
@@ -510,23 +515,27 @@ static void mamba_forward(Layer *l, float *const *state, const float *x, int T, 
     for (int d = 0; d < E; d++)
         for (int n = 0; n < N; n++)
             m->at[(size_t)n * E + d] = -expf(m->a_log[(size_t)d * N + n]);
-    /* the scan, stream by stream; h in hseg[0] as (N,E) */
+    /* the scan, stream by stream, block by block; the block's h in hseg[0] */
     float *h = m->hseg;
-    for (int b = 0; b < B; b++) {
-        const float *s0 = state[0] + (size_t)b * E * N;
-        for (int d = 0; d < E; d++)
-            for (int n = 0; n < N; n++) h[(size_t)n * E + d] = s0[(size_t)d * N + n];
-        for (int t = 0; t < T; t++) {
-            if (t % MAMBA_SEG == 0)
-                memcpy(m->hsave + ((size_t)(t / MAMBA_SEG) * B + b) * NE, h, NE * sizeof(float));
-            size_t row = (size_t)t * B + b;
-            scan_step(h, m->ys + row * E, m->delta + row * E, m->u + row * E, m->bm + row * N,
-                      m->cm + row * N, m->at, m->dd, E, N);
+    for (int b = 0; b < B; b++)
+        for (int d0 = 0; d0 < E; d0 += MAMBA_DB) {
+            int w = E - d0 < MAMBA_DB ? E - d0 : MAMBA_DB;
+            float *s = state[0] + (size_t)b * E * N;
+            for (int j = 0; j < w; j++)
+                for (int n = 0; n < N; n++) h[(size_t)n * MAMBA_DB + j] = s[(size_t)(d0 + j) * N + n];
+            for (int t = 0; t < T; t++) {
+                if (t % MAMBA_SEG == 0) {
+                    float *hs = m->hsave + ((size_t)(t / MAMBA_SEG) * B + b) * NE + d0;
+                    for (int n = 0; n < N; n++)
+                        memcpy(hs + (size_t)n * E, h + (size_t)n * MAMBA_DB, (size_t)w * sizeof(float));
+                }
+                size_t o = ((size_t)t * B + b) * E + d0, on = ((size_t)t * B + b) * N;
+                scan_step(h, m->ys + o, m->delta + o, m->u + o, m->bm + on, m->cm + on, m->at + d0,
+                          m->dd + d0, w, N, E);
+            }
+            for (int j = 0; j < w; j++)
+                for (int n = 0; n < N; n++) s[(size_t)(d0 + j) * N + n] = h[(size_t)n * MAMBA_DB + j];
         }
-        float *s1 = state[0] + (size_t)b * E * N;
-        for (int d = 0; d < E; d++)
-            for (int n = 0; n < N; n++) s1[(size_t)d * N + n] = h[(size_t)n * E + d];
-    }
     /* the conv state after the chunk: the last K-1 rows of xpad */
     for (int j = 0; j < K - 1; j++)
         for (int b = 0; b < B; b++)
@@ -563,35 +572,44 @@ static void mamba_backward(Layer *l, const float *dy, float *const *dstate0, int
     memset(m->du, 0, RE * sizeof(float));
     memset(m->ddelta, 0, RE * sizeof(float));
     memset(m->dat, 0, NE * sizeof(float));
+    memset(m->dbm, 0, (size_t)rows * N * sizeof(float));
+    memset(m->dcm, 0, (size_t)rows * N * sizeof(float));
     int nseg = (T + MAMBA_SEG - 1) / MAMBA_SEG;
+    size_t HB = (size_t)N * MAMBA_DB; /* one block's state */
     for (int b = 0; b < B; b++) {
-        memset(m->dh, 0, NE * sizeof(float));
-        for (int sg = nseg - 1; sg >= 0; sg--) {
-            int t0 = sg * MAMBA_SEG, t1 = t0 + MAMBA_SEG < T ? t0 + MAMBA_SEG : T;
-            /* hseg[i] = h_{t0+i-1}... hseg[0] = state before t0, hseg[i+1] after t0+i */
-            memcpy(m->hseg, m->hsave + ((size_t)sg * B + b) * NE, NE * sizeof(float));
-            for (int t = t0; t < t1; t++) {
-                size_t row = (size_t)t * B + b;
-                float *hn = m->hseg + (size_t)(t - t0 + 1) * NE;
-                memcpy(hn, hn - NE, NE * sizeof(float));
-                scan_step_keep(hn, m->eseg + (size_t)(t - t0) * NE, m->delta + row * E,
-                               m->u + row * E, m->bm + row * N, m->at, E, N);
+        for (int d0 = 0; d0 < E; d0 += MAMBA_DB) {
+            int w = E - d0 < MAMBA_DB ? E - d0 : MAMBA_DB;
+            memset(m->dh, 0, HB * sizeof(float));
+            for (int sg = nseg - 1; sg >= 0; sg--) {
+                int t0 = sg * MAMBA_SEG, t1 = t0 + MAMBA_SEG < T ? t0 + MAMBA_SEG : T;
+                /* hseg[0] = h before step t0, hseg[i+1] = h after step t0+i */
+                const float *hs = m->hsave + ((size_t)sg * B + b) * NE + d0;
+                for (int n = 0; n < N; n++)
+                    memcpy(m->hseg + (size_t)n * MAMBA_DB, hs + (size_t)n * E, (size_t)w * sizeof(float));
+                for (int t = t0; t < t1; t++) {
+                    size_t o = ((size_t)t * B + b) * E + d0, on = ((size_t)t * B + b) * N;
+                    float *hn = m->hseg + (size_t)(t - t0 + 1) * HB;
+                    memcpy(hn, hn - HB, HB * sizeof(float));
+                    scan_step_keep(hn, m->eseg + (size_t)(t - t0) * HB, m->delta + o, m->u + o,
+                                   m->bm + on, m->at + d0, w, N, E);
+                }
+                for (int t = t1 - 1; t >= t0; t--) {
+                    size_t o = ((size_t)t * B + b) * E + d0, on = ((size_t)t * B + b) * N;
+                    const float *hc = m->hseg + (size_t)(t - t0 + 1) * HB;
+                    float *dur = m->du + o;
+                    for (int d = 0; d < w; d++) dur[d] += dys[o + d] * m->dd[d0 + d];
+                    scan_back_step(m->dh, m->dat + d0, dur, m->ddelta + o, m->dbm + on,
+                                   m->dcm + on, hc - HB, hc, m->eseg + (size_t)(t - t0) * HB,
+                                   dys + o, m->delta + o, m->u + o, m->bm + on, m->cm + on,
+                                   m->at + d0, w, N, E);
+                }
             }
-            for (int t = t1 - 1; t >= t0; t--) {
-                size_t row = (size_t)t * B + b;
-                const float *hc = m->hseg + (size_t)(t - t0 + 1) * NE;
-                const float *dyr = dys + row * E, *ur = m->u + row * E;
-                float *dur = m->du + row * E;
-                for (int d = 0; d < E; d++) dur[d] += dyr[d] * m->dd[d];
-                scan_back_step(m->dh, m->dat, dur, m->ddelta + row * E, m->dbm + row * N,
-                               m->dcm + row * N, hc - NE, hc, m->eseg + (size_t)(t - t0) * NE, dyr, m->delta + row * E, ur,
-                               m->bm + row * N, m->cm + row * N, m->at, E, N);
+            if (dstate0) {
+                float *ds = dstate0[0] + (size_t)b * E * N;
+                for (int j = 0; j < w; j++)
+                    for (int n = 0; n < N; n++)
+                        ds[(size_t)(d0 + j) * N + n] = m->dh[(size_t)n * MAMBA_DB + j];
             }
-        }
-        if (dstate0) {
-            float *ds = dstate0[0] + (size_t)b * E * N;
-            for (int d = 0; d < E; d++)
-                for (int n = 0; n < N; n++) ds[(size_t)d * N + n] = m->dh[(size_t)n * E + d];
         }
         layer_progress(hooks, b);
     }
