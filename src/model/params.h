@@ -16,7 +16,12 @@ typedef struct {
     int rows, cols; /* cols == 0: a vector of `rows` entries */
     size_t offset;  /* in floats, from the start of each array */
     size_t size;    /* rows * max(cols, 1) */
+    int group;      /* PARAM_GROUP_*: which learning rate and weight decay apply */
 } ParamTensor;
+
+/* PARAM_GROUP_SSM: S5's Lambda, B and log_step (Smith et al. 2022): the SSM learning rate
+ * (--ssm-lr) and no weight decay. */
+enum { PARAM_GROUP_BASE = 0, PARAM_GROUP_SSM = 1 };
 
 typedef struct {
     ParamTensor *tensors;

@@ -30,17 +30,16 @@ void optim_defaults(Optim *o, OptimKind kind) {
     o->eps = 1e-8;
 }
 
-/* One pass over millions of parameters: memory-bound once vectorised (RT_SIMD_CLONES) */
-RT_SIMD_CLONES void optim_step(Optim *o, Params *p, double lr) {
-    size_t n = p->total;
+/* One pass over a range [begin, end) of the buffer with one learning rate and weight
+ * decay: memory-bound once vectorised (RT_SIMD_CLONES). */
+RT_SIMD_CLONES static void update_range(const Optim *o, Params *p, size_t begin, size_t end,
+                                        double lr, double weight_decay, int first) {
     float *w = p->value, *g = p->grad, *s1 = p->state1, *s2 = p->state2;
-    float flr = (float)lr, wd = (float)o->weight_decay;
-    int first = o->step == 0;
-    o->step++;
+    float flr = (float)lr, wd = (float)weight_decay;
     switch (o->kind) {
     case OPT_SGD: {
         float mu = (float)o->momentum;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = begin; i < end; i++) {
             float gi = g[i] + wd * w[i];
             if (mu != 0.0f) {
                 s1[i] = first ? gi : mu * s1[i] + gi;
@@ -58,7 +57,7 @@ RT_SIMD_CLONES void optim_step(Optim *o, Params *p, double lr) {
         float step_size = (float)(lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
         int decoupled = o->kind == OPT_ADAMW;
         float decay = 1.0f - flr * wd;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = begin; i < end; i++) {
             float gi = g[i];
             if (decoupled)
                 w[i] *= decay;
@@ -73,7 +72,7 @@ RT_SIMD_CLONES void optim_step(Optim *o, Params *p, double lr) {
     }
     case OPT_RMSPROP: {
         float a = (float)o->alpha, eps = (float)o->eps;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = begin; i < end; i++) {
             float gi = g[i] + wd * w[i];
             s2[i] = a * s2[i] + (1.0f - a) * gi * gi;
             w[i] -= flr * gi / (sqrtf(s2[i]) + eps);
@@ -81,6 +80,22 @@ RT_SIMD_CLONES void optim_step(Optim *o, Params *p, double lr) {
         break;
     }
     }
+}
+
+void optim_step(Optim *o, Params *p, double lr) {
+    int first = o->step == 0;
+    o->step++;
+    /* runs of tensors of one group; the padding after a tensor goes with it */
+    size_t begin = 0;
+    for (int i = 0; i < p->count; i++) {
+        int g = p->tensors[i].group;
+        size_t end = i + 1 < p->count ? p->tensors[i + 1].offset : p->total;
+        if (i + 1 < p->count && p->tensors[i + 1].group == g) continue;
+        double glr = g == PARAM_GROUP_SSM && o->ssm_lr_scale > 0.0 ? lr * o->ssm_lr_scale : lr;
+        update_range(o, p, begin, end, glr, g == PARAM_GROUP_SSM ? 0.0 : o->weight_decay, first);
+        begin = end;
+    }
+    if (begin < p->total) update_range(o, p, begin, p->total, lr, o->weight_decay, first);
 }
 
 /* Eight partial sums: one chain of dependent double additions would take 4 cycles per

@@ -17,6 +17,7 @@ typedef struct {
     double alpha;         /* rmsprop smoothing */
     double eps;           /* adam, adamw, rmsprop */
     double weight_decay;  /* L2 added to the gradient; decoupled (p *= 1 - lr*wd) for adamw */
+    double ssm_lr_scale;  /* tensors of PARAM_GROUP_SSM: lr times this, no weight decay */
     int64_t step;         /* updates done so far */
 } Optim;
 
@@ -39,7 +40,8 @@ int sched_kind_by_name(const char *name);
 
 /* Defaults as torch.optim: betas (0.9, 0.999), eps 1e-8, alpha 0.99, momentum 0.9 (sgd). */
 void optim_defaults(Optim *o, OptimKind kind);
-/* One update of every parameter with learning rate lr. */
+/* One update of every parameter with learning rate lr (PARAM_GROUP_SSM tensors: lr *
+ * ssm_lr_scale and no weight decay). */
 void optim_step(Optim *o, Params *p, double lr);
 /* Euclidean norm of the whole gradient (double accumulation). */
 double optim_grad_norm(const Params *p);

@@ -140,6 +140,7 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     t->optim.eps = c->eps;
     t->optim.alpha = c->rms_alpha;
     t->optim.weight_decay = c->weight_decay;
+    t->optim.ssm_lr_scale = c->ssm_lr > 0.0 ? c->ssm_lr / c->lr : 0.0;
     Schedule sched = {(SchedKind)sched_kind_by_name(c->schedule), c->lr, c->min_lr, c->warmup,
                       c->steps, c->decay_every, c->gamma};
     t->schedule = sched;
