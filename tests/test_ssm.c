@@ -320,6 +320,75 @@ static void check_fixture(const char *file, const char *kind) {
 START_TEST(pytorch_reference_mamba) { check_fixture("ref_mamba.h5", "mamba"); }
 END_TEST
 
+/* --pool mean: the loss of a sequence is that of the mean of its logits over its steps;
+ * finite differences of that loss for every parameter of a small model, with sequences of
+ * different lengths (labels at their last steps), and the pooled logits are the mean. */
+static double pooled_loss(Model *m, const float *x, const int32_t *labels, int grad) {
+    ModelState st;
+    model_state_init(&st, m, m->B);
+    model_forward_features(m, &st, x, m->Tmax);
+    double l = model_loss(m, labels, m->Tmax, 1.0f, grad);
+    model_state_free(&st);
+    return l;
+}
+
+START_TEST(mean_pooling_gradients) {
+    const char *kinds[] = {"lstm", "mamba"};
+    for (int q = 0; q < 2; q++) {
+        enum { PT = 7, PB = 3, PE = 3, PV = 4 };
+        ModelShape s = {.E = PE, .V = PV, .float_inputs = 1, .pool_mean = 1};
+        model_shape_uniform(&s, layer_kind_by_name(kinds[q]), 1, 6);
+        s.layer[0].opt.d_state = 4;
+        Model m;
+        model_init(&m, s, PB, PT);
+        model_init_weights(&m, INIT_PYTORCH, 0.0f, 9);
+        Rng rng;
+        rng_seed(&rng, 4);
+        float x[PT * PB * PE];
+        fill_random(x, sizeof x / sizeof *x, 1.0, &rng);
+        int32_t labels[PT * PB];
+        for (int i = 0; i < PT * PB; i++) labels[i] = -1;
+        for (int b = 0; b < PB; b++) labels[(PT - 1 - 2 * b) * PB + b] = b + 1; /* lengths 7, 5, 3 */
+        /* the pooled logits are the mean of the per-step logits */
+        ModelState st;
+        model_state_init(&st, &m, PB);
+        model_forward_features(&m, &st, x, PT);
+        float mean[PV] = {0};
+        int b = 1, last = PT - 3;
+        for (int t = 0; t <= last; t++)
+            for (int v = 0; v < PV; v++) mean[v] += m.logits[((size_t)t * PB + b) * PV + v] / (last + 1);
+        model_loss(&m, labels, PT, 1.0f, 0);
+        ck_assert(max_rel_err(m.logits + ((size_t)last * PB + b) * PV, mean, PV, 1e-3) < 1e-6);
+        model_state_free(&st);
+        params_zero_grad(&m.params);
+        pooled_loss(&m, x, labels, 1);
+        model_backward(&m, PT, NULL);
+        float *ana = malloc(m.params.total * sizeof(float));
+        memcpy(ana, m.params.grad, m.params.total * sizeof(float));
+        double worst = 0.0;
+        for (int i = 0; i < m.params.count; i++) {
+            ParamTensor *pt = &m.params.tensors[i];
+            for (size_t j = 0; j < pt->size; j += pt->size / 5 + 1) {
+                float *v = m.params.value + pt->offset + j, saved = *v;
+                *v = saved + 1e-2f;
+                double up = pooled_loss(&m, x, labels, 0);
+                *v = saved - 1e-2f;
+                double down = pooled_loss(&m, x, labels, 0);
+                *v = saved;
+                double num = (up - down) / 2e-2, an = ana[pt->offset + j];
+                double e = fabs(num - an) / fmax(fabs(an), 0.05);
+                worst = fmax(worst, e);
+                ck_assert_msg(e < 2e-2, "%s pooled %s[%zu]: numeric %g analytic %g", kinds[q],
+                              pt->name, j, num, an);
+            }
+        }
+        printf("%s: mean pooling gradients, worst relative error %.3g\n", kinds[q], worst);
+        free(ana);
+        model_free(&m);
+    }
+}
+END_TEST
+
 static Suite *ssm_suite(void) {
     Suite *s = suite_create("ssm");
     TCase *tc = tcase_create("ssm");
@@ -328,6 +397,7 @@ static Suite *ssm_suite(void) {
     tcase_add_test(tc, steps_equal_chunk);
     tcase_add_test(tc, chunks_equal_whole);
     tcase_add_test(tc, pytorch_reference_mamba);
+    tcase_add_test(tc, mean_pooling_gradients);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -83,6 +83,7 @@ void model_io_write_header(hid_t f, const char *format, const Model *m, const Vo
     h5_write_attr_int(f, "cond", s->C, path);
     h5_write_attr_int(f, "in_vocab", s->in_vocab, path);
     h5_write_attr_int(f, "tied_head", model_shape_head_tied(s), path);
+    h5_write_attr_str(f, "pool", s->pool_mean ? "mean" : "last", path);
     h5_write_attr_str(f, "config", config ? config : "", path);
     if (vocab) { /* language models */
         h5_write_attr_str(f, "vocab_kind", vocab_kind_name(vocab->kind), path);
@@ -202,6 +203,13 @@ int64_t model_io_read_header(hid_t f, const char *path, ModelShape *sp, Vocab *v
     }
     if (h5_attr_exists(f, "cond")) s.C = (int)h5_read_attr_int(f, "cond", path);
     if (h5_attr_exists(f, "in_vocab")) s.in_vocab = (int)h5_read_attr_int(f, "in_vocab", path);
+    if (h5_attr_exists(f, "pool")) {
+        h5_read_attr_str(f, "pool", buf, sizeof buf, path);
+        if (strcmp(buf, "mean") != 0 && strcmp(buf, "last") != 0)
+            rt_die(EXIT_INPUT, "model file '%s': attribute 'pool' is '%s', expected 'last' or "
+                   "'mean'", path, buf);
+        s.pool_mean = strcmp(buf, "mean") == 0;
+    }
     s.untied = h5_attr_exists(f, "tied_head") && h5_read_attr_int(f, "tied_head", path) == 0;
     if (s.C < 0 || s.C > 1 << 20 || s.in_vocab < 0 || s.in_vocab > 0x110000)
         rt_die(EXIT_INPUT, "model file '%s': bad cond/in_vocab attributes", path);

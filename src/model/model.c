@@ -93,7 +93,7 @@ int model_shape_is_uniform(const ModelShape *s) {
 
 int model_shape_equal(const ModelShape *a, const ModelShape *b) {
     if (a->L != b->L || a->E != b->E || a->V != b->V || a->float_inputs != b->float_inputs ||
-        a->C != b->C || a->in_vocab != b->in_vocab ||
+        a->C != b->C || a->in_vocab != b->in_vocab || a->pool_mean != b->pool_mean ||
         model_shape_head_tied(a) != model_shape_head_tied(b))
         return 0;
     for (int k = 0; k < a->L; k++) {
@@ -254,6 +254,7 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     m->ws_floats = need;
     m->logits = m->ws;
     m->inputs = rt_calloc(rows, sizeof *m->inputs, "chunk inputs");
+    m->pool_last = rt_calloc((size_t)B, sizeof *m->pool_last, "pooling");
     size_t dfloats = rows * widest;
     if (s.C > 0 && (size_t)B * CW > dfloats) dfloats = (size_t)B * CW;
     m->dbuf = rt_alloc_floats(dfloats, "layer gradients");
@@ -283,6 +284,7 @@ void model_free(Model *m) {
     free(m->cond_in);
     free(m->cond_h0);
     free(m->normed);
+    free(m->pool_last);
     free(m->norm_rinv);
     model_state_free(&m->dstate);
     memset(m, 0, sizeof *m);
@@ -461,10 +463,47 @@ double model_loss_mse(Model *m, const float *targets, const float *weights, int 
     return total;
 }
 
+/* Mean pooling: the logits of each stream's labelled step (at most one per stream: its last
+ * valid step, the steps before it the sequence) become the mean over the steps up to it. */
+static void pool_logits(Model *m, const int32_t *targets, int T) {
+    int V = m->shape.V, B = m->B;
+    for (int b = 0; b < B; b++) {
+        int last = -1;
+        for (int t = 0; t < T; t++)
+            if (targets[(size_t)t * B + b] >= 0) {
+                REQUIRE(last < 0); /* one label per sequence (classify) */
+                last = t;
+            }
+        m->pool_last[b] = last;
+        if (last <= 0) continue;
+        float *z = m->logits + ((size_t)last * B + b) * V;
+        for (int v = 0; v < V; v++) {
+            double s = 0.0;
+            for (int t = 0; t <= last; t++) s += m->logits[((size_t)t * B + b) * V + v];
+            z[v] = (float)(s / (last + 1));
+        }
+    }
+}
+
+/* The gradient of the pooled logits, spread evenly over the steps they averaged. */
+static void unpool_grad(Model *m) {
+    int V = m->shape.V, B = m->B;
+    for (int b = 0; b < B; b++) {
+        int last = m->pool_last[b];
+        if (last <= 0) continue;
+        float *g = m->logits + ((size_t)last * B + b) * V;
+        float inv = 1.0f / (float)(last + 1);
+        for (int v = 0; v < V; v++) g[v] *= inv;
+        for (int t = 0; t < last; t++)
+            memcpy(m->logits + ((size_t)t * B + b) * V, g, (size_t)V * sizeof(float));
+    }
+}
+
 double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad) {
     int V = m->shape.V;
     size_t rows = (size_t)T * m->B;
     double total = 0.0;
+    if (m->shape.pool_mean) pool_logits(m, targets, T);
     for (size_t r = 0; r < rows; r++) {
         float *z = m->logits + r * V;
         int32_t y = targets[r];
@@ -484,6 +523,7 @@ double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad
             z[y] -= scale;
         }
     }
+    if (m->shape.pool_mean && grad) unpool_grad(m);
     return total;
 }
 

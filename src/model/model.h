@@ -41,6 +41,9 @@ typedef struct {
     int float_inputs; /* 1: E features per step, no embedding */
     int C;            /* conditioning width, 0 = none */
     int in_vocab;     /* token inputs: embedding rows, 0 = V (language models) */
+    int pool_mean;    /* classify: the loss of a sequence is that of the mean of its logits
+                         over its steps (= the head of the mean of its top-layer outputs: the
+                         head is linear) instead of those of its last step */
     int untied;       /* a Mamba language model's head is its own lm_head.weight instead of
                          the embedding (tied, MambaLMHeadModel's default) */
 } ModelShape;
@@ -116,6 +119,7 @@ struct Model {
     float *logits;    /* = ws */
     float *dbuf;
     float *cond_in;   /* (B,C) conditioning of the current sequences */
+    int *pool_last;   /* (B) pool_mean: each stream's labelled step in the last loss */
     float *cond_h0;   /* (B,sum H_k) tanh(W_c c + b_c) */
     ModelState dstate; /* conditioning: gradient w.r.t. the initial states */
     int cond_set, cond_used; /* set: the next forward starts from the conditioning; used: the

@@ -16,7 +16,7 @@ static const TrainConfig defaults = {
     .warmup = 0, .decay_every = 1000, .verify_every = 0, .ckpt_every = 0, .keep = 3,
     .max_bad = 10, .ckpt_minutes = 15.0, .rollback_factor = 0.5, .lr = 2e-3, .clip = 5.0,
     .init_scale = 0.08, .min_lr = 0.0, .gamma = 0.5, .weight_decay = 0.0, .momentum = 0.9,
-    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99};
+    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99, .pool = "last"};
 
 void train_config_defaults(TrainConfig *c) { *c = defaults; }
 
@@ -51,6 +51,9 @@ static int option_table(TrainConfig *c, CliOption *o) {
          "(no weight decay); 0 = --lr", 0, 1e6, NULL, 0, 0},
         {"untie", CLI_FLAG, &c->untie, NULL, "mamba language model: a head matrix of its own "
          "(lm_head.weight) instead of the embedding", 1, 0, NULL, 0, 0},
+        {"pool", CLI_STR, &c->pool, "HOW", "classify: the prediction of a sequence from its "
+         "last step or from the mean over its steps (needs the whole sequence in one chunk)", 1,
+         0, "last|mean", 0, 0},
         {"batch", CLI_INT, &c->batch, "B", "GLOBAL number of streams (sequences per step); each "
          "of N ranks takes B/N", 1, 1 << 20, NULL, 0, 0},
         {"bptt", CLI_INT, &c->bptt, "T", "truncated-BPTT chunk length; sequence tasks: given, "
@@ -146,6 +149,7 @@ static void apply_layer_opts(TrainConfig *c) {
                    err);
     }
     s->untied = c->untie;
+    s->pool_mean = strcmp(c->pool, "mean") == 0;
 }
 
 void train_config_parse(TrainConfig *c, int argc, char **argv) {

@@ -22,6 +22,7 @@ typedef struct {
     /* state space layers (0: the kind's default) */
     int d_state, d_conv, expand, dt_rank, ssm_blocks, no_conj_sym, bilinear, clip_eigs, s5_glu;
     int untie;
+    char *pool;            /* classify: "last" step or "mean" over the steps */
     double ssm_lr;         /* S5's Lambda, B, log_step: this rate, no weight decay; 0 = --lr */
     /* set by train_config_finish */
     int bptt_given;        /* --bptt was given: sequence tasks cut sequences into chunks */

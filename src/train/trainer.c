@@ -104,6 +104,12 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     int T_seq = task_sequence_steps(task);
     t->has_valid = task->lm || task->sf.n[1] > 0;
     t->chunk_T = task->lm || (c->bptt_given && c->bptt < T_seq) ? c->bptt : T_seq;
+    if (c->stack.pool_mean && (task->lm || task->kind != TASK_CLASSIFY))
+        rt_die(EXIT_USAGE, "--pool mean: pools a classified sequence; the data is a %s task",
+               task_label(task));
+    if (c->stack.pool_mean && t->chunk_T < T_seq)
+        rt_die(EXIT_USAGE, "--pool mean needs each sequence in one chunk: --bptt %d is shorter "
+               "than its %d steps (drop --bptt)", c->bptt, T_seq);
 
     ModelShape shape = c->stack;
     task_model_shape(task, &shape, c->embed);
