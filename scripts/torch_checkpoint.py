@@ -48,7 +48,8 @@ Model files carry no checksums, so --verify needs a checkpoint.  Pure Python: ab
 Output: "valid: 1.2345 nats/token | 1.7810 bits/token | perplexity 3.437 | 9824 tokens"
 or with --json one object {"split", "nats", "bits", "perplexity", "tokens", ...} (Mamba and
 S5 models: "kind", "settings" and "tied_head" where the RNNs have "cell").  The reference
-time loops are slow: about 1 s per 10k tokens for a 2x24 Mamba.
+time loops are slower than nn.LSTM: about 0.25 s per 10k tokens for a 2x24 Mamba with
+d_state 4, 0.6 s for a 2x32 one with d_state 16.
 Exit status: 0 good, 1 bad input / failed verification (with a message on stderr).
 
 As a module:
