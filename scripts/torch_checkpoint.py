@@ -17,6 +17,22 @@ loaded with a strict load_state_dict into the module of docs/formats.md:
             self.rnn = cell(E, H, L)                  # tanh for nn.RNN; batch_first=False
             self.head = nn.Linear(H, V)
 
+A language model whose layers are all mamba, or all s5 (of the embedding's width, with one
+set of settings: the attributes of /layers/l{k}), loads the same way into the PyTorch module
+of scripts/ssm_reference.py (imported from this script's directory):
+
+    MambaLM(V, H, L, d_state, d_conv, expand, dt_rank, tied=tied_head)   backbone.* names;
+        lm_head.weight only when untied (`rnntrain train --untie`)
+    S5LM(V, H, L, P, conj_sym, bilinear, clip_eigs, glu)    P = d_state / 2 with conj_sym
+        (attribute conj_sym 1), d_state without (2)
+
+Tensors rnntrain stores 2-D are reshaped to the module's shapes first (the same values in
+the same order): Mamba's conv1d.weight (E,K) -> (E,1,K), S5's B (P,2H) -> (P,H,2) and
+C (H,2P) -> (H,P,2).  Their forward is the reference's plain time loop, carrying every
+layer's state (Mamba ssm and conv, S5 x) across chunks from zero.  Mixed stacks (of kinds,
+or of widths for rnn/lstm/gru) and Mamba layers with an input encoder (embed differs from
+the width) are refused.
+
 Evaluation has the semantics of `rnntrain eval` (src/cmd/eval.c): the split of N tokens is read
 as S = --batch carried-state streams of L = N // S tokens each (stream g = tokens
 [g*L, (g+1)*L)), from zero state, in chunks of T = --bptt steps including the short last
@@ -30,13 +46,18 @@ Model files carry no checksums, so --verify needs a checkpoint.  Pure Python: ab
 1 s per 8 MB of datasets.
 
 Output: "valid: 1.2345 nats/token | 1.7810 bits/token | perplexity 3.437 | 9824 tokens"
-or with --json one object {"split", "nats", "bits", "perplexity", "tokens", ...}.
+or with --json one object {"split", "nats", "bits", "perplexity", "tokens", ...} (Mamba and
+S5 models: "kind", "settings" and "tied_head" where the RNNs have "cell").  The reference
+time loops are slower than nn.LSTM: about 0.25 s per 10k tokens for a 2x24 Mamba with
+d_state 4, 0.6 s for a 2x32 one with d_state 16.
 Exit status: 0 good, 1 bad input / failed verification (with a message on stderr).
 
 As a module:
     sys.path.insert(0, "scripts"); import torch_checkpoint as tc
     net, meta = tc.load_net("run/checkpoints/ckpt-0000001000.h5")   # torch.nn.Module
     logits, state = net(x, None)          # x: (T, B) int64 token ids
+    # state: PyTorch's h (or (h, c)) for Net; a list of per-layer state dicts for
+    # MambaLM/S5LM (layouts in ssm_reference.py; zero when None)
 """
 
 import argparse
@@ -51,6 +72,10 @@ FORMATS = ("rnntrain-model", "rnntrain-checkpoint")
 VERSIONS = (1, 2)  # 2: the layer stack is named ("stack", layers/l{k}), state per tensor
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+SSM_KINDS = ("mamba", "s5")  # state space layers: the modules of scripts/ssm_reference.py
+# the settings attributes of /layers/l{k} per kind (src/layers/layer.c layer_opt_fields)
+SSM_SETTINGS = {"mamba": ("d_state", "d_conv", "expand", "dt_rank"),
+                "s5": ("d_state", "blocks", "conj_sym", "bilinear", "clip_eigs", "glu")}
 MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
@@ -257,13 +282,183 @@ def expected_params(cell, V, E, H, L):
     return out + [("head.weight", (V, H)), ("head.bias", (V,))]
 
 
+# ---------------------------------------------------------------------------------------
+# State space language models (all layers mamba, or all s5): scripts/ssm_reference.py
+
+def _ssm_reference():
+    """scripts/ssm_reference.py, imported from this script's directory (imports torch)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        import ssm_reference
+    except ImportError as e:
+        raise InputError("cannot import ssm_reference.py from '%s' (the PyTorch modules of "
+                         "Mamba and S5 models): %s" % (here, e))
+    return ssm_reference
+
+
+def s5_modes(settings):
+    """P, the stored modes of an S5 layer: d_state (the state size before conjugate halving)
+    halved with conj_sym (1 on, 2 off)."""
+    return settings["d_state"] // 2 if settings["conj_sym"] == 1 else settings["d_state"]
+
+
+def build_ssm_net(meta):
+    """MambaLM or S5LM of ssm_reference.py for meta (read_model_file); forward(x, None) starts
+    from the zero state, as Net's does (evaluate())."""
+    ref = _ssm_reference()
+    kind, o = meta["kind"], meta["settings"]
+    V, H, L = meta["vocab_size"], meta["hidden"], meta["layers"]
+    base = ref.MambaLM if kind == "mamba" else ref.S5LM
+
+    class SSMNet(base):
+        def forward(self, tokens, states=None):  # states: one dict per layer, None = zero
+            if states is None:
+                states = self.zero_states(tokens.shape[1])
+            return super().forward(tokens, states)
+
+    if kind == "mamba":
+        return SSMNet(V, H, L, d_state=o["d_state"], d_conv=o["d_conv"], expand=o["expand"],
+                      dt_rank=o["dt_rank"], tied=meta["tied_head"])
+    return SSMNet(V, H, L, s5_modes(o), conj_sym=o["conj_sym"] == 1,
+                  bilinear=bool(o["bilinear"]), clip_eigs=bool(o["clip_eigs"]),
+                  glu=bool(o["glu"]))
+
+
+def expected_ssm_params(meta):
+    """(name, stored shape, module shape) of MambaLM or S5LM (ssm_reference.py): rnntrain
+    stores Mamba's conv1d.weight (E,1,K) as (E,K), S5's B (P,H,2) as (P,2H) and C (H,P,2) as
+    (H,2P), the same values in the same order."""
+    kind, o = meta["kind"], meta["settings"]
+    V, H, L = meta["vocab_size"], meta["hidden"], meta["layers"]
+    out = []
+    if kind == "mamba":
+        N, K, R = o["d_state"], o["d_conv"], o["dt_rank"]
+        E = o["expand"] * H
+        out.append(("backbone.embedding.weight", (V, H)))
+        for i in range(L):
+            m = "backbone.layers.%d.mixer." % i
+            out += [("backbone.layers.%d.norm.weight" % i, (H,)),
+                    (m + "in_proj.weight", (2 * E, H)), (m + "conv1d.weight", (E, K), (E, 1, K)),
+                    (m + "conv1d.bias", (E,)), (m + "x_proj.weight", (R + 2 * N, E)),
+                    (m + "dt_proj.weight", (E, R)), (m + "dt_proj.bias", (E,)),
+                    (m + "A_log", (E, N)), (m + "D", (E,)), (m + "out_proj.weight", (H, E))]
+        out.append(("backbone.norm_f.weight", (H,)))
+        if not meta["tied_head"]:
+            out.append(("lm_head.weight", (V, H)))
+    else:
+        P = s5_modes(o)
+        out.append(("embedding.weight", (V, H)))
+        for i in range(L):
+            q = "layers.%d." % i
+            out += [(q + "norm.weight", (H,)), (q + "norm.bias", (H,)),
+                    (q + "seq.Lambda_re", (P,)), (q + "seq.Lambda_im", (P,)),
+                    (q + "seq.B", (P, 2 * H), (P, H, 2)), (q + "seq.C", (H, 2 * P), (H, P, 2)),
+                    (q + "seq.D", (H,)), (q + "seq.log_step", (P, 1))]
+            if o["glu"]:
+                out += [(q + "out2.weight", (H, H)), (q + "out2.bias", (H,))]
+        out += [("head.weight", (V, H)), ("head.bias", (V,))]
+    return [e if len(e) == 3 else e + (e[1],) for e in out]
+
+
+def _ssm_module_text(meta):
+    """'a mamba 2x24 (d_state 4, d_conv 4, expand 2, dt_rank 2, tied head; embed 24,
+    vocab 256) MambaLM' for messages."""
+    o = meta["settings"]
+    sets = ", ".join("%s %d" % (k, o[k]) for k in SSM_SETTINGS[meta["kind"]])
+    if meta["kind"] == "mamba":
+        sets += ", tied head" if meta["tied_head"] else ", own head"
+    return "a %s %dx%d (%s; embed %d, vocab %d) %s" % (
+        meta["kind"], meta["layers"], meta["hidden"], sets, meta["embed"], meta["vocab_size"],
+        "MambaLM" if meta["kind"] == "mamba" else "S5LM")
+
+
+def _read_ssm_stack(f, path, what):
+    """The layers of a version-2 file without 'cell': one state space kind and width (with
+    embed = that width) and one set of settings, as MambaLM/S5LM are. Returns (kind, L, H,
+    settings); any other stack is refused."""
+    stack = _attr_str(f, "stack", path, what)
+    kinds, widths = [], []
+    for item in stack.split(","):
+        k, _, w = item.partition(":")
+        kinds.append(k.strip())
+        widths.append(int(w) if w.strip().isdigit() else -1)
+    distinct = list(dict.fromkeys(kinds))
+    if not any(k in SSM_KINDS for k in kinds):
+        raise InputError("%s '%s': a stack of layers of different kinds or widths (%s); "
+                         "this script loads one nn.RNN/LSTM/GRU module (all layers of one "
+                         "kind and width) only" % (what, path, stack))
+    if len(distinct) > 1:
+        raise InputError("%s '%s': a stack of layers of different kinds, %s (%s); this "
+                         "script loads stacks of one kind only (rnn, lstm or gru of one width, "
+                         "or all mamba, or all s5)"
+                         % (what, path, ", ".join(distinct[:-1]) + " and " + distinct[-1], stack))
+    kind = kinds[0]
+    L = _attr_int(f, "layers", path, what)
+    if L != len(kinds) or not 1 <= L <= 64:
+        raise InputError("%s '%s': 'layers' is %d but 'stack' lists %d layers (%s)"
+                         % (what, path, L, len(kinds), stack))
+    E = _attr_int(f, "embed", path, what)
+    if len(set(widths)) > 1 or widths[0] != E or not 1 <= E <= 65536:
+        raise InputError("%s '%s': a %s stack %s with embed %d: this script loads %s models "
+                         "whose layers all have the embedding's width (rnntrain adds an "
+                         "encoder.weight/bias projection otherwise, which %s has not)"
+                         % (what, path, kind, stack, E, kind,
+                            "MambaLM" if kind == "mamba" else "S5LM"))
+    h5py = _h5py()
+    settings = None
+    for k in range(L):
+        name = "layers/l%d" % k
+        if name not in f or not isinstance(f[name], h5py.Group):
+            raise InputError("%s '%s': group '/%s' (the settings of a %s layer) is missing"
+                             % (what, path, name, kind))
+        g = f[name]
+        gwhat = "%s '%s': /%s" % (what, path, name)
+        for a in ("kind", "width", "input_width") + SSM_SETTINGS[kind]:
+            if a not in g.attrs:
+                raise InputError("%s has no attribute '%s' (a setting of its %s layer)"
+                                 % (gwhat, a, kind))
+        if _attr_str(g, "kind", path, what) != kind or _attr_int(g, "width", path, what) != E \
+                or _attr_int(g, "input_width", path, what) != E:
+            raise InputError("%s: kind '%s', width %d, input_width %d; 'stack' says %s:%d "
+                             "(input %d)" % (gwhat, _attr_str(g, "kind", path, what),
+                                             _attr_int(g, "width", path, what),
+                                             _attr_int(g, "input_width", path, what), kind, E, E))
+        o = {a: _attr_int(g, a, path, what) for a in SSM_SETTINGS[kind]}
+        bad = [a for a in o if o[a] < (0 if a in ("bilinear", "clip_eigs", "glu") else 1)
+               or o[a] > (1 << 20)]
+        if kind == "s5":
+            bad += [a for a in ("bilinear", "clip_eigs", "glu") if o[a] > 1]
+            bad += ["conj_sym"] if o["conj_sym"] not in (1, 2) else []
+            if not bad and o["conj_sym"] == 1 and o["d_state"] % 2:
+                bad.append("d_state")
+        if bad:
+            raise InputError("%s: bad setting %s (%s layer: %s)"
+                             % (gwhat, ", ".join("%s=%d" % (a, o[a]) for a in bad), kind,
+                                ", ".join("%s=%d" % kv for kv in o.items())))
+        if settings is None:
+            settings = o
+        elif o != settings:
+            diff = [a for a in o if o[a] != settings[a]]
+            raise InputError("%s: settings %s differ from layer 0's (%s); %s takes one set "
+                             "for all layers" % (gwhat, ", ".join("%s=%d" % (a, o[a])
+                                                                  for a in diff),
+                                                 ", ".join("%s=%d" % (a, settings[a])
+                                                           for a in diff),
+                                                 "MambaLM" if kind == "mamba" else "S5LM"))
+    return kind, L, E, settings
+
+
 def read_model_file(path_in):
     """Read and check a checkpoint or model file (or DIR/model.h5) with h5py only.
 
     Returns (meta, params): meta holds path, format, version, cell, layers, hidden, embed,
     vocab_size, vocab_kind, vocab (numpy int64), and for checkpoints step, epoch, skipped,
     global_streams, bptt, ranks, optim, optim_step; params maps state_dict names to float32
-    numpy arrays of the expected shapes."""
+    numpy arrays of the expected shapes.  A Mamba or S5 model has kind (mamba, s5) instead
+    of cell, settings (the /layers/l{k} attributes) and tied_head; its params have the
+    stored shapes (make_net reshapes them)."""
     path = resolve_model_path(path_in)
     what = "model file"
     f = _open(path, what)
@@ -277,20 +472,24 @@ def read_model_file(path_in):
         if version not in VERSIONS:
             raise InputError("%s '%s': format version %d, this script reads versions %s"
                              % (what, path, version, " and ".join(map(str, VERSIONS))))
+        ssm = None
         if "cell" not in f.attrs and "stack" in f.attrs:
-            raise InputError("%s '%s': a stack of layers of different kinds or widths (%s); "
-                             "this script loads one nn.RNN/LSTM/GRU module (all layers of one "
-                             "kind and width) only"
-                             % (what, path, _attr_str(f, "stack", path, what)))
-        cell = _attr_str(f, "cell", path, what)
-        if cell not in CELLS:
-            raise InputError("%s '%s': cell '%s', expected rnn, lstm or gru"
-                             % (what, path, cell))
-        L, H, E, V = (_attr_int(f, k, path, what)
-                      for k in ("layers", "hidden", "embed", "vocab_size"))
-        if not (1 <= L <= 64 and 1 <= H <= 65536 and 1 <= E <= 65536 and 2 <= V <= 0x110000):
-            raise InputError("%s '%s': bad shape layers=%d hidden=%d embed=%d vocab_size=%d"
-                             % (what, path, L, H, E, V))
+            ssm = _read_ssm_stack(f, path, what)  # refuses every other stack without 'cell'
+            cell, L, H, settings = ssm
+            E, V = (_attr_int(f, k, path, what) for k in ("embed", "vocab_size"))
+            if not 2 <= V <= 0x110000:
+                raise InputError("%s '%s': bad shape vocab_size=%d" % (what, path, V))
+        else:
+            cell = _attr_str(f, "cell", path, what)
+            if cell not in CELLS:
+                raise InputError("%s '%s': cell '%s', expected rnn, lstm or gru"
+                                 % (what, path, cell))
+            L, H, E, V = (_attr_int(f, k, path, what)
+                          for k in ("layers", "hidden", "embed", "vocab_size"))
+            if not (1 <= L <= 64 and 1 <= H <= 65536 and 1 <= E <= 65536
+                    and 2 <= V <= 0x110000):
+                raise InputError("%s '%s': bad shape layers=%d hidden=%d embed=%d vocab_size=%d"
+                                 % (what, path, L, H, E, V))
         # sequence-task models (float features in, conditioning, another input vocabulary)
         # have other parameters and no vocabulary: not the language-model Net
         inputs = _attr_str(f, "inputs", path, what) if "inputs" in f.attrs else "tokens"
@@ -304,6 +503,16 @@ def read_model_file(path_in):
                 "hidden": H, "embed": E, "vocab_size": V,
                 "vocab_kind": _attr_str(f, "vocab_kind", path, what),
                 "vocab": _read_vocab(f, V, path, what)}
+        if ssm is not None:
+            del meta["cell"]
+            # absent tied_head: tied, as src/io/model_io.c reads it (S5 heads are never tied)
+            tied = _attr_int(f, "tied_head", path, what) if "tied_head" in f.attrs else \
+                int(cell == "mamba")
+            if tied not in (0, 1) or (tied and cell != "mamba"):
+                raise InputError("%s '%s': attribute 'tied_head' is %d, expected %s for a %s "
+                                 "model" % (what, path, tied, "0 or 1" if cell == "mamba"
+                                            else "0", cell))
+            meta.update(kind=cell, settings=settings, tied_head=bool(tied))
         if fmt == "rnntrain-checkpoint":
             for k in ("step", "epoch", "skipped", "global_streams", "bptt", "ranks",
                       "optim_step"):
@@ -315,15 +524,19 @@ def read_model_file(path_in):
         if "params" not in f or not isinstance(f["params"], h5py.Group):
             raise InputError("%s '%s': group '/params' is missing" % (what, path))
         g = f["params"]
-        expected = expected_params(cell, V, E, H, L)
+        if ssm is None:
+            expected = expected_params(cell, V, E, H, L)
+            module = "a %s %dx%d (embed %d, vocab %d) Net" % (cell, L, H, E, V)
+        else:
+            expected = [(n, stored) for n, stored, _ in expected_ssm_params(meta)]
+            module = _ssm_module_text(meta)
         names = [n for n, _ in expected]
         missing = [n for n in names if n not in g]
         unexpected = sorted(k for k in g.keys() if k not in names)
         if missing or unexpected:
             raise InputError(
-                "%s '%s': /params does not match a %s %dx%d (embed %d, vocab %d) Net: "
-                "missing %s; unexpected %s" % (what, path, cell, L, H, E, V,
-                                               missing or "none", unexpected or "none"))
+                "%s '%s': /params does not match %s: missing %s; unexpected %s"
+                % (what, path, module, missing or "none", unexpected or "none"))
         params = {}
         for n, shape in expected:
             ds = g[n]
@@ -345,12 +558,18 @@ def read_model_file(path_in):
 
 
 def make_net(meta, params):
-    """Net with the parameters loaded by a strict load_state_dict (eval mode)."""
+    """Net (or MambaLM/S5LM) with the parameters loaded by a strict load_state_dict (eval
+    mode)."""
     import torch
 
-    net = build_net(meta["cell"], meta["vocab_size"], meta["embed"], meta["hidden"],
-                    meta["layers"])
-    sd = {n: torch.from_numpy(a) for n, a in params.items()}
+    if "kind" in meta:
+        net = build_ssm_net(meta)
+        shapes = {n: module for n, _, module in expected_ssm_params(meta)}
+        sd = {n: torch.from_numpy(a.reshape(shapes[n])) for n, a in params.items()}
+    else:
+        net = build_net(meta["cell"], meta["vocab_size"], meta["embed"], meta["hidden"],
+                        meta["layers"])
+        sd = {n: torch.from_numpy(a) for n, a in params.items()}
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as e:
@@ -508,10 +727,15 @@ def run(a):
     ppl = math.exp(nats) if nats < 700 else float("inf")
     if a.json:
         out = {"split": a.split, "nats": nats, "bits": bits, "perplexity": ppl,
-               "tokens": count, "path": meta["path"], "format": meta["format"],
-               "cell": meta["cell"], "layers": meta["layers"], "hidden": meta["hidden"],
-               "embed": meta["embed"], "vocab_size": meta["vocab_size"],
-               "params": meta["params"], "batch": a.batch, "bptt": a.bptt}
+               "tokens": count, "path": meta["path"], "format": meta["format"]}
+        if "kind" in meta:  # mamba, s5: the kind, its settings and the head
+            out.update(kind=meta["kind"], settings=meta["settings"],
+                       tied_head=meta["tied_head"])
+        else:
+            out["cell"] = meta["cell"]
+        out.update({"layers": meta["layers"], "hidden": meta["hidden"],
+                    "embed": meta["embed"], "vocab_size": meta["vocab_size"],
+                    "params": meta["params"], "batch": a.batch, "bptt": a.bptt})
         if "step" in meta:
             out["step"] = meta["step"]
         out.update(result)

@@ -14,9 +14,16 @@
 #     info` rejects that copy too.
 # Shapes vary per cell (odd hidden/embed sizes give datasets whose byte size is not a
 # multiple of 8, exercising h5_hash's tail bytes; gru uses a chars vocabulary).
+# State space language models the same way (loaded into MambaLM/S5LM of
+# scripts/ssm_reference.py): Mamba 2x24 with --d-state 4, tied head (checkpoint, verified,
+# and model directory) and --untie (model directory); S5 (default, and no-conj-sym +
+# bilinear + clip-eigs + GLU) only when this rnntrain accepts `--layers s5:W`. Then a Mamba
+# model without /params/backbone.layers.0.mixer.A_log is refused by `rnntrain eval` (exit 3)
+# and by the script (exit 1), both naming A_log; the script also names a missing setting
+# attribute, a wrong shape and the kinds of a mixed stack.
 # Exit 77 (skipped) if /usr/bin/python3 (or $INTEROP_PYTHON) cannot import torch and h5py.
 # The PyTorch evaluations run in one process (compare_evals.py: torch imports take seconds)
-# plus one through the command line; about 15 s on an idle 2-core machine.
+# plus one through the command line; about 20 s on an idle 2-core machine.
 set -euo pipefail
 
 # shellcheck source=setup.sh
@@ -108,6 +115,52 @@ PYEOF
     fi
 done
 
+# State space language models: all layers mamba (or all s5), evaluated by the reference's time
+# loops (slower than nn.LSTM), so fewer targets: the final checkpoint (with --verify) and/or
+# the model directory. A 30-step model remembers little across chunks: --bptt 7 gives the
+# state carry many chunk boundaries (zeroing the carried conv state moves the tied model's
+# loss by 2e-3 relative, the ssm state by 1.5e-4, both above TOL; at --bptt 29 by 7e-4 and
+# 9e-5).
+# label data layers width eval_batch eval_bptt targets(ckpt,dir) train flags...
+SSM_CASES=(
+    "mamba       bytes 2 24 13 7  ckpt,dir --model mamba --d-state 4"
+    "mamba-untie bytes 2 24 13 29 dir      --model mamba --d-state 4 --untie"
+)
+# S5 once this rnntrain has the kind (`train --help` already names s5 in the settings'
+# descriptions before it does, so ask the binary itself: --steps 0 writes the model only)
+if "$BIN" train --data "$TMP/bytes.h5" --out "$TMP/s5-probe" --layers s5:8 --steps 0 \
+    >"$TMP/s5-probe.log" 2>&1; then
+    SSM_CASES+=(
+        "s5          chars 2 16 24 7  ckpt,dir --model s5 --d-state 8"
+        "s5-variant  bytes 2 16 13 29 dir      --model s5 --d-state 6 --no-conj-sym --bilinear --clip-eigs --s5-glu"
+    )
+elif grep -q "unknown kind 's5'" "$TMP/s5-probe.log"; then
+    echo "skip: s5 cases (this rnntrain has no s5 layer kind)"
+else
+    fail "s5: probing --layers s5:8 failed unexpectedly:"; cat "$TMP/s5-probe.log"
+fi
+for c in "${SSM_CASES[@]}"; do
+    read -r label data L H EB ET targets flags <<<"$c"
+    out=$TMP/run-$label
+    # shellcheck disable=SC2086  # flags: several options
+    if ! "$BIN" train --data "$TMP/$data.h5" --out "$out" --layers "$L" --hidden "$H" \
+        --batch 16 --bptt 32 --steps 30 --ckpt-every 15 --print-every 30 --eval-batch 8 \
+        $flags >"$out.log" 2>&1; then
+        fail "$label: rnntrain train failed:"; cat "$out.log"; continue
+    fi
+    list=()
+    [[ $targets == *ckpt* ]] && list+=("$out/checkpoints/ckpt-0000000030.h5")
+    [[ $targets == *dir* ]] && list+=("$out")
+    for target in "${list[@]}"; do
+        r=$("$BIN" eval --model "$target" --data "$TMP/$data.h5" --batch "$EB" --bptt "$ET" \
+            --json) || { fail "$label: rnntrain eval on $target failed"; continue; }
+        verify=""
+        [[ -f $target ]] && verify=--verify
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label ${target#"$TMP"/}" "$target" \
+            "$TMP/$data.h5" "$EB" "$ET" "$verify" "$r" >> "$TMP/evals.txt"
+    done
+done
+
 # The PyTorch side: every checkpoint/model above, same --batch/--bptt, within TOL relative
 "$PY" "$ROOT/tests/interop/compare_evals.py" "$SCRIPT" "$TOL" "$TMP/evals.txt" \
     || fails=$((fails + 1))
@@ -141,6 +194,47 @@ expect_error "vocabulary mismatch" "does not match data file" \
 expect_error "model file has no checksums" "carry no checksums" "$TMP/run-lstm" --verify
 head -c 4000 "$TMP/run-lstm/model.h5" > "$TMP/truncated.h5"
 expect_error "truncated file" "truncated.h5" "$TMP/truncated.h5" --data "$TMP/bytes.h5"
+
+# Mamba files the loaders must refuse, naming what is wrong; the tied model has no lm_head,
+# the untied one has (h5py only: no torch import)
+MAMBA=$TMP/run-mamba/model.h5
+if [[ -f $MAMBA && -f $TMP/run-mamba-untie/model.h5 ]]; then
+    "$BIN" train --data "$TMP/bytes.h5" --out "$TMP/run-mixed" --layers mamba:24,lstm:24 \
+        --steps 0 >/dev/null 2>&1 || fail "mixed stack: rnntrain train --steps 0 failed"
+    for k in no-alog no-setting bad-shape; do cp "$MAMBA" "$TMP/mamba-$k.h5"; done
+    "$PY" - "$TMP" <<'PYEOF' || fail "mamba: the tied/untied heads or the damaged copies"
+import sys, h5py
+tmp = sys.argv[1]
+for run, want in (("run-mamba", False), ("run-mamba-untie", True)):
+    with h5py.File("%s/%s/model.h5" % (tmp, run), "r") as f:
+        have = "lm_head.weight" in f["params"]
+        assert have == want and int(f.attrs["tied_head"]) == (not want), (run, have)
+with h5py.File(tmp + "/mamba-no-alog.h5", "r+") as f:
+    del f["params/backbone.layers.0.mixer.A_log"]
+with h5py.File(tmp + "/mamba-no-setting.h5", "r+") as f:
+    del f["layers/l1"].attrs["d_conv"]
+with h5py.File(tmp + "/mamba-bad-shape.h5", "r+") as f:
+    w = f["params/backbone.layers.1.mixer.x_proj.weight"][()]
+    del f["params/backbone.layers.1.mixer.x_proj.weight"]
+    f["params/backbone.layers.1.mixer.x_proj.weight"] = w[1:]
+PYEOF
+    rc=0
+    "$BIN" eval --model "$TMP/mamba-no-alog.h5" --data "$TMP/bytes.h5" >"$TMP/e.out" 2>&1 || rc=$?
+    if [[ $rc -eq 3 ]] && grep -q "backbone.layers.0.mixer.A_log" "$TMP/e.out"; then
+        ok "rnntrain eval refuses the copy without A_log (exit 3): $(tail -1 "$TMP/e.out")"
+    else
+        fail "rnntrain eval without A_log: exit $rc, expected 3 naming A_log:"; cat "$TMP/e.out"
+    fi
+    expect_error "mamba without A_log" "missing \['backbone.layers.0.mixer.A_log'\]" \
+        "$TMP/mamba-no-alog.h5" --data "$TMP/bytes.h5"
+    expect_error "mamba setting missing" "/layers/l1 has no attribute 'd_conv'" \
+        "$TMP/mamba-no-setting.h5" --data "$TMP/bytes.h5"
+    expect_error "mamba shape mismatch" \
+        "'/params/backbone.layers.1.mixer.x_proj.weight' should have shape (10, 48), found (9, 48)" \
+        "$TMP/mamba-bad-shape.h5" --data "$TMP/bytes.h5"
+    expect_error "mixed stack" "different kinds, mamba and lstm (mamba:24,lstm:24)" \
+        "$TMP/run-mixed" --data "$TMP/bytes.h5"
+fi
 
 if (( fails > 0 )); then
     echo "interop_torch: $fails failure(s)"
