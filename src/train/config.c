@@ -27,7 +27,7 @@ static int option_table(TrainConfig *c, CliOption *o) {
         {"data", CLI_STR, &c->data, "DATA.h5", "token or sequence dataset (rnntrain prepare)", 1, 0, NULL, 1, 0},
         {"out", CLI_STR, &c->out, "DIR", "output directory: model.h5, metrics.jsonl", 1, 0, NULL, 1, 0},
         {"model", CLI_STR, &c->cell, "KIND", "layer kind of the --layers/--hidden shorthand", 1, 0,
-         "rnn|lstm|gru|mamba|s5", 0, 0},
+         layer_kind_names(), 0, 0},
         {"layers", CLI_STR, &c->layers, "L|LIST", "stacked layers of --model and --hidden, or a "
          "list of KIND:WIDTH, e.g. lstm:512,gru:256 (then --model and --hidden are not used)", 1,
          0, NULL, 0, 0},
