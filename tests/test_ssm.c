@@ -7,6 +7,7 @@
  *     whole 37-step sequence in one chunk. */
 #include "common.h"
 #include "layer.h"
+#include "s5.h"
 #include "testutil.h"
 
 enum { B = 3, T = 37, D = 6, H = 6 };
@@ -320,6 +321,92 @@ static void check_fixture(const char *file, const char *kind) {
 START_TEST(pytorch_reference_mamba) { check_fixture("ref_mamba.h5", "mamba"); }
 END_TEST
 
+/* conjugate symmetry, ZOH, GELU */
+START_TEST(pytorch_reference_s5) { check_fixture("ref_s5.h5", "s5"); }
+END_TEST
+
+/* all modes, bilinear, clip_eigs (two eigenvalues clipped), half-GLU */
+START_TEST(pytorch_reference_s5_glu) { check_fixture("ref_s5_glu.h5", "s5"); }
+END_TEST
+
+/* The HiPPO-N eigenvalues from LAPACK (zheev of the Hermitian -iK) against numpy's dense
+ * eig of the real S (ref_hippo.h5); the eigenvectors orthonormal and V diag(-1/2 + i w) V^H
+ * rebuilding S; and an S5 layer's initial Lambda: the block's values tiled per block. */
+START_TEST(hippo_n_eigenvalues) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/ref_hippo.h5", FIXTURE_DIR);
+    hid_t f = h5_open_read(path, "fixture");
+    const int cases[][2] = {{8, 0}, {8, 1}, {16, 1}, {64, 1}};
+    for (size_t q = 0; q < sizeof cases / sizeof *cases; q++) {
+        int Pb = cases[q][0], half = cases[q][1], n = half ? Pb / 2 : Pb;
+        double *w = malloc((size_t)Pb * sizeof *w), *S = malloc((size_t)Pb * Pb * sizeof *S);
+        double complex *V = malloc((size_t)Pb * Pb * sizeof *V);
+        ck_assert_int_eq(s5_hippo_n(Pb, w, V), 0);
+        double want_re[64], want_im[64];
+        char name[64];
+        uint64_t dims[1] = {(uint64_t)n};
+        snprintf(name, sizeof name, "lambda_re_%d_%d", Pb, half);
+        h5_read_f64(f, name, want_re, 1, dims, "fixture");
+        snprintf(name, sizeof name, "lambda_im_%d_%d", Pb, half);
+        h5_read_f64(f, name, want_im, 1, dims, "fixture");
+        double worst = 0.0, scale = fabs(w[Pb - 1]);
+        for (int i = 0; i < n; i++) {
+            ck_assert_msg(fabs(want_re[i] + 0.5) < 1e-12, "Pb %d: Re %.17g", Pb, want_re[i]);
+            worst = fmax(worst, fabs(w[i] - want_im[i]) / scale);
+        }
+        ck_assert_msg(worst < 1e-12, "Pb %d: eigenvalues off by %g", Pb, worst);
+        s5_hippo_normal_part(Pb, S);
+        double rebuild = 0.0, ortho = 0.0;
+        for (int a = 0; a < Pb; a++)
+            for (int b = 0; b < Pb; b++) {
+                double complex s = 0.0, o = 0.0;
+                for (int i = 0; i < Pb; i++) {
+                    s += V[a + (size_t)i * Pb] * (-0.5 + I * w[i]) * conj(V[b + (size_t)i * Pb]);
+                    o += conj(V[i + (size_t)a * Pb]) * V[i + (size_t)b * Pb];
+                }
+                rebuild = fmax(rebuild, cabs(s - S[(size_t)a * Pb + b]));
+                ortho = fmax(ortho, cabs(o - (a == b ? 1.0 : 0.0)));
+            }
+        ck_assert_msg(rebuild < 1e-10 * Pb && ortho < 1e-12 * Pb, "Pb %d: V diag V^H - S %g, V^H V - I %g",
+                      Pb, rebuild, ortho);
+        printf("hippo Pb=%d conj_sym=%d: eigenvalues %.2g (relative), rebuild %.2g, V^H V - I %.2g\n",
+               Pb, half, worst, rebuild, ortho);
+        free(w);
+        free(S);
+        free(V);
+    }
+    /* an S5 layer of state size 16 in 2 blocks of 8 (conjugate symmetry: 4 modes each) */
+    Layer l;
+    Params p = {0};
+    LayerOpts o = {.d_state = 16, .blocks = 2};
+    layer_declare(&l, &layer_s5, 6, 6, &o, &p, "", "");
+    params_alloc(&p);
+    layer_alloc(&l, &p, 1, 1);
+    TorchRng g;
+    torch_rng_seed(&g, 1);
+    Rng rng;
+    rng_seed(&rng, 2);
+    LayerInit init = {INIT_PYTORCH, &g, &rng, 1};
+    layer_s5.init_weights(&l, &init);
+    double want_im[4];
+    uint64_t dims[1] = {4};
+    h5_read_f64(f, "lambda_im_8_1", want_im, 1, dims, "fixture");
+    const float *lre = NULL, *lim = NULL;
+    for (int i = 0; i < p.count; i++) {
+        if (strcmp(p.tensors[i].name, "seq.Lambda_re") == 0) lre = params_value(&p, i);
+        if (strcmp(p.tensors[i].name, "seq.Lambda_im") == 0) lim = params_value(&p, i);
+    }
+    ck_assert(lre && lim);
+    for (int i = 0; i < 8; i++) {
+        ck_assert(lre[i] == -0.5f);
+        ck_assert(lim[i] == (float)want_im[i % 4]);
+    }
+    layer_free(&l);
+    params_free(&p);
+    H5Fclose(f);
+}
+END_TEST
+
 /* --pool mean: the loss of a sequence is that of the mean of its logits over its steps;
  * finite differences of that loss for every parameter of a small model, with sequences of
  * different lengths (labels at their last steps), and the pooled logits are the mean. */
@@ -333,8 +420,8 @@ static double pooled_loss(Model *m, const float *x, const int32_t *labels, int g
 }
 
 START_TEST(mean_pooling_gradients) {
-    const char *kinds[] = {"lstm", "mamba"};
-    for (int q = 0; q < 2; q++) {
+    const char *kinds[] = {"lstm", "mamba", "s5"};
+    for (int q = 0; q < 3; q++) {
         enum { PT = 7, PB = 3, PE = 3, PV = 4 };
         ModelShape s = {.E = PE, .V = PV, .float_inputs = 1, .pool_mean = 1};
         model_shape_uniform(&s, layer_kind_by_name(kinds[q]), 1, 6);
@@ -397,6 +484,9 @@ static Suite *ssm_suite(void) {
     tcase_add_test(tc, steps_equal_chunk);
     tcase_add_test(tc, chunks_equal_whole);
     tcase_add_test(tc, pytorch_reference_mamba);
+    tcase_add_test(tc, pytorch_reference_s5);
+    tcase_add_test(tc, pytorch_reference_s5_glu);
+    tcase_add_test(tc, hippo_n_eigenvalues);
     tcase_add_test(tc, mean_pooling_gradients);
     suite_add_tcase(s, tc);
     return s;

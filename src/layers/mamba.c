@@ -121,12 +121,7 @@ static int mamba_state_width(const Layer *l, int s) {
     return s == 0 ? E * o->d_state : E * (o->d_conv - 1);
 }
 
-static int add(Params *p, const char *prefix, const char *name, int rows, int cols) {
-    char full[PARAM_NAME_MAX];
-    int n = snprintf(full, sizeof full, "%s%s", prefix, name);
-    REQUIRE(n > 0 && (size_t)n < sizeof full);
-    return params_add(p, full, rows, cols);
-}
+#define add layer_param_add
 
 static void mamba_declare(Layer *l, Params *p, const char *prefix, const char *suffix) {
     (void)suffix;
@@ -236,17 +231,6 @@ static void mamba_free(Layer *l) {
     l->y = NULL;
 }
 
-static size_t mamba_workspace_floats(const Layer *l) {
-    (void)l;
-    return 0;
-}
-
-/* nn.Linear's kaiming_uniform_(a=sqrt(5)) weight bound for fan_in. */
-static double linear_bound(int fan_in) {
-    double a = sqrt(5.0), gain = sqrt(2.0 / (1.0 + a * a));
-    return sqrt(3.0) * (gain / sqrt((double)fan_in));
-}
-
 /* mamba_ssm's init: Linear and conv weights PyTorch's default; dt_proj.weight U(+-R^-1/2);
  * dt_proj.bias the inverse softplus of dt = exp(U(ln 1e-3, ln 1e-1)) (at least 1e-4);
  * A_log[d,n] = log(n+1); D = 1; norm 1; out_proj redrawn / sqrt(n_layer) (the language
@@ -255,17 +239,13 @@ static void mamba_init_weights(Layer *l, const LayerInit *init) {
     Mamba *m = mamba_of(l);
     int H = l->H, E = m->E, N = m->N, K = m->K, R = m->R;
     TorchRng *g = init->torch;
-    if (m->enc) {
-        double wb = linear_bound(l->D), bb = 1.0 / sqrt((double)l->D);
-        torch_uniform_fill(g, (float *)m->enc_w, (size_t)H * l->D, -wb, wb);
-        torch_uniform_fill(g, (float *)m->enc_b, (size_t)H, -bb, bb);
-    }
+    if (m->enc) layer_init_linear(g, (float *)m->enc_w, (float *)m->enc_b, H, l->D);
     for (int j = 0; j < H; j++) ((float *)m->norm_w)[j] = 1.0f;
-    double b_in = linear_bound(H), b_conv = linear_bound(K), b_conv_b = 1.0 / sqrt((double)K);
+    double b_in = layer_linear_bound(H), b_conv = layer_linear_bound(K), b_conv_b = 1.0 / sqrt((double)K);
     torch_uniform_fill(g, (float *)m->w_in, (size_t)2 * E * H, -b_in, b_in);
     torch_uniform_fill(g, (float *)m->conv_w, (size_t)E * K, -b_conv, b_conv);
     torch_uniform_fill(g, (float *)m->conv_b, (size_t)E, -b_conv_b, b_conv_b);
-    double b_x = linear_bound(E), b_dt = 1.0 / sqrt((double)R);
+    double b_x = layer_linear_bound(E), b_dt = 1.0 / sqrt((double)R);
     torch_uniform_fill(g, (float *)m->w_x, (size_t)(R + 2 * N) * E, -b_x, b_x);
     torch_uniform_fill(g, (float *)m->dt_w, (size_t)E * R, -b_dt, b_dt);
     float *u = rt_alloc_floats((size_t)E, "dt init");
@@ -279,7 +259,7 @@ static void mamba_init_weights(Layer *l, const LayerInit *init) {
     for (int d = 0; d < E; d++)
         for (int n = 0; n < N; n++) ((float *)m->a_log)[(size_t)d * N + n] = (float)log(n + 1.0);
     for (int d = 0; d < E; d++) ((float *)m->dd)[d] = 1.0f;
-    double b_out = linear_bound(E);
+    double b_out = layer_linear_bound(E);
     torch_uniform_fill(g, (float *)m->w_out, (size_t)H * E, -b_out, b_out);
     double scale = 1.0 / sqrt((double)(init->n_layer > 0 ? init->n_layer : 1));
     for (size_t i = 0; i < (size_t)H * E; i++) ((float *)m->w_out)[i] *= (float)scale;
@@ -484,9 +464,8 @@ static void mamba_forward(Layer *l, float *const *state, const float *x, int T, 
     REQUIRE(T >= 1 && T <= l->Tmax);
     m->T_last = T;
     const float *r = x;
-    if (m->enc) { /* r = x W_enc^T + b */
-        for (int i = 0; i < rows; i++) memcpy(m->r + (size_t)i * H, m->enc_b, (size_t)H * sizeof(float));
-        la_matmul_nt(m->r, x, m->enc_w, rows, H, l->D, 1.0f);
+    if (m->enc) {
+        layer_encoder_forward(m->r, x, m->enc_w, m->enc_b, rows, H, l->D);
         r = m->r;
     }
     norm_rms_forward(m->xn, m->rinv, r, m->norm_w, rows, H);
@@ -667,9 +646,7 @@ static void mamba_backward_input(Layer *l, const float *x, float *dx, int T) {
     int H = l->H, rows = T * l->B;
     REQUIRE(T == m->T_last);
     if (m->enc) {
-        la_matmul_tn(m->g_enc_w, m->dres, x, H, l->D, rows, 1.0f);
-        la_colsum_add(m->g_enc_b, m->dres, rows, H);
-        if (dx) la_matmul_nn(dx, m->dres, m->enc_w, rows, l->D, H, 0.0f);
+        layer_encoder_backward(m->g_enc_w, m->g_enc_b, dx, m->dres, x, m->enc_w, rows, H, l->D);
         return;
     }
     norm_rms_backward(m->dres, m->g_norm, m->dxn, x, m->norm_w, m->rinv, rows, H, 1);
@@ -687,7 +664,7 @@ const LayerKind layer_mamba = {
     .declare = mamba_declare,
     .alloc = mamba_alloc,
     .free = mamba_free,
-    .workspace_floats = mamba_workspace_floats,
+    .workspace_floats = layer_no_workspace,
     .init_weights = mamba_init_weights,
     .forward = mamba_forward,
     .backward = mamba_backward,
