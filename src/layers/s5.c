@@ -479,13 +479,38 @@ static void s5_discretise_backward(Layer *l) {
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
-/* gelu_tanh(y) = y (1 + tanh(k (y + 0.044715 y^3)))/2 = y sigmoid(2 k (y + 0.044715 y^3)) */
+/* g = gelu_tanh(y) = y (1 + tanh(k (y + 0.044715 y^3)))/2 = y sigmoid(2 k (y + 0.044715 y^3));
+ * out = r + g if out != NULL (the residual, without the GLU). */
 RT_SIMD_CLONES
-static void gelu_forward(float *restrict g, const float *restrict y, size_t n) {
+static void gelu_forward(float *restrict g, float *restrict out, const float *restrict r,
+                         const float *restrict y, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = y[i];
         g[i] = v * activ_sigmoidf(2.0f * GELU_K * (v + 0.044715f * v * v * v));
     }
+    if (out)
+        for (size_t i = 0; i < n; i++) out[i] = r[i] + g[i];
+}
+
+/* ys (rows,H) = D un, the feed-through, before the C GEMM adds to it */
+RT_SIMD_CLONES
+static void feedthrough_forward(float *restrict ys, const float *restrict dd,
+                                const float *restrict un, int rows, int H) {
+    for (int i = 0; i < rows; i++)
+        for (int h = 0; h < H; h++) ys[(size_t)i * H + h] = dd[h] * un[(size_t)i * H + h];
+}
+
+/* gd (H) += sum over rows of dys un; dun = D dys */
+RT_SIMD_CLONES
+static void feedthrough_backward(float *restrict gd, float *restrict dun,
+                                 const float *restrict dys, const float *restrict un,
+                                 const float *restrict dd, int rows, int H) {
+    for (int i = 0; i < rows; i++)
+        for (int h = 0; h < H; h++) {
+            size_t o = (size_t)i * H + h;
+            gd[h] += dys[o] * un[o];
+            dun[o] = dd[h] * dys[o];
+        }
 }
 
 /* dy = dg gelu'(y) (dy may be dg) */
@@ -497,14 +522,14 @@ static void gelu_backward(float *dy, const float *dg, const float *restrict y, s
     }
 }
 
-/* the GLU: sg = sigmoid(sg) in place, out = g sg */
+/* the GLU and the residual: sg = sigmoid(sg) in place, out = r + g sg */
 RT_SIMD_CLONES
-static void glu_forward(float *restrict out, float *restrict sg, const float *restrict g,
-                        size_t n) {
+static void glu_forward(float *restrict out, float *restrict sg, const float *restrict r,
+                        const float *restrict g, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float s = activ_sigmoidf(sg[i]);
         sg[i] = s;
-        out[i] = g[i] * s;
+        out[i] = r[i] + g[i] * s;
     }
 }
 
@@ -577,18 +602,13 @@ static void s5_forward(Layer *l, float *const *state, const float *x, int T, flo
         }
     memcpy(state[0], m->xs + (size_t)(T - 1) * B * P2, (size_t)B * P2 * sizeof(float));
     /* ys = D un + xs Cmat^T; the activation; the residual */
-    for (int i = 0; i < rows; i++)
-        for (int h = 0; h < H; h++) m->ys[(size_t)i * H + h] = m->dd[h] * m->un[(size_t)i * H + h];
+    feedthrough_forward(m->ys, m->dd, m->un, rows, H);
     la_matmul_nt(m->ys, m->xs, m->cmat, rows, H, (int)P2, 1.0f);
-    gelu_forward(m->g, m->ys, RH);
-    memcpy(l->y, r, RH * sizeof(float));
-    if (m->glu) { /* out = g sigmoid(g W2^T + b2) */
+    gelu_forward(m->g, m->glu ? NULL : l->y, r, m->ys, RH);
+    if (m->glu) { /* y = r + g sigmoid(g W2^T + b2) */
         for (int i = 0; i < rows; i++) memcpy(m->sg + (size_t)i * H, m->o2_b, (size_t)H * sizeof(float));
         la_matmul_nt(m->sg, m->g, m->o2_w, rows, H, H, 1.0f);
-        glu_forward(m->dg, m->sg, m->g, RH); /* dg as scratch for out */
-        for (size_t i = 0; i < RH; i++) l->y[i] += m->dg[i];
-    } else {
-        for (size_t i = 0; i < RH; i++) l->y[i] += m->g[i];
+        glu_forward(l->y, m->sg, r, m->g, RH);
     }
 }
 
@@ -628,12 +648,7 @@ static void s5_backward(Layer *l, const float *dy, float *const *dstate0, int T,
             gc[2 * p + 1] += (float)(-m->fac * dc[P + p]);
         }
     }
-    for (int i = 0; i < rows; i++)
-        for (int h = 0; h < H; h++) {
-            size_t o = (size_t)i * H + h;
-            m->g_d[h] += dys[o] * m->un[o];
-            m->dun[o] = m->dd[h] * dys[o];
-        }
+    feedthrough_backward(m->g_d, m->dun, dys, m->un, m->dd, rows, H);
     la_matmul_nn(m->dxs, dys, m->cmat, rows, (int)P2, H, 0.0f);
     /* the reverse recurrence */
     memset(m->carry, 0, (size_t)B * P2 * sizeof(float));
