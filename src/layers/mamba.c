@@ -39,6 +39,7 @@
 
 #define MAMBA_SEG 16
 #define MAMBA_DB 64
+#define SCAN_LANES 16 /* the channels of a vector chunk in the scan kernels */
 
 typedef struct {
     int E, N, K, R, enc;
@@ -381,49 +382,100 @@ static void conv_forward(float *restrict xc, float *restrict u, const float *res
  * w <= MAMBA_DB is the block's width, h and e are (N, MAMBA_DB), at and dat (N, ld) point at
  * the block's first channel of the (N,E) arrays. */
 
+/* exp(delta A) of one (channel, state): delta > 0 and A < 0, so the argument is clamped to
+ * [-87, 0] (a NaN is then a number, and the NaN goes on through delta B u). */
+static RT_ALWAYS_INLINE float scan_decay(float dl, float a) {
+    return activ_exp_fma(activ_clampf(dl * a, -87.0f, 0.0f));
+}
+
+/* The kernels run with explicit fmaf (RT_FMA_CLONES: the same results on every clone).
+ * The forward kernels take the channels in chunks of SCAN_LANES. */
+
+/* scan_step over channels [d0, d0 + wk) of the block, wk <= SCAN_LANES: the channels outer
+ * and the states inner, so that ys stays in registers (no store-load chain over n). */
+static RT_ALWAYS_INLINE void scan_step_chunk(float *restrict h, float *restrict ys,
+                                   const float *restrict delta, const float *restrict u,
+                                   const float *restrict bm, const float *restrict cm,
+                                   const float *restrict at, const float *restrict dd, int d0,
+                                   int wk, int N, int ld) {
+    float acc[SCAN_LANES], du[SCAN_LANES], dl[SCAN_LANES];
+    for (int k = 0; k < wk; k++) {
+        dl[k] = delta[d0 + k];
+        du[k] = dl[k] * u[d0 + k];
+        acc[k] = dd[d0 + k] * u[d0 + k];
+    }
+    for (int n = 0; n < N; n++) {
+        float *hn = h + (size_t)n * MAMBA_DB + d0;
+        const float *an = at + (size_t)n * ld + d0;
+        float bn = bm[n], cn = cm[n];
+        for (int k = 0; k < wk; k++) {
+            float v = fmaf(scan_decay(dl[k], an[k]), hn[k], bn * du[k]);
+            hn[k] = v;
+            acc[k] = fmaf(cn, v, acc[k]);
+        }
+    }
+    for (int k = 0; k < wk; k++) ys[d0 + k] = acc[k];
+}
+
 /* One step: h advanced; ys (w) = C.h + D u. */
-RT_SIMD_CLONES
+RT_FMA_CLONES
 static void scan_step(float *restrict h, float *restrict ys, const float *restrict delta,
                       const float *restrict u, const float *restrict bm,
                       const float *restrict cm, const float *restrict at,
                       const float *restrict dd, int w, int N, int ld) {
-    for (int d = 0; d < w; d++) ys[d] = dd[d] * u[d];
-    for (int n = 0; n < N; n++) {
-        float *hn = h + (size_t)n * MAMBA_DB;
-        const float *an = at + (size_t)n * ld;
-        float bn = bm[n], cn = cm[n];
-        for (int d = 0; d < w; d++) {
-            float dl = delta[d];
-            float v = activ_exp_poly(activ_clampf(dl * an[d], -87.0f, 0.0f)) * hn[d] +
-                      dl * bn * u[d];
-            hn[d] = v;
-            ys[d] += cn * v;
-        }
-    }
+    int d0 = 0;
+    for (; d0 + SCAN_LANES <= w; d0 += SCAN_LANES)
+        scan_step_chunk(h, ys, delta, u, bm, cm, at, dd, d0, SCAN_LANES, N, ld);
+    if (d0 < w) scan_step_chunk(h, ys, delta, u, bm, cm, at, dd, d0, w - d0, N, ld);
 }
 
 /* scan_step without the output, keeping e = exp(delta A) for the reverse step. */
-RT_SIMD_CLONES
+RT_FMA_CLONES
 static void scan_step_keep(float *restrict h, float *restrict e, const float *restrict delta,
                            const float *restrict u, const float *restrict bm,
                            const float *restrict at, int w, int N, int ld) {
+    float du[MAMBA_DB];
+    for (int d = 0; d < w; d++) du[d] = delta[d] * u[d];
     for (int n = 0; n < N; n++) {
         float *hn = h + (size_t)n * MAMBA_DB, *en = e + (size_t)n * MAMBA_DB;
         const float *an = at + (size_t)n * ld;
         float bn = bm[n];
         for (int d = 0; d < w; d++) {
-            float dl = delta[d];
-            float a = activ_exp_poly(activ_clampf(dl * an[d], -87.0f, 0.0f));
+            float a = scan_decay(delta[d], an[d]);
             en[d] = a;
-            hn[d] = a * hn[d] + dl * bn * u[d];
+            hn[d] = fmaf(a, hn[d], bn * du[d]);
         }
     }
 }
 
+/* The reverse step of one (state n, channel d): see scan_back_step. */
+static RT_ALWAYS_INLINE void scan_back_one(int d, float *restrict dhn, float *restrict datn,
+                                           float *restrict du, float *restrict ddelta,
+                                           float *sb, float *sc, const float *restrict hpn,
+                                           const float *restrict hcn,
+                                           const float *restrict exn,
+                                           const float *restrict dys,
+                                           const float *restrict delta,
+                                           const float *restrict u, const float *restrict an,
+                                           float bn, float cn) {
+    float dl = delta[d], e = exn[d];
+    float g = fmaf(cn, dys[d], dhn[d]); /* dLoss/dh_t */
+    *sc = fmaf(hcn[d], dys[d], *sc);
+    float ge = g * hpn[d] * e; /* dLoss/d(dl a) */
+    ddelta[d] += fmaf(ge, an[d], g * bn * u[d]);
+    datn[d] = fmaf(ge, dl, datn[d]);
+    float gdl = g * dl;
+    *sb = fmaf(gdl, u[d], *sb);
+    du[d] = fmaf(gdl, bn, du[d]);
+    dhn[d] = g * e;
+}
+
 /* One step of the reverse recurrence. hp = h_{t-1}, hc = h_t, ex = exp(delta A) of the
  * step; dh holds dLoss/dh_t from later steps and leaves as dLoss/dh_{t-1}; dys (w) =
- * dLoss/dys_t. Accumulates dat (+= dLoss/dA), du, ddelta (w), dbm, dcm (N). */
-RT_SIMD_CLONES
+ * dLoss/dys_t. Accumulates dat (+= dLoss/dA), du, ddelta (w), dbm, dcm (N). The sums over
+ * the channels (dbm, dcm) go to SCAN_LANES partial sums, channel d in lane d % SCAN_LANES,
+ * then a fixed pairwise tree: vectorised and deterministic. */
+RT_FMA_CLONES
 static void scan_back_step(float *restrict dh, float *restrict dat, float *restrict du,
                            float *restrict ddelta, float *restrict dbm, float *restrict dcm,
                            const float *restrict hp, const float *restrict hc,
@@ -435,21 +487,22 @@ static void scan_back_step(float *restrict dh, float *restrict dat, float *restr
         float *dhn = dh + (size_t)n * MAMBA_DB, *datn = dat + (size_t)n * ld;
         const float *an = at + (size_t)n * ld, *hpn = hp + (size_t)n * MAMBA_DB,
                     *hcn = hc + (size_t)n * MAMBA_DB, *exn = ex + (size_t)n * MAMBA_DB;
-        float bn = bm[n], cn = cm[n], sb = 0.0f, sc = 0.0f;
-        for (int d = 0; d < w; d++) {
-            float dl = delta[d], a = an[d], e = exn[d];
-            float g = dhn[d] + cn * dys[d]; /* dLoss/dh_t */
-            sc += hcn[d] * dys[d];
-            float ge = g * hpn[d] * e; /* dLoss/d(dl a) */
-            ddelta[d] += ge * a + g * bn * u[d];
-            datn[d] += ge * dl;
-            float gdl = g * dl;
-            sb += gdl * u[d];
-            du[d] += gdl * bn;
-            dhn[d] = g * e;
-        }
-        dbm[n] += sb;
-        dcm[n] += sc;
+        float bn = bm[n], cn = cm[n], sb[SCAN_LANES] = {0}, sc[SCAN_LANES] = {0};
+        int d = 0;
+        for (; d + SCAN_LANES <= w; d += SCAN_LANES)
+            for (int k = 0; k < SCAN_LANES; k++)
+                scan_back_one(d + k, dhn, datn, du, ddelta, &sb[k], &sc[k], hpn, hcn, exn, dys,
+                              delta, u, an, bn, cn);
+        for (; d < w; d++)
+            scan_back_one(d, dhn, datn, du, ddelta, &sb[d % SCAN_LANES], &sc[d % SCAN_LANES],
+                          hpn, hcn, exn, dys, delta, u, an, bn, cn);
+        for (int half = SCAN_LANES / 2; half >= 1; half /= 2)
+            for (int k = 0; k < half; k++) {
+                sb[k] += sb[k + half];
+                sc[k] += sc[k + half];
+            }
+        dbm[n] += sb[0];
+        dcm[n] += sc[0];
     }
 }
 
