@@ -10,7 +10,9 @@
 #include "s5.h"
 #include "testutil.h"
 
-enum { B = 3, T = 37, D = 6, H = 6 };
+enum { B = 3, T = 37 };
+static int D = 6, H = 6; /* widths of the layer under test (wide_layer_gradients widens them) */
+static int s5_state = 4, s5_blocks = 1; /* S5's d_state and HiPPO-N blocks (Mamba's N is 4) */
 
 static void fill_random(float *x, size_t n, double scale, Rng *rng) {
     for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * rng_uniform(rng) - 1.0) * scale);
@@ -26,7 +28,8 @@ typedef struct {
 static void case_init(Case *c, const LayerKind *kind, int d, int Tmax) {
     memset(c, 0, sizeof *c);
     LayerOpts o = {0};
-    o.d_state = 4;
+    o.d_state = strcmp(kind->name, "s5") == 0 ? s5_state : 4;
+    o.blocks = strcmp(kind->name, "s5") == 0 ? s5_blocks : 0;
     o.dt_rank = 2;
     o.d_conv = 3;
     layer_declare(&c->l, kind, d, H, &o, &c->p, "", "");
@@ -92,50 +95,71 @@ static double numeric(Case *c, float *v) {
 
 static int is_ssm(const LayerKind *k) { return !k->stacked_module; }
 
-START_TEST(long_chunk_gradients) {
-    for (int i = 0; layer_kinds[i]; i++) {
-        const LayerKind *k = layer_kinds[i];
-        if (!is_ssm(k)) continue;
-        for (int d = D - 1; d <= D; d++) { /* with and without the input projection */
-            Case c;
-            case_init(&c, k, d, T);
-            float *dstate[LAYER_MAX_STATES];
-            for (int s = 0; s < k->nstates; s++)
-                dstate[s] = rt_alloc_floats((size_t)B * k->state_width(&c.l, s), "dstate");
-            float *dx = rt_alloc_floats((size_t)T * B * d, "dx");
-            params_zero_grad(&c.p);
-            loss(&c);
-            k->backward(&c.l, c.w, dstate, T, NULL, NULL);
-            k->backward_input(&c.l, c.x, dx, T);
-            float *ana = malloc(c.p.total * sizeof(float));
-            memcpy(ana, c.p.grad, c.p.total * sizeof(float));
-            double worst = 0.0;
-            int n = 0;
+/* Finite differences of one layer of kind k with input width d (see the file comment). */
+static void check_gradients(const LayerKind *k, int d) {
+    Case c;
+    case_init(&c, k, d, T);
+    float *dstate[LAYER_MAX_STATES];
+    for (int s = 0; s < k->nstates; s++)
+        dstate[s] = rt_alloc_floats((size_t)B * k->state_width(&c.l, s), "dstate");
+    float *dx = rt_alloc_floats((size_t)T * B * d, "dx");
+    params_zero_grad(&c.p);
+    loss(&c);
+    k->backward(&c.l, c.w, dstate, T, NULL, NULL);
+    k->backward_input(&c.l, c.x, dx, T);
+    float *ana = malloc(c.p.total * sizeof(float));
+    memcpy(ana, c.p.grad, c.p.total * sizeof(float));
+    double worst = 0.0;
+    int n = 0;
 #define CMP(what, j, num, an)                                                                  \
     do {                                                                                       \
         double e_ = fabs((num) - (an)) / fmax(fabs(an), 0.05);                                  \
         worst = fmax(worst, e_);                                                               \
         n++;                                                                                   \
-        ck_assert_msg(e_ < 2e-2, "%s D=%d %s[%d]: numeric %.6g analytic %.6g", k->name, d,      \
-                      what, (int)(j), (double)(num), (double)(an));                             \
+        ck_assert_msg(e_ < 2e-2, "%s H=%d D=%d %s[%d]: numeric %.6g analytic %.6g", k->name, H, \
+                      d, what, (int)(j), (double)(num), (double)(an));                          \
     } while (0)
-            for (int t = 0; t < c.p.count; t++) { /* 7 entries of every tensor, spread out */
-                ParamTensor *pt = &c.p.tensors[t];
-                for (size_t j = 0; j < pt->size; j += pt->size / 7 + 1)
-                    CMP(pt->name, j, numeric(&c, c.p.value + pt->offset + j), ana[pt->offset + j]);
-            }
-            for (int s = 0; s < k->nstates; s++)
-                for (int j = 0; j < B * k->state_width(&c.l, s); j++)
-                    CMP(k->state_names[s], j, numeric(&c, c.state0[s] + j), dstate[s][j]);
-            for (int j = 0; j < T * B * d; j += 5) CMP("x", j, numeric(&c, c.x + j), dx[j]);
-#undef CMP
-            printf("%s D=%d T=%d: %d entries, worst relative error %.3g\n", k->name, d, T, n, worst);
-            for (int s = 0; s < k->nstates; s++) free(dstate[s]);
-            free(dx);
-            free(ana);
-            case_free(&c);
-        }
+    for (int t = 0; t < c.p.count; t++) { /* 7 entries of every tensor, spread out */
+        ParamTensor *pt = &c.p.tensors[t];
+        for (size_t j = 0; j < pt->size; j += pt->size / 7 + 1)
+            CMP(pt->name, j, numeric(&c, c.p.value + pt->offset + j), ana[pt->offset + j]);
     }
+    for (int s = 0; s < k->nstates; s++) {
+        int n_s = B * k->state_width(&c.l, s), stride = n_s > 400 ? 7 : 1;
+        for (int j = 0; j < n_s; j += stride)
+            CMP(k->state_names[s], j, numeric(&c, c.state0[s] + j), dstate[s][j]);
+    }
+    for (int j = 0; j < T * B * d; j += 5 + d / 8) CMP("x", j, numeric(&c, c.x + j), dx[j]);
+#undef CMP
+    printf("%s H=%d D=%d T=%d: %d entries, worst relative error %.3g\n", k->name, H, d, T, n,
+           worst);
+    for (int s = 0; s < k->nstates; s++) free(dstate[s]);
+    free(dx);
+    free(ana);
+    case_free(&c);
+}
+
+START_TEST(long_chunk_gradients) {
+    for (int i = 0; layer_kinds[i]; i++)
+        if (is_ssm(layer_kinds[i]))
+            for (int d = D - 1; d <= D; d++) /* with and without the input projection */
+                check_gradients(layer_kinds[i], d);
+}
+END_TEST
+
+/* Width 40: Mamba's inner width 80 spans a 64-channel block of the scan and a second one,
+ * with full 16-channel vector chunks and a partial one; S5 with 36 modes (d_state 72 in 9
+ * HiPPO-N blocks: small imaginary parts, so that steps of log_step by the differences' 1e-2
+ * stay in the linear range over 37 steps). */
+START_TEST(wide_layer_gradients) {
+    H = D = 40;
+    s5_state = 72;
+    s5_blocks = 9;
+    for (int i = 0; layer_kinds[i]; i++)
+        if (is_ssm(layer_kinds[i])) check_gradients(layer_kinds[i], D);
+    H = D = 6;
+    s5_state = 4;
+    s5_blocks = 1;
 }
 END_TEST
 
@@ -481,6 +505,7 @@ static Suite *ssm_suite(void) {
     TCase *tc = tcase_create("ssm");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, long_chunk_gradients);
+    tcase_add_test(tc, wide_layer_gradients);
     tcase_add_test(tc, steps_equal_chunk);
     tcase_add_test(tc, chunks_equal_whole);
     tcase_add_test(tc, pytorch_reference_mamba);
