@@ -34,7 +34,7 @@ static int option_table(TrainConfig *c, CliOption *o) {
         {"hidden", CLI_INT, &c->hidden, "H", "hidden size", 1, 65536, NULL, 0, 0},
         {"embed", CLI_INT, &c->embed, "E", "embedding width; 0 = the first layer's width", 0, 65536, NULL, 0, 0},
         {"d-state", CLI_INT, &c->d_state, "N", "mamba: states per channel (16); s5: state size P "
-         "before conjugate halving (0 = the layer width)", 1, 1 << 16, NULL, 0, 0},
+         "before conjugate halving (0 = the layer width, made even)", 1, 1 << 16, NULL, 0, 0},
         {"d-conv", CLI_INT, &c->d_conv, "K", "mamba: causal convolution width (0 = 4)", 1, 64, NULL, 0, 0},
         {"expand", CLI_INT, &c->expand, "X", "mamba: inner width = X * layer width (0 = 2)", 1, 64, NULL, 0, 0},
         {"dt-rank", CLI_INT, &c->dt_rank, "R", "mamba: rank of the step projection (0 = "
