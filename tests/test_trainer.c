@@ -15,6 +15,7 @@
 #include "testutil.h"
 #include "test_seqfile.h"
 #include "cell.h"
+#include "data.h"
 #include "trainer.h"
 
 static char dir[256], tag_path[512], classify_path[512];
@@ -212,6 +213,93 @@ START_TEST(per_stream_reset) {
 }
 END_TEST
 
+/* --bptt-step K1 < --bptt K2 (language models): the gradient of the update predicting
+ * tokens [p, p+K1) is that of their loss after a forward over the K2 tokens before p+K1
+ * from the carried state at the window's start, computed here independently: a separate
+ * model (the same parameters) runs the stream from its beginning, forward only up to the
+ * window's start, then forward and backward over the window. While p+K1 <= K2 the window
+ * starts at 0: full BPTT from the stream's start. Checked at several updates, each
+ * against the trainer's gradient (after_gradient). */
+enum { W_K1 = 8, W_K2 = 40, W_B = 4 };
+typedef struct {
+    Trainer *t;
+    StreamReader sr;
+    int checked;
+    double worst;
+} WindowCheck;
+
+static void check_window(void *ctx, int64_t step, double *loss) {
+    (void)loss;
+    WindowCheck *w = ctx;
+    Trainer *t = w->t;
+    Params *p = &t->model.params;
+    int64_t pos = step * W_K1, ws = pos + W_K1 - W_K2 > 0 ? pos + W_K1 - W_K2 : 0;
+    int len = (int)(pos + W_K1 - ws);
+    float *got = malloc(p->total * sizeof(float));
+    memcpy(got, p->grad, p->total * sizeof(float));
+    /* the stream from its start: ws tokens forward only, then the window */
+    Model e;
+    model_init_shared(&e, &t->model, W_B, (int)(pos + W_K1));
+    ModelState st;
+    model_state_init(&st, &e, W_B);
+    ck_assert_int_ge(stream_read(&w->sr, 0), (int)(pos + W_K1)); /* (T,B): a prefix of rows */
+    if (ws > 0) model_forward(&e, &st, w->sr.inputs, (int)ws);
+    int32_t *in = w->sr.inputs + ws * W_B, tg[W_K2 * W_B];
+    for (int i = 0; i < len * W_B; i++)
+        tg[i] = i < (len - W_K1) * W_B ? -1 : w->sr.targets[ws * W_B + i];
+    params_zero_grad(p);
+    model_forward(&e, &st, in, len);
+    model_loss(&e, tg, len, 1.0f / (W_K1 * W_B), 1);
+    model_backward(&e, len, NULL);
+    double err = max_rel_err(p->grad, got, p->total, 1e-4);
+    printf("--bptt-step %d --bptt %d: update %lld (window [%lld, %lld)): gradient vs the "
+           "independent window %.3g\n", W_K1, W_K2, (long long)step, (long long)ws,
+           (long long)(pos + W_K1), err);
+    ck_assert_msg(err < 1e-5, "update %lld: gradient differs by %g", (long long)step, err);
+    w->worst = fmax(w->worst, err);
+    w->checked++;
+    memcpy(p->grad, got, p->total * sizeof(float));
+    free(got);
+    model_state_free(&st);
+    model_free(&e);
+}
+
+START_TEST(windowed_tbptt) {
+    char lm[600], out[600], cmd[2048];
+    snprintf(lm, sizeof lm, "%s/lm.h5", dir);
+    snprintf(cmd, sizeof cmd, "head -c 30000 %s/datasets/moby-dick.txt > %s/lm.txt && %s "
+             "prepare --input %s/lm.txt --output %s >/dev/null", SOURCE_DIR, dir, RNNTRAIN_BIN,
+             dir, lm);
+    ck_assert_int_eq(test_status(cmd), 0);
+    snprintf(out, sizeof out, "%s/windowed", dir);
+    TrainConfig c;
+    train_config_defaults(&c);
+    c.data = lm;
+    c.out = out;
+    c.cell = "lstm";
+    c.layers = "2";
+    c.hidden = 8;
+    c.batch = c.eval_batch = W_B;
+    c.optim = "sgd";
+    c.lr = 0.5;
+    c.ckpt_minutes = 0;
+    c.bptt = W_K2;
+    c.bptt_step = W_K1;
+    train_config_finish(&c);
+    WindowCheck w = {0};
+    TrainerCallbacks cb = {.after_gradient = check_window, .ctx = &w};
+    Trainer *t = trainer_init(&c, &cb);
+    w.t = t;
+    stream_init(&w.sr, &t->task.tf, "train", W_B, 0, W_B, 16 * W_K1, 1);
+    for (int i = 0; i < 12; i++) ck_assert(trainer_step(t).updated);
+    ck_assert_int_eq(w.checked, 12);
+    ck_assert_int_eq(t->progress.cursor, 12 * W_K1);
+    stream_free(&w.sr);
+    trainer_free(t);
+    train_config_free(&c);
+}
+END_TEST
+
 static Suite *trainer_suite(void) {
     Suite *s = suite_create("trainer");
     TCase *tc = tcase_create("trainer");
@@ -220,6 +308,7 @@ static Suite *trainer_suite(void) {
     tcase_add_test(tc, deterministic_sequence_tasks);
     tcase_add_test(tc, skip_and_rollback_by_callback);
     tcase_add_test(tc, per_stream_reset);
+    tcase_add_test(tc, windowed_tbptt);
     tcase_set_timeout(tc, 200);
     suite_add_tcase(s, tc);
     return s;

@@ -126,6 +126,7 @@ void ckpt_save(const char *dir, int keep, const Model *m, const ModelState *st, 
     h5_write_attr_double(f, "lr_scale", p->lr_scale, tmp);
     h5_write_attr_int(f, "global_streams", rs->global_streams, tmp);
     h5_write_attr_int(f, "bptt", rs->bptt, tmp);
+    if (rs->bptt_step != rs->bptt) h5_write_attr_int(f, "bptt_step", rs->bptt_step, tmp);
     h5_write_attr_int(f, "train_tokens", rs->train_tokens, tmp);
     h5_write_attr_int(f, "ranks", dist_size(), tmp);
     h5_write_attr_str(f, "optim", optim_kind_name(o->kind), tmp);
@@ -310,6 +311,12 @@ void ckpt_load(const char *path, Model *m, ModelState *st, Optim *o, Progress *p
     }
     expect_int(f, "global_streams", rs->global_streams, "--batch", path);
     expect_int(f, "bptt", rs->bptt, "--bptt", path);
+    int64_t step_tokens = h5_attr_exists(f, "bptt_step") ? h5_read_attr_int(f, "bptt_step", path)
+                                                          : rs->bptt;
+    if (step_tokens != rs->bptt_step)
+        rt_die(EXIT_USAGE, "checkpoint '%s' updated every %lld tokens but this run has "
+               "--bptt-step %d; resume with the same value", path, (long long)step_tokens,
+               rs->bptt_step);
     expect_int(f, "train_tokens", rs->train_tokens, "a train split (tokens) of", path);
     char buf[64];
     h5_read_attr_str(f, "optim", buf, sizeof buf, path);

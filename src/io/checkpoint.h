@@ -28,6 +28,7 @@ typedef struct {
 /* What must match between a checkpoint and the run that resumes it. */
 typedef struct {
     int global_streams, bptt;
+    int bptt_step; /* language models: tokens per update (--bptt-step); = bptt by default */
     int64_t train_tokens;
 } RunShape;
 

@@ -59,6 +59,9 @@ static int option_table(TrainConfig *c, CliOption *o) {
         {"bptt", CLI_INT, &c->bptt, "T", "truncated-BPTT chunk length; sequence tasks: given, "
          "sequences are cut into chunks of T (state carried within a sequence), else each "
          "sequence is one chunk", 1, 1 << 20, NULL, 0, 0},
+        {"bptt-step", CLI_INT, &c->bptt_step, "K", "language models: update every K tokens, each "
+         "update backpropagating through the last --bptt >= K tokens (Mikolov's -bptt-block "
+         "with -bptt); 0 = --bptt", 0, 1 << 20, NULL, 0, 0},
         {"optim", CLI_STR, &c->optim, "NAME", "optimizer", 1, 0, "sgd|adam|adamw|rmsprop", 0, 0},
         {"lr", CLI_DOUBLE, &c->lr, "X", "learning rate", 1e-300, 1e6, NULL, 0, 0},
         {"dropout", CLI_DOUBLE, &c->dropout, "P", "dropout probability after each layer (before "
@@ -172,6 +175,9 @@ void train_config_finish(TrainConfig *c) {
                 c->batch, N, N);
     if (c->eval_batch % N != 0)
         cli_bad("eval-batch", "%d streams cannot be shared evenly by %d ranks", c->eval_batch, N);
+    if (c->bptt_step > c->bptt)
+        cli_bad("bptt-step", "%d: an update backpropagates --bptt %d tokens, so it can cover at "
+                "most that many new ones (K <= --bptt)", c->bptt_step, c->bptt);
     if (!(c->dropout < 1.0))
         cli_bad("dropout", "%g: expected a probability in [0, 1) (1 would drop every unit)",
                 c->dropout);

@@ -25,6 +25,7 @@ typedef struct {
     char *pool;            /* classify: "last" step or "mean" over the steps */
     double ssm_lr;         /* S5's Lambda, B, log_step: this rate, no weight decay; 0 = --lr */
     double dropout;        /* after each layer (before the next and the head), training only */
+    int bptt_step;         /* lm: update every bptt_step tokens, backpropagating bptt; 0 = bptt */
     /* set by train_config_finish */
     int bptt_given;        /* --bptt was given: sequence tasks cut sequences into chunks */
     ModelShape stack;      /* the layers (kinds and widths) of --model/--layers/--hidden */

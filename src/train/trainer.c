@@ -126,7 +126,16 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     for (int i = 0; i < c->B_local; i++) t->drop_stream[i] = (int64_t)rank * c->B_local + i;
     t->batches_per_epoch = reader_batches_per_epoch(&t->readers[0]);
     t->stream_length = reader_stream_length(&t->readers[0]);
-    t->tokens_per_step = (int64_t)c->batch * (task->lm ? t->chunk_T : T_seq);
+    t->k1 = c->bptt_step ? c->bptt_step : t->chunk_T;
+    if (t->k1 != t->chunk_T && !task->lm)
+        rt_die(EXIT_USAGE, "--bptt-step: updates every K tokens of a language model's streams; "
+               "the data is a %s task (use --bptt)", task_label(task));
+    if (t->k1 != t->chunk_T) {
+        model_state_init(&t->window_state, m, c->B_local);
+        t->window_labels = rt_calloc((size_t)t->chunk_T * c->B_local, sizeof(int32_t),
+                                     "window targets");
+    }
+    t->tokens_per_step = (int64_t)c->batch * (task->lm ? t->k1 : T_seq);
     if (c->deterministic)
         t->fixed = rt_calloc(m->params.total, sizeof *t->fixed, "fixed-point gradient");
     m->grad_ctx = t;
@@ -154,7 +163,7 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     t->schedule = sched;
     Progress prog = {0, 0, 0, 0, 1.0};
     t->progress = prog;
-    RunShape rs = {c->batch, t->chunk_T, train_size};
+    RunShape rs = {c->batch, t->chunk_T, t->k1, train_size};
     t->run_shape = rs;
     if (c->resume) {
         t->last_ckpt = ckpt_find(c->ckpt_path, c->resume);
@@ -176,6 +185,23 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     return t;
 }
 
+/* --bptt-step: the start of the window of the update predicting from cursor on. */
+static int64_t window_start(const Trainer *t, int64_t cursor) {
+    int64_t ws = cursor + t->k1 - t->chunk_T;
+    return ws > 0 ? ws : 0;
+}
+
+/* --bptt-step: b (read at the window's start) cut to the window's len tokens, the targets
+ * before its last k1 masked (no loss: they were predicted by earlier updates). */
+static void window_batch(Trainer *t, int g, Batch *b, int len) {
+    REQUIRE(len >= t->k1 && len <= b->T && b->labels);
+    size_t masked = (size_t)(len - t->k1) * b->B, rows = (size_t)len * b->B;
+    int32_t *labels = t->window_labels + (size_t)g * t->chunk_T * b->B; /* the group's own */
+    for (size_t i = 0; i < rows; i++) labels[i] = i < masked ? -1 : b->labels[i];
+    b->labels = labels;
+    b->T = b->chunk_T = len;
+}
+
 /* The gradient of one step, summed over ranks into the model's gradient; returns the global
  * mean loss; *bad is set if a gradient is non-finite (or too large for fixed point). */
 static double step_gradient(Trainer *t, int *bad) {
@@ -184,9 +210,12 @@ static double step_gradient(Trainer *t, int *bad) {
     Params *p = &m->params;
     const Progress *pr = &t->progress;
     double terms = 0.0;
+    int windowed = t->k1 != t->chunk_T;
+    int64_t ws = windowed ? window_start(t, pr->cursor) : pr->cursor;
     for (int g = 0; g < t->G; g++) {
-        reader_read(&t->readers[g], pr->cursor, pr->epoch, &t->batches[g]);
-        terms += batch_terms(&t->task, &t->batches[g]);
+        reader_read(&t->readers[g], ws, pr->epoch, &t->batches[g]);
+        if (windowed) window_batch(t, g, &t->batches[g], (int)(pr->cursor + t->k1 - ws));
+        terms += windowed ? (double)t->k1 * t->batches[g].B : batch_terms(&t->task, &t->batches[g]);
     }
     /* lm: every prediction counts, the same number on every rank */
     if (t->task.lm)
@@ -202,9 +231,13 @@ static double step_gradient(Trainer *t, int *bad) {
     if (!c->deterministic) params_zero_grad(p);
     for (int g = 0; g < t->G; g++) {
         const Batch *b = &t->batches[g];
-        ModelState group;
+        ModelState group, kept;
         model_state_view(&group, &t->state, g * c->B_micro, c->B_micro);
         task_start_state(m, &group, b);
+        if (windowed) {
+            model_state_view(&kept, &t->window_state, g * c->B_micro, c->B_micro);
+            model_state_copy(&kept, &group);
+        }
         if (c->deterministic) params_zero_grad(p);
         double group_loss = 0.0;
         for (int t0 = 0; t0 < b->T; t0 += b->chunk_T) {
@@ -212,7 +245,7 @@ static double step_gradient(Trainer *t, int *bad) {
             Batch chunk = batch_chunk(&t->task, b, t0, T);
             ModelDropout drop = {(float)c->dropout, (uint64_t)c->seed, (uint64_t)pr->step,
                                  t->drop_stream + g * c->B_micro,
-                                 (t->task.lm ? pr->cursor : 0) + t0};
+                                 (t->task.lm ? ws : 0) + t0};
             model_set_dropout(m, &drop);
             task_forward(m, &group, &chunk);
             group_loss += task_loss(&t->task, m, &chunk, scale, 1);
@@ -221,6 +254,14 @@ static double step_gradient(Trainer *t, int *bad) {
             model_backward(m, T, NULL);
         }
         model_set_dropout(m, NULL); /* training only: validation shares the model */
+        if (windowed) { /* the state at the next window's start, from this one's */
+            int adv = (int)(window_start(t, pr->cursor + t->k1) - ws);
+            model_state_copy(&group, &kept);
+            if (adv > 0) {
+                Batch lead = batch_chunk(&t->task, b, 0, adv);
+                task_forward(m, &group, &lead);
+            }
+        }
         if (!c->deterministic) {
             loss += group_loss;
             continue;
@@ -263,7 +304,7 @@ static void advance(Trainer *t) {
         }
         return;
     }
-    if ((pr->cursor += t->chunk_T) + t->chunk_T + 1 > t->stream_length) {
+    if ((pr->cursor += t->k1) + t->k1 + 1 > t->stream_length) {
         pr->cursor = 0;
         pr->epoch++;
     }
@@ -345,6 +386,8 @@ void trainer_free(Trainer *t) {
     task_close(&t->task);
     free(t->fixed);
     free(t->drop_stream);
+    free(t->window_labels);
+    if (t->k1 != t->chunk_T) model_state_free(&t->window_state);
     free(t->last_ckpt);
     free(t);
 }

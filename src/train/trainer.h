@@ -57,6 +57,12 @@ typedef struct {
     int64_t tokens_per_step, batches_per_epoch, stream_length;
     int64_t *fixed;     /* (params.total) fixed-point gradient sum, deterministic only */
     int64_t *drop_stream; /* (B_local) the global stream or slot of each row (dropout keys) */
+    /* Language models with --bptt-step K1 < --bptt K2: each update predicts the K1 tokens
+     * from progress.cursor on, backpropagating through the window of the K2 (fewer at an
+     * epoch's start) tokens before them; the carried state is that at the window's start. */
+    int k1;                  /* tokens per update (= chunk_T unless --bptt-step) */
+    ModelState window_state; /* (B_local) the state at the window's start, kept over a step */
+    int32_t *window_labels;  /* (G, chunk_T, B_micro) targets, the window's first part masked */
     double comm_wait;   /* seconds waiting for gradient sums */
     Optim optim;
     Schedule schedule;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # model_runs: models through the binary as users run them, on 1, 2 and 4 ranks: the state
-# space kinds (mamba, s5) and a 2-layer LSTM with --dropout 0.3 (whose masks are keyed by
-# global stream, so they must not depend on the rank count either):
+# space kinds (mamba, s5), a 2-layer LSTM with --dropout 0.3 (whose masks are keyed by
+# global stream, so they must not depend on the rank count either) and one updated every 5
+# tokens with --bptt 16 (--bptt-step: windows overlap, the state is carried at a window's
+# start; language-model checks only):
 #   * a byte-level language model trained with SGD on 1, 2 and 4 ranks: the same
 #     parameters within 1e-5 relative (only the reduction order differs);
 #   * --deterministic: bitwise the same parameters on 1, 2 and 4 ranks (language model and
@@ -11,7 +13,8 @@
 #     2 ranks resumes on 1 (within 1e-4);
 #   * the tasks: classify (8x8 digits, one pixel row per step), regress (the adding
 #     problem, datasets/adding.py) and generate train and evaluate; the LM samples;
-#   * --dropout 0 is bitwise the run without dropout;
+#   * --dropout 0 is bitwise the run without dropout; --bptt-step 16 with --bptt 16 is
+#     bitwise plain TBPTT; a checkpoint is not resumed with another --bptt-step;
 #   * bad settings are clear errors naming the option.
 #   tests/runs/test_model_runs.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT
 set -uo pipefail
@@ -27,7 +30,7 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok:   $*"; }
 
-KINDS="mamba s5 lstm-dropout"
+KINDS="mamba s5 lstm-dropout lstm-window"
 
 head -c 120000 "$ROOT/datasets/moby-dick.txt" > "$TMP/text.txt"
 "$BIN" prepare --input "$TMP/text.txt" --output "$TMP/lm.h5" >/dev/null || fail "prepare lm"
@@ -63,8 +66,10 @@ small() { # small model options per case
         mamba) echo "--model mamba --layers 2 --hidden 16 --d-state 4" ;;
         s5) echo "--model s5 --layers 2 --hidden 16 --d-state 8" ;;
         lstm-dropout) echo "--model lstm --layers 2 --hidden 16 --dropout 0.3" ;;
+        lstm-window) echo "--model lstm --layers 2 --hidden 16 --bptt-step 5" ;; # with --bptt 16
     esac
 }
+lm_only() { [[ $1 == lstm-window ]]; } # --bptt-step: language models only
 run() { # run NAME NP ARGS...: train on NP ranks (0: no launcher), log to NAME.log
     local name=$1 np=$2; shift 2
     if [[ $np == 0 ]]; then
@@ -96,6 +101,7 @@ for k in $KINDS; do
         else fail "$k: --deterministic $np ranks: $r"; fi
     done
     SEQ="--data $TMP/digits.h5 $M --batch 8 --eval-batch 8 --ckpt-minutes 0 --print-every 100"
+    if ! lm_only "$k"; then
     for np in 1 2 4; do
         run "$k-cdet$np" "$np" $SEQ --deterministic --micro-batch 2 --steps 5 || fail "$k: classify deterministic $np ranks: $(tail -3 "$TMP/$k-cdet$np.log")"
     done
@@ -104,6 +110,7 @@ for k in $KINDS; do
             ok "$k: classify --deterministic $np ranks bitwise equal to 1 rank"
         else fail "$k: classify --deterministic $np ranks: $r"; fi
     done
+    fi
     # resume: 12 + 12 == 24 bitwise
     run "$k-ref" 0 $LM --steps 24 || fail "$k: reference run"
     run "$k-split" 0 $LM --steps 12 && run "$k-split" 0 $LM --steps 24 --resume auto || fail "$k: split run"
@@ -128,6 +135,11 @@ for k in $KINDS; do
         ok "$k: checkpoint of 2 ranks resumed on 1: $r"
     else fail "$k: cross-rank resume: $r"; fi
     # every task
+    if lm_only "$k"; then
+        "$BIN" eval --model "$TMP/$k-ref" --data "$TMP/lm.h5" > "$TMP/$k-lm.eval" 2>&1 \
+            && ok "$k: the language model evaluates" || fail "$k: LM eval"
+        continue
+    fi
     run "$k-cls" 0 $SEQ --steps 20 || fail "$k: classify: $(tail -3 "$TMP/$k-cls.log")"
     "$BIN" eval --model "$TMP/$k-cls" --data "$TMP/digits.h5" > "$TMP/$k-cls.eval" 2>&1 \
         && grep -q "accuracy" "$TMP/$k-cls.eval" && ok "$k: classify trains and evaluates" \
@@ -157,6 +169,19 @@ if r=$(params_cmp "$TMP/lstm-dropout-ref/model.h5" "$TMP/drop-none/model.h5" 1e-
     fail "--dropout 0.3 changed nothing: $r"
 else ok "--dropout 0.3 changes the training"; fi
 
+# --bptt-step equal to --bptt is plain TBPTT, bit for bit
+run "win-eq" 0 --data "$TMP/lm.h5" --model lstm --layers 2 --hidden 16 --batch 8 --bptt 16 \
+    --ckpt-minutes 0 --steps 8 --bptt-step 16 || fail "--bptt-step 16 run"
+if r=$(params_cmp "$TMP/win-eq/model.h5" "$TMP/drop-none/model.h5" 0); then
+    ok "--bptt-step 16 --bptt 16 bitwise equal to plain TBPTT"
+else fail "--bptt-step = --bptt vs plain: $r"; fi
+# a checkpoint of one --bptt-step is not resumed with another
+out=$("$BIN" train --out "$TMP/lstm-window-ref" --data "$TMP/lm.h5" --model lstm --layers 2 \
+    --hidden 16 --batch 8 --bptt 16 --bptt-step 4 --eval-batch 8 --steps 30 --resume auto 2>&1)
+rc=$?
+if [[ $rc == 2 && $out == *"--bptt-step 4"* ]]; then ok "resume with another --bptt-step refused: $out"
+else fail "resume with another --bptt-step: ($rc) $out"; fi
+
 # bad settings: clear errors naming the option
 bad() { # bad EXPECT ARGS...
     local expect=$1; shift
@@ -174,6 +199,10 @@ bad "--ssm-blocks" --model s5 --d-state 8 --ssm-blocks 3
 bad "--dropout" --dropout 1
 bad "--dropout" --dropout -0.1
 bad "--dropout" --dropout 1.5
+bad "--bptt-step" --bptt 16 --bptt-step 17
+out=$("$BIN" train --data "$TMP/digits.h5" --out "$TMP/bad" --steps 1 --bptt-step 2 --bptt 4 2>&1); rc=$?
+if [[ $rc != 0 && $out == *"--bptt-step"* ]]; then ok "refused ($rc): $out"
+else fail "--bptt-step on a sequence task: ($rc) $out"; fi
 # a Mamba model file without A_log
 cp -r "$TMP/mamba-ref" "$TMP/noalog"
 "$PY" -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); del f['params/backbone.layers.0.mixer.A_log']" \
