@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "checkpoint.h"
 #include "cli.h"
@@ -32,6 +33,8 @@ static void print_layers(hid_t f, const char *path) {
     free(vocab.symbols);
     Model m;
     model_init(&m, s, 1, 1);
+    /* every tensor present, of its shape (a clear error naming a missing one) */
+    model_io_read_params(f, "params", &m.params, m.params.value, path);
     for (int k = 0; k < s.L; k++) {
         const Layer *l = &m.layers[k];
         size_t n = 0;
@@ -54,10 +57,18 @@ static void print_layers(hid_t f, const char *path) {
     model_free(&m);
 }
 
+/* FILE as given, or for a directory (a run's output) DIR/model.h5; caller frees. */
+static char *info_path(const char *arg) {
+    struct stat st;
+    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) return model_io_path(arg);
+    return rt_strdup(arg);
+}
+
 int cmd_info(int argc, char **argv) {
     CliOption opts[1];
     if (argc == 2 && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0) {
-        const char *path = argv[1];
+        char *resolved = info_path(argv[1]);
+        const char *path = resolved;
         hid_t f = h5_open_read(path, "file");
         char fmt[64];
         h5_read_attr_str(f, "format", fmt, sizeof fmt, path);
@@ -92,10 +103,12 @@ int cmd_info(int argc, char **argv) {
             char why[512];
             if (ckpt_verify(path, why, sizeof why) != 0) {
                 printf("  checksums        FAILED: %s\n", why);
+                free(resolved);
                 return EXIT_INPUT;
             }
             printf("  checksums        all verified\n");
         }
+        free(resolved);
         return 0;
     }
     cli_parse("info", "Print what an rnntrain data, model or checkpoint file holds: rnntrain info "

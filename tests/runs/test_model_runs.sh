@@ -210,6 +210,15 @@ cp -r "$TMP/mamba-ref" "$TMP/noalog"
 out=$("$BIN" eval --model "$TMP/noalog" --data "$TMP/lm.h5" 2>&1); rc=$?
 if [[ $rc == 3 && $out == *A_log* ]]; then ok "model file without A_log refused: $out"
 else fail "model file without A_log: ($rc) $out"; fi
+out=$("$BIN" info "$TMP/noalog" 2>&1); rc=$?
+if [[ $rc == 3 && $out == *A_log* ]]; then ok "info on it (a run directory) names A_log"
+else fail "info on a model file without A_log: ($rc) $out"; fi
+for k in $KINDS; do
+    out=$("$BIN" info "$TMP/$k-ref" 2>&1); rc=$?
+    if [[ $rc == 0 && $out == *"layer 1"* && $out == *"parameters in all"* ]]; then
+        ok "$k: info describes the run directory's model"
+    else fail "$k: info: ($rc) $out"; fi
+done
 
 echo "model_runs: $fails failure(s)"
 [[ $fails == 0 ]]
