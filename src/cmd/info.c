@@ -74,7 +74,7 @@ int cmd_info(int argc, char **argv) {
         h5_read_attr_str(f, "format", fmt, sizeof fmt, path);
         printf("%s: %s version %lld\n", path, fmt, (long long)h5_read_attr_int(f, "version", path));
         static const char *const ints[] = {"vocab_size", "layers", "hidden", "embed", "step",
-                                           "epoch", "cursor", "skipped", "global_streams", "bptt",
+                                           "epoch", "cursor", "skipped", "global_streams", "bptt", "bptt_step",
                                            "train_tokens", "ranks", "optim_step"};
         print_attr_str(f, "vocab_kind", path);
         print_attr_str(f, "stack", path);

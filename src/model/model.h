@@ -81,7 +81,7 @@ typedef struct Model Model;
 typedef struct {
     float p;               /* in [0, 1); 0 = off */
     uint64_t seed, step;
-    const int64_t *stream; /* (B) the global stream (lm) or batch slot of each row */
+    const int64_t *stream; /* (B) the global stream (lm) or sequence number of each row */
     int64_t pos0;          /* position of the chunk's first step within its stream */
 } ModelDropout;
 

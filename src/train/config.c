@@ -178,7 +178,7 @@ void train_config_finish(TrainConfig *c) {
     if (c->bptt_step > c->bptt)
         cli_bad("bptt-step", "%d: an update backpropagates --bptt %d tokens, so it can cover at "
                 "most that many new ones (K <= --bptt)", c->bptt_step, c->bptt);
-    if (!(c->dropout < 1.0))
+    if (!((float)c->dropout < 1.0f)) /* as the model stores it */
         cli_bad("dropout", "%g: expected a probability in [0, 1) (1 would drop every unit)",
                 c->dropout);
     c->B_local = c->batch / N;

@@ -64,6 +64,10 @@ static void banner(const Trainer *t) {
                "each | T %d | %lld chunks per epoch%s\n", c->ranks, c->threads, core, c->batch,
                c->B_local, (long long)t->stream_length, t->chunk_T,
                (long long)t->batches_per_epoch, c->deterministic ? " | deterministic" : "");
+        if (t->k1 != t->chunk_T)
+            rt_log("--bptt-step %d: an update every %d tokens, each through the last %d "
+                   "(%lld updates per epoch)\n", t->k1, t->k1, t->chunk_T,
+                   (long long)((t->stream_length - 1) / t->k1));
         return;
     }
     const SeqFile *sf = &task->sf;
@@ -127,7 +131,7 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     t->batches_per_epoch = reader_batches_per_epoch(&t->readers[0]);
     t->stream_length = reader_stream_length(&t->readers[0]);
     t->k1 = c->bptt_step ? c->bptt_step : t->chunk_T;
-    if (t->k1 != t->chunk_T && !task->lm)
+    if (c->bptt_step && !task->lm)
         rt_die(EXIT_USAGE, "--bptt-step: updates every K tokens of a language model's streams; "
                "the data is a %s task (use --bptt)", task_label(task));
     if (t->k1 != t->chunk_T) {
@@ -140,6 +144,12 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
         t->fixed = rt_calloc(m->params.total, sizeof *t->fixed, "fixed-point gradient");
     m->grad_ctx = t;
     if (N > 1 && !c->deterministic) m->hooks.progress = progress_sums;
+    if (init_kind(c->init) == INIT_UNIFORM)
+        for (int k = 0; k < shape.L; k++)
+            if (shape.layer[k].kind == &layer_s5)
+                rt_die(EXIT_USAGE, "--init uniform: layer %d is s5, whose Lambda_re would be "
+                       "positive for about half the modes (a growing state); S5 has its own "
+                       "HiPPO-N initialisation: use --init pytorch", k);
     model_init_weights(m, init_kind(c->init), (float)c->init_scale, (uint64_t)c->seed);
     dist_bcast_f32(m->params.value, m->params.total);
     /* Validation runs on the training model itself (its state is separate) when it has as
@@ -243,8 +253,11 @@ static double step_gradient(Trainer *t, int *bad) {
         for (int t0 = 0; t0 < b->T; t0 += b->chunk_T) {
             int T = b->T - t0 < b->chunk_T ? b->T - t0 : b->chunk_T;
             Batch chunk = batch_chunk(&t->task, b, t0, T);
+            /* keys: the global stream (lm) or the sequence's number in the split (not its
+             * slot: the slots of a batch are sorted per reader, which depends on the
+             * rank count) */
             ModelDropout drop = {(float)c->dropout, (uint64_t)c->seed, (uint64_t)pr->step,
-                                 t->drop_stream + g * c->B_micro,
+                                 t->task.lm ? t->drop_stream + g * c->B_micro : b->seq->index,
                                  (t->task.lm ? ws : 0) + t0};
             model_set_dropout(m, &drop);
             task_forward(m, &group, &chunk);
@@ -253,8 +266,9 @@ static double step_gradient(Trainer *t, int *bad) {
             m->grad_ready = !c->deterministic && c->ranks > 1 && last ? on_grad_ready : NULL;
             model_backward(m, T, NULL);
         }
-        model_set_dropout(m, NULL); /* training only: validation shares the model */
-        if (windowed) { /* the state at the next window's start, from this one's */
+        if (windowed) { /* the state at the next window's start, from this one's: the
+                           * window's first steps again, with the same dropout masks, so
+                           * it is the state the training forward passed through */
             int adv = (int)(window_start(t, pr->cursor + t->k1) - ws);
             model_state_copy(&group, &kept);
             if (adv > 0) {
@@ -262,6 +276,7 @@ static double step_gradient(Trainer *t, int *bad) {
                 task_forward(m, &group, &lead);
             }
         }
+        model_set_dropout(m, NULL); /* training only: validation shares the model */
         if (!c->deterministic) {
             loss += group_loss;
             continue;

@@ -56,7 +56,7 @@ typedef struct {
     int has_valid;      /* the valid split can be evaluated (sequence splits may be empty) */
     int64_t tokens_per_step, batches_per_epoch, stream_length;
     int64_t *fixed;     /* (params.total) fixed-point gradient sum, deterministic only */
-    int64_t *drop_stream; /* (B_local) the global stream or slot of each row (dropout keys) */
+    int64_t *drop_stream; /* (B_local) the global stream of each row (lm dropout keys) */
     /* Language models with --bptt-step K1 < --bptt K2: each update predicts the K1 tokens
      * from progress.cursor on, backpropagating through the window of the K2 (fewer at an
      * epoch's start) tokens before them; the carried state is that at the window's start. */

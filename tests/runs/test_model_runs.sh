@@ -110,6 +110,16 @@ for k in $KINDS; do
             ok "$k: classify --deterministic $np ranks bitwise equal to 1 rank"
         else fail "$k: classify --deterministic $np ranks: $r"; fi
     done
+    # and without --deterministic (one micro-batch per rank, whose slots depend on the
+    # rank count: dropout masks follow the sequence, not its slot)
+    for np in 1 2 4; do
+        run "$k-csgd$np" "$np" $SEQ --optim sgd --lr 0.5 --steps 5 || fail "$k: classify sgd $np ranks"
+    done
+    for np in 2 4; do
+        if r=$(params_cmp "$TMP/$k-csgd$np/model.h5" "$TMP/$k-csgd1/model.h5" 1e-5); then
+            ok "$k: classify $np ranks vs 1 rank: $r"
+        else fail "$k: classify $np ranks vs 1 rank: $r"; fi
+    done
     fi
     # resume: 12 + 12 == 24 bitwise
     run "$k-ref" 0 $LM --steps 24 || fail "$k: reference run"
@@ -200,6 +210,8 @@ bad "--dropout" --dropout 1
 bad "--dropout" --dropout -0.1
 bad "--dropout" --dropout 1.5
 bad "--bptt-step" --bptt 16 --bptt-step 17
+bad "--dropout" --dropout 0.99999999
+bad "--init uniform" --model s5 --init uniform
 out=$("$BIN" train --data "$TMP/digits.h5" --out "$TMP/bad" --steps 1 --bptt-step 2 --bptt 4 2>&1); rc=$?
 if [[ $rc != 0 && $out == *"--bptt-step"* ]]; then ok "refused ($rc): $out"
 else fail "--bptt-step on a sequence task: ($rc) $out"; fi
