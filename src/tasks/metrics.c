@@ -19,6 +19,7 @@ void metrics_init(Metrics *mt, const Task *t) {
     mt->ae = rt_calloc((size_t)mt->Y, sizeof(double), "metrics");
     mt->se_persist = rt_calloc((size_t)mt->Y, sizeof(double), "metrics");
     mt->se_seasonal = rt_calloc((size_t)mt->Y, sizeof(double), "metrics");
+    mt->n_seasonal = rt_calloc((size_t)mt->Y, sizeof(double), "metrics");
 }
 
 void metrics_free(Metrics *mt) {
@@ -28,6 +29,7 @@ void metrics_free(Metrics *mt) {
     free(mt->ae);
     free(mt->se_persist);
     free(mt->se_seasonal);
+    free(mt->n_seasonal);
     free(mt->centroids);
     free(mt->pred);
     free(mt->values);
@@ -124,6 +126,7 @@ static void score_batch(const Task *t, const Batch *b, Metrics *mt, FILE *csv) {
                 if (h < 12 && pos >= 0 && sf->D == 1) {
                     double seas = b->x[((size_t)pos * B + i)] * sd + mean;
                     mt->se_seasonal[h] += (seas - truth) * (seas - truth);
+                    mt->n_seasonal[h] += 1.0;
                 }
                 if (csv) fprintf(csv, ",%.6g,%.6g", pred, truth);
             }
@@ -204,6 +207,7 @@ void task_evaluate(Model *m, Task *t, int split, Metrics *mt, FILE *csv) {
         dist_sum_f64(mt->ae, (size_t)mt->Y);
         dist_sum_f64(mt->se_persist, (size_t)mt->Y);
         dist_sum_f64(mt->se_seasonal, (size_t)mt->Y);
+        dist_sum_f64(mt->n_seasonal, (size_t)mt->Y);
     }
 }
 
@@ -242,7 +246,14 @@ void metrics_print(const Task *t, const Metrics *mt, const char *split, int json
             print_list("rmse", mt->se, mt->Y, mt->scored, 1, 1);
             print_list("mae", mt->ae, mt->Y, mt->scored, 0, 1);
             print_list("rmse_persistence", mt->se_persist, mt->Y, mt->scored, 1, 1);
-            print_list("rmse_seasonal_naive", mt->se_seasonal, mt->Y < 12 ? mt->Y : 12, mt->scored, 1, 1);
+            /* null where there is no such baseline (several features, or under 12 steps) */
+            printf(", \"rmse_seasonal_naive\": [");
+            for (int h = 0; h < mt->Y && h < 12; h++) {
+                if (h) printf(", ");
+                if (mt->n_seasonal[h] > 0) printf("%.6g", sqrt(mt->se_seasonal[h] / mt->n_seasonal[h]));
+                else printf("null");
+            }
+            printf("]");
         } else if (sf->task == TASK_GENERATE) {
             printf(", \"centroid_accuracy\": %.6g, \"chance\": %.6g",
                    mt->centroid_correct / mt->centroid_total, 1.0 / sf->C);
@@ -267,8 +278,8 @@ void metrics_print(const Task *t, const Metrics *mt, const char *split, int json
         for (int h = 0; h < mt->Y; h++) {
             printf("  %-8d %10.3f %10.3f %16.3f", h + 1, sqrt(mt->se[h] / mt->scored),
                    mt->ae[h] / mt->scored, sqrt(mt->se_persist[h] / mt->scored));
-            if (h < 12)
-                printf(" %20.3f\n", sqrt(mt->se_seasonal[h] / mt->scored));
+            if (h < 12 && mt->n_seasonal[h] > 0)
+                printf(" %20.3f\n", sqrt(mt->se_seasonal[h] / mt->n_seasonal[h]));
             else
                 printf(" %20s\n", "-");
         }

@@ -28,6 +28,7 @@ typedef struct {
     double correct, scored, sequences;
     double *class_correct, *class_total;          /* (K) */
     double *se, *ae, *se_persist, *se_seasonal;   /* (Y) */
+    double *n_seasonal; /* (Y) windows with a seasonal-naive value (one feature, 12 back) */
     double centroid_correct, centroid_total;
     double *centroids;      /* generate: (K, T*Y) class means of the real train sequences */
     int32_t *pred;          /* (T,B) predicted class per step of the current batch */
