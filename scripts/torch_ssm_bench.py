@@ -39,21 +39,30 @@ How it is vectorised (every variant computes the same function; --check verifies
     writes h_t into one preallocated (T,B,E,N) tensor in place (no autograd graph per step),
     backward runs the reverse recurrence g_t = gy_t + a_{t+1} g_{t+1} in place likewise and
     forms the a/b/C gradients with whole-chunk ops; both loops are torch.jit.script-ed;
-  * S5 (time-invariant Lambda_bar): no time loop at all in the selected variant ('conv'):
-    x_t = Lbar^(t+1) x_0 + sum_{s<=t} Lbar^(t-s) Bbar u_s as one batched real matmul per
-    layer, the (P, 2T, 2T) block-Toeplitz matrix of the complex powers (from the polar form
-    of Lbar: |Lbar|^k, k*arg Lbar; powers only decay, so no overflow) times the (P, 2T, B)
-    stacked real/imaginary B_bar u.
-Variants tried (--variant; tokens/s on 1 thread, AMD EPYC (Zen 4/5 class, OpenBLAS
-Cooperlake), B=32 T=64, measured with --steps 13 (10 timed) of this script, same session):
-  mamba 2x256: 'ref' (ssm_reference.py's plain loop)          see docs/ssm-benchmarks.md
-               'loop' (precomputed (T,B,E,N) a, b; autograd step loop)
-               'fn'   (autograd.Function, in-place jit loops)  <- fastest, the default
-               'jit'  (same loop as 'loop', torch.jit.script-ed; autograd through the graph)
-               'pscan' (log-depth Hillis-Steele scan over T, 6 levels for T=64)
-  s5 2x256:    'ref', 'loop' (step loop over (B,P), projections hoisted),
-               'conv' (block-Toeplitz batched matmul, no loop) <- fastest, the default
-The figures of every variant are in docs/ssm-benchmarks.md ("PyTorch variants").
+  * S5: B_bar u for the whole chunk is one GEMM (T*B, H) x (H, 2P); the recurrence
+    x_t = Lbar x_{t-1} + (B_bar u)_t runs step by step over (B, P) in real arithmetic (the
+    selected variant 'loop'; 'jit' is the same loop torch.jit.script-ed, 'conv' has no time
+    loop: x_t = Lbar^(t+1) x_0 + sum_{s<=t} Lbar^(t-s) B_bar u_s as one batched matmul with
+    the (P, 2T, 2T) real block-Toeplitz matrix of the powers of Lbar, from its polar form);
+    C x is one GEMM over the chunk afterwards.
+  * glibc malloc is told to keep freed memory (tune_malloc): 4-5x for the Mamba chunk
+    tensors (a (64,32,512,16) multiply 44 -> 9 ms; Mamba 2x256 'fn' 891 -> 4394 tok/s).
+Variants tried (--variant), tokens/s, 1 thread, AMD EPYC (Zen 4, family 25 model 17),
+OpenBLAS Cooperlake, B=32 T=64, Moby Dick, 8-23 steps of this script (first 3 untimed),
+2026-12-03 on a shared, busy 2-core VM (rates moved by 2x between repeats; the order held):
+  mamba 2x256  'fn'    4394  the autograd.Function above (the default)
+               'loop'  1615  (T,B,E,N) a and b built by autograd ops, autograd step loop
+               'jit'   1739  the same loop torch.jit.script-ed
+               'pscan'  417  log-depth Hillis-Steele scan (6 full-size levels for T=64)
+               'ref'    628  ssm_reference.py's plain loop (everything per step)
+               (before tune_malloc: 'fn' 891, 'loop' 87: indexing a[t] instead of unbind
+               made the backward add T full-size zero tensors)
+  s5 2x256     'loop'  22690 / 16526 / 13278 (three repeats, interleaved)  (the default)
+               'jit'   21090 / 16115 / 13612
+               'conv'  16343 / 10428 /  9987
+               'ref'    3911 (one run, earlier, busier)
+  lstm 2x256   nn.LSTM (torch_reference.py's Net), the only variant.
+The same figures and the later bench runs are in docs/ssm-benchmarks.md.
 
 --check: builds small models, copies the same weights into ssm_reference.py's loop models,
 and compares loss, every parameter gradient and the carried states over 3 chunks (state
@@ -81,7 +90,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 WARMUP_STEPS = 3
-VARIANTS = {"mamba": ("fn", "loop", "jit", "pscan", "ref"), "s5": ("conv", "loop", "jit", "ref"),
+VARIANTS = {"mamba": ("fn", "loop", "jit", "pscan", "ref"), "s5": ("loop", "jit", "conv", "ref"),
             "lstm": ("nn",)}
 
 
@@ -90,7 +99,7 @@ def parse_args(argv=None):
     p.add_argument("--data", metavar="DATA.h5", help="rnntrain token dataset")
     p.add_argument("--model", choices=sorted(VARIANTS), default="mamba")
     p.add_argument("--variant", default=None,
-                   help="implementation (mamba: fn|loop|jit|pscan|ref, s5: conv|loop|ref); "
+                   help="implementation (mamba: fn|loop|jit|pscan|ref, s5: loop|jit|conv|ref); "
                         "default the fastest")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--hidden", type=int, default=256)
@@ -306,7 +315,7 @@ def build_fast(torch):
         return torch.stack(outs, 0)
 
     class FastS5LM(R.S5LM):
-        variant = "conv"
+        variant = "loop"
 
         def ssm_forward(self, s, u, state):
             T, Bsz, H = u.shape
