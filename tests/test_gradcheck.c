@@ -180,10 +180,15 @@ typedef struct {
     int32_t in[T * B], tgt[T * B];
 } Case;
 
+/* Dropout of the models under check (dropout_gradients sets it; p = 0: none). */
+static const int64_t drop_streams[B] = {5, 2};
+static ModelDropout case_drop = {0.0f, 77, 3, drop_streams, 11};
+
 static void case_init(Case *c, const ModelShape *shape, uint64_t seed) {
     ModelShape s = *shape;
     s.V = V;
     model_init(&c->m, s, B, T);
+    model_set_dropout(&c->m, &case_drop);
     Rng rng;
     rng_seed(&rng, seed);
     model_init_weights(&c->m, INIT_UNIFORM, 0.6f, seed ^ 0x5eedULL);
@@ -278,6 +283,99 @@ START_TEST(mixed_stack) {
 }
 END_TEST
 
+/* Dropout between the layers and before the head: with the masks fixed by their keys the
+ * loss is a smooth function of the weights, so finite differences check the masked
+ * backward (every kind in one stack, and a 2-layer LSTM). */
+START_TEST(dropout_gradients) {
+    case_drop.p = 0.25f;
+    ModelShape s = {.E = 3};
+    for (int i = 0; layer_kinds[i]; i++) {
+        s.layer[i].kind = layer_kinds[i];
+        s.layer[i].H = 3 + i;
+        s.L = i + 1;
+    }
+    check_model(&s, "dropout 0.25 mixed stack");
+    ModelShape l2 = {.E = 5};
+    model_shape_uniform(&l2, layer_kinds[1], 2, 6);
+    check_model(&l2, "dropout 0.25 lstm L=2");
+    case_drop.p = 0.0f;
+}
+END_TEST
+
+/* The masks: kept where model_dropout_keep says (and scaled by 1/(1-p)), about 1-p of the
+ * units, different across streams, positions, layers and steps; p = 0 is bitwise the model
+ * without dropout. */
+START_TEST(dropout_masks) {
+    ModelShape s = {.E = 4, .V = V};
+    model_shape_uniform(&s, layer_kinds[1], 2, 64);
+    Model a, b;
+    model_init(&a, s, B, T);
+    model_init(&b, s, B, T);
+    model_init_weights(&a, INIT_UNIFORM, 0.5f, 9);
+    model_init_weights(&b, INIT_UNIFORM, 0.5f, 9);
+    int32_t in[T * B], tgt[T * B];
+    for (int i = 0; i < T * B; i++) {
+        in[i] = i % V;
+        tgt[i] = (3 * i + 1) % V;
+    }
+    ModelState sa, sb;
+    model_state_init(&sa, &a, B);
+    model_state_init(&sb, &b, B);
+    ModelDropout off = case_drop;
+    off.p = 0.0f;
+    model_set_dropout(&b, &off);
+    params_zero_grad(&a.params);
+    params_zero_grad(&b.params);
+    model_forward(&a, &sa, in, T);
+    model_forward(&b, &sb, in, T);
+    ck_assert(memcmp(a.logits, b.logits, (size_t)T * B * V * sizeof(float)) == 0);
+    model_loss(&a, tgt, T, 1.0f, 1);
+    model_loss(&b, tgt, T, 1.0f, 1);
+    model_backward(&a, T, NULL);
+    model_backward(&b, T, NULL);
+    ck_assert(memcmp(a.params.grad, b.params.grad, a.params.total * sizeof(float)) == 0);
+    ModelDropout d = case_drop;
+    d.p = 0.25f;
+    model_set_dropout(&a, &d);
+    model_state_zero(&sa);
+    model_forward(&a, &sa, in, T);
+    long kept = 0, total = 0;
+    for (int k = 0; k < 2; k++)
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < B; r++)
+                for (int j = 0; j < 64; j++) {
+                    size_t o = ((size_t)t * B + r) * 64 + j;
+                    int keep = model_dropout_keep(&d, drop_streams[r], k, d.pos0 + t, j);
+                    float want = keep ? a.layers[k].y[o] * (1.0f / 0.75f) : 0.0f;
+                    ck_assert(a.drop_y[k][o] == want);
+                    kept += keep;
+                    total++;
+                }
+    ck_assert_msg(fabs((double)kept / total - 0.75) < 0.03, "kept %ld of %ld", kept, total);
+    /* over many draws: the kept fraction, and masks that differ by each key */
+    long n = 0, same[4] = {0}, k1 = 0;
+    for (int j = 0; j < 20000; j++) {
+        int base = model_dropout_keep(&d, 7, 1, 100, j);
+        ModelDropout d2 = d;
+        d2.step = d.step + 1;
+        same[0] += base == model_dropout_keep(&d, 8, 1, 100, j);
+        same[1] += base == model_dropout_keep(&d, 7, 2, 100, j);
+        same[2] += base == model_dropout_keep(&d, 7, 1, 101, j);
+        same[3] += base == model_dropout_keep(&d2, 7, 1, 100, j);
+        k1 += base;
+        n++;
+    }
+    ck_assert(fabs((double)k1 / n - 0.75) < 0.01);
+    for (int q = 0; q < 4; q++) /* independent masks agree on 0.75^2 + 0.25^2 = 62.5% */
+        ck_assert_msg(fabs((double)same[q] / n - 0.625) < 0.015, "key %d: %ld of %ld agree", q,
+                      same[q], n);
+    model_state_free(&sa);
+    model_state_free(&sb);
+    model_free(&a);
+    model_free(&b);
+}
+END_TEST
+
 /* The embedding gradient through per-token sums (rows > V here: 10 rows, 7 tokens) equals
  * the one through dx0, and every other gradient is unchanged. The finite-difference checks
  * above already run the per-token path. */
@@ -359,6 +457,8 @@ static Suite *gradcheck_suite(void) {
     tcase_add_test(tc, bare_layers);
     tcase_add_test(tc, models_of_each_kind);
     tcase_add_test(tc, mixed_stack);
+    tcase_add_test(tc, dropout_gradients);
+    tcase_add_test(tc, dropout_masks);
     tcase_add_test(tc, embedding_gradient_paths);
     tcase_add_test(tc, orthogonal_init);
     tcase_set_timeout(tc, 120);

@@ -7,9 +7,12 @@
  *     whole 37-step sequence in one chunk. */
 #include "common.h"
 #include "layer.h"
+#include "s5.h"
 #include "testutil.h"
 
-enum { B = 3, T = 37, D = 6, H = 6 };
+enum { B = 3, T = 37 };
+static int D = 6, H = 6; /* widths of the layer under test (wide_layer_gradients widens them) */
+static int s5_state = 4, s5_blocks = 1; /* S5's d_state and HiPPO-N blocks (Mamba's N is 4) */
 
 static void fill_random(float *x, size_t n, double scale, Rng *rng) {
     for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * rng_uniform(rng) - 1.0) * scale);
@@ -25,7 +28,8 @@ typedef struct {
 static void case_init(Case *c, const LayerKind *kind, int d, int Tmax) {
     memset(c, 0, sizeof *c);
     LayerOpts o = {0};
-    o.d_state = 4;
+    o.d_state = strcmp(kind->name, "s5") == 0 ? s5_state : 4;
+    o.blocks = strcmp(kind->name, "s5") == 0 ? s5_blocks : 0;
     o.dt_rank = 2;
     o.d_conv = 3;
     layer_declare(&c->l, kind, d, H, &o, &c->p, "", "");
@@ -91,50 +95,71 @@ static double numeric(Case *c, float *v) {
 
 static int is_ssm(const LayerKind *k) { return !k->stacked_module; }
 
-START_TEST(long_chunk_gradients) {
-    for (int i = 0; layer_kinds[i]; i++) {
-        const LayerKind *k = layer_kinds[i];
-        if (!is_ssm(k)) continue;
-        for (int d = D - 1; d <= D; d++) { /* with and without the input projection */
-            Case c;
-            case_init(&c, k, d, T);
-            float *dstate[LAYER_MAX_STATES];
-            for (int s = 0; s < k->nstates; s++)
-                dstate[s] = rt_alloc_floats((size_t)B * k->state_width(&c.l, s), "dstate");
-            float *dx = rt_alloc_floats((size_t)T * B * d, "dx");
-            params_zero_grad(&c.p);
-            loss(&c);
-            k->backward(&c.l, c.w, dstate, T, NULL, NULL);
-            k->backward_input(&c.l, c.x, dx, T);
-            float *ana = malloc(c.p.total * sizeof(float));
-            memcpy(ana, c.p.grad, c.p.total * sizeof(float));
-            double worst = 0.0;
-            int n = 0;
+/* Finite differences of one layer of kind k with input width d (see the file comment). */
+static void check_gradients(const LayerKind *k, int d) {
+    Case c;
+    case_init(&c, k, d, T);
+    float *dstate[LAYER_MAX_STATES];
+    for (int s = 0; s < k->nstates; s++)
+        dstate[s] = rt_alloc_floats((size_t)B * k->state_width(&c.l, s), "dstate");
+    float *dx = rt_alloc_floats((size_t)T * B * d, "dx");
+    params_zero_grad(&c.p);
+    loss(&c);
+    k->backward(&c.l, c.w, dstate, T, NULL, NULL);
+    k->backward_input(&c.l, c.x, dx, T);
+    float *ana = malloc(c.p.total * sizeof(float));
+    memcpy(ana, c.p.grad, c.p.total * sizeof(float));
+    double worst = 0.0;
+    int n = 0;
 #define CMP(what, j, num, an)                                                                  \
     do {                                                                                       \
         double e_ = fabs((num) - (an)) / fmax(fabs(an), 0.05);                                  \
         worst = fmax(worst, e_);                                                               \
         n++;                                                                                   \
-        ck_assert_msg(e_ < 2e-2, "%s D=%d %s[%d]: numeric %.6g analytic %.6g", k->name, d,      \
-                      what, (int)(j), (double)(num), (double)(an));                             \
+        ck_assert_msg(e_ < 2e-2, "%s H=%d D=%d %s[%d]: numeric %.6g analytic %.6g", k->name, H, \
+                      d, what, (int)(j), (double)(num), (double)(an));                          \
     } while (0)
-            for (int t = 0; t < c.p.count; t++) { /* 7 entries of every tensor, spread out */
-                ParamTensor *pt = &c.p.tensors[t];
-                for (size_t j = 0; j < pt->size; j += pt->size / 7 + 1)
-                    CMP(pt->name, j, numeric(&c, c.p.value + pt->offset + j), ana[pt->offset + j]);
-            }
-            for (int s = 0; s < k->nstates; s++)
-                for (int j = 0; j < B * k->state_width(&c.l, s); j++)
-                    CMP(k->state_names[s], j, numeric(&c, c.state0[s] + j), dstate[s][j]);
-            for (int j = 0; j < T * B * d; j += 5) CMP("x", j, numeric(&c, c.x + j), dx[j]);
-#undef CMP
-            printf("%s D=%d T=%d: %d entries, worst relative error %.3g\n", k->name, d, T, n, worst);
-            for (int s = 0; s < k->nstates; s++) free(dstate[s]);
-            free(dx);
-            free(ana);
-            case_free(&c);
-        }
+    for (int t = 0; t < c.p.count; t++) { /* 7 entries of every tensor, spread out */
+        ParamTensor *pt = &c.p.tensors[t];
+        for (size_t j = 0; j < pt->size; j += pt->size / 7 + 1)
+            CMP(pt->name, j, numeric(&c, c.p.value + pt->offset + j), ana[pt->offset + j]);
     }
+    for (int s = 0; s < k->nstates; s++) {
+        int n_s = B * k->state_width(&c.l, s), stride = n_s > 400 ? 7 : 1;
+        for (int j = 0; j < n_s; j += stride)
+            CMP(k->state_names[s], j, numeric(&c, c.state0[s] + j), dstate[s][j]);
+    }
+    for (int j = 0; j < T * B * d; j += 5 + d / 8) CMP("x", j, numeric(&c, c.x + j), dx[j]);
+#undef CMP
+    printf("%s H=%d D=%d T=%d: %d entries, worst relative error %.3g\n", k->name, H, d, T, n,
+           worst);
+    for (int s = 0; s < k->nstates; s++) free(dstate[s]);
+    free(dx);
+    free(ana);
+    case_free(&c);
+}
+
+START_TEST(long_chunk_gradients) {
+    for (int i = 0; layer_kinds[i]; i++)
+        if (is_ssm(layer_kinds[i]))
+            for (int d = D - 1; d <= D; d++) /* with and without the input projection */
+                check_gradients(layer_kinds[i], d);
+}
+END_TEST
+
+/* Width 40: Mamba's inner width 80 spans a 64-channel block of the scan and a second one,
+ * with full 16-channel vector chunks and a partial one; S5 with 36 modes (d_state 72 in 9
+ * HiPPO-N blocks: small imaginary parts, so that steps of log_step by the differences' 1e-2
+ * stay in the linear range over 37 steps). */
+START_TEST(wide_layer_gradients) {
+    H = D = 40;
+    s5_state = 72;
+    s5_blocks = 9;
+    for (int i = 0; layer_kinds[i]; i++)
+        if (is_ssm(layer_kinds[i])) check_gradients(layer_kinds[i], D);
+    H = D = 6;
+    s5_state = 4;
+    s5_blocks = 1;
 }
 END_TEST
 
@@ -320,6 +345,92 @@ static void check_fixture(const char *file, const char *kind) {
 START_TEST(pytorch_reference_mamba) { check_fixture("ref_mamba.h5", "mamba"); }
 END_TEST
 
+/* conjugate symmetry, ZOH, GELU */
+START_TEST(pytorch_reference_s5) { check_fixture("ref_s5.h5", "s5"); }
+END_TEST
+
+/* all modes, bilinear, clip_eigs (two eigenvalues clipped), half-GLU */
+START_TEST(pytorch_reference_s5_glu) { check_fixture("ref_s5_glu.h5", "s5"); }
+END_TEST
+
+/* The HiPPO-N eigenvalues from LAPACK (zheev of the Hermitian -iK) against numpy's dense
+ * eig of the real S (ref_hippo.h5); the eigenvectors orthonormal and V diag(-1/2 + i w) V^H
+ * rebuilding S; and an S5 layer's initial Lambda: the block's values tiled per block. */
+START_TEST(hippo_n_eigenvalues) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/ref_hippo.h5", FIXTURE_DIR);
+    hid_t f = h5_open_read(path, "fixture");
+    const int cases[][2] = {{8, 0}, {8, 1}, {16, 1}, {64, 1}};
+    for (size_t q = 0; q < sizeof cases / sizeof *cases; q++) {
+        int Pb = cases[q][0], half = cases[q][1], n = half ? Pb / 2 : Pb;
+        double *w = malloc((size_t)Pb * sizeof *w), *S = malloc((size_t)Pb * Pb * sizeof *S);
+        double complex *V = malloc((size_t)Pb * Pb * sizeof *V);
+        ck_assert_int_eq(s5_hippo_n(Pb, w, V), 0);
+        double want_re[64], want_im[64];
+        char name[64];
+        uint64_t dims[1] = {(uint64_t)n};
+        snprintf(name, sizeof name, "lambda_re_%d_%d", Pb, half);
+        h5_read_f64(f, name, want_re, 1, dims, "fixture");
+        snprintf(name, sizeof name, "lambda_im_%d_%d", Pb, half);
+        h5_read_f64(f, name, want_im, 1, dims, "fixture");
+        double worst = 0.0, scale = fabs(w[Pb - 1]);
+        for (int i = 0; i < n; i++) {
+            ck_assert_msg(fabs(want_re[i] + 0.5) < 1e-12, "Pb %d: Re %.17g", Pb, want_re[i]);
+            worst = fmax(worst, fabs(w[i] - want_im[i]) / scale);
+        }
+        ck_assert_msg(worst < 1e-12, "Pb %d: eigenvalues off by %g", Pb, worst);
+        s5_hippo_normal_part(Pb, S);
+        double rebuild = 0.0, ortho = 0.0;
+        for (int a = 0; a < Pb; a++)
+            for (int b = 0; b < Pb; b++) {
+                double complex s = 0.0, o = 0.0;
+                for (int i = 0; i < Pb; i++) {
+                    s += V[a + (size_t)i * Pb] * (-0.5 + I * w[i]) * conj(V[b + (size_t)i * Pb]);
+                    o += conj(V[i + (size_t)a * Pb]) * V[i + (size_t)b * Pb];
+                }
+                rebuild = fmax(rebuild, cabs(s - S[(size_t)a * Pb + b]));
+                ortho = fmax(ortho, cabs(o - (a == b ? 1.0 : 0.0)));
+            }
+        ck_assert_msg(rebuild < 1e-10 * Pb && ortho < 1e-12 * Pb, "Pb %d: V diag V^H - S %g, V^H V - I %g",
+                      Pb, rebuild, ortho);
+        printf("hippo Pb=%d conj_sym=%d: eigenvalues %.2g (relative), rebuild %.2g, V^H V - I %.2g\n",
+               Pb, half, worst, rebuild, ortho);
+        free(w);
+        free(S);
+        free(V);
+    }
+    /* an S5 layer of state size 16 in 2 blocks of 8 (conjugate symmetry: 4 modes each) */
+    Layer l;
+    Params p = {0};
+    LayerOpts o = {.d_state = 16, .blocks = 2};
+    layer_declare(&l, &layer_s5, 6, 6, &o, &p, "", "");
+    params_alloc(&p);
+    layer_alloc(&l, &p, 1, 1);
+    TorchRng g;
+    torch_rng_seed(&g, 1);
+    Rng rng;
+    rng_seed(&rng, 2);
+    LayerInit init = {INIT_PYTORCH, &g, &rng, 1};
+    layer_s5.init_weights(&l, &init);
+    double want_im[4];
+    uint64_t dims[1] = {4};
+    h5_read_f64(f, "lambda_im_8_1", want_im, 1, dims, "fixture");
+    const float *lre = NULL, *lim = NULL;
+    for (int i = 0; i < p.count; i++) {
+        if (strcmp(p.tensors[i].name, "seq.Lambda_re") == 0) lre = params_value(&p, i);
+        if (strcmp(p.tensors[i].name, "seq.Lambda_im") == 0) lim = params_value(&p, i);
+    }
+    ck_assert(lre && lim);
+    for (int i = 0; i < 8; i++) {
+        ck_assert(lre[i] == -0.5f);
+        ck_assert(lim[i] == (float)want_im[i % 4]);
+    }
+    layer_free(&l);
+    params_free(&p);
+    H5Fclose(f);
+}
+END_TEST
+
 /* --pool mean: the loss of a sequence is that of the mean of its logits over its steps;
  * finite differences of that loss for every parameter of a small model, with sequences of
  * different lengths (labels at their last steps), and the pooled logits are the mean. */
@@ -333,8 +444,8 @@ static double pooled_loss(Model *m, const float *x, const int32_t *labels, int g
 }
 
 START_TEST(mean_pooling_gradients) {
-    const char *kinds[] = {"lstm", "mamba"};
-    for (int q = 0; q < 2; q++) {
+    const char *kinds[] = {"lstm", "mamba", "s5"};
+    for (int q = 0; q < 3; q++) {
         enum { PT = 7, PB = 3, PE = 3, PV = 4 };
         ModelShape s = {.E = PE, .V = PV, .float_inputs = 1, .pool_mean = 1};
         model_shape_uniform(&s, layer_kind_by_name(kinds[q]), 1, 6);
@@ -394,9 +505,13 @@ static Suite *ssm_suite(void) {
     TCase *tc = tcase_create("ssm");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, long_chunk_gradients);
+    tcase_add_test(tc, wide_layer_gradients);
     tcase_add_test(tc, steps_equal_chunk);
     tcase_add_test(tc, chunks_equal_whole);
     tcase_add_test(tc, pytorch_reference_mamba);
+    tcase_add_test(tc, pytorch_reference_s5);
+    tcase_add_test(tc, pytorch_reference_s5_glu);
+    tcase_add_test(tc, hippo_n_eigenvalues);
     tcase_add_test(tc, mean_pooling_gradients);
     suite_add_tcase(s, tc);
     return s;

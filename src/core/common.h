@@ -20,17 +20,25 @@ enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INPUT = 3, EXIT_CHECKPOINTED = 75 
 #if defined(__GNUC__)
 #define RT_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define RT_NORETURN __attribute__((noreturn))
+/* Bodies of cloned loops: inlined into each clone, so each gets that clone's instructions. */
+#define RT_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define RT_PRINTF(a, b)
 #define RT_NORETURN
+#define RT_ALWAYS_INLINE inline
 #endif
 
 /* Element-wise loops over whole buffers: AVX-512, AVX2 and baseline clones chosen at load
  * time (same IEEE results: ISO C mode, so no FMA contraction). Off under ASan. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define RT_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* Loops written with explicit fmaf(): x86-64-v4 (AVX-512) and v3 (AVX2 + FMA) clones use the
+ * FMA instructions, the baseline clone libm's fmaf; all give the same, correctly rounded,
+ * results. */
+#define RT_FMA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define RT_SIMD_CLONES
+#define RT_FMA_CLONES
 #endif
 
 void rt_die(int status, const char *fmt, ...) RT_PRINTF(2, 3) RT_NORETURN;

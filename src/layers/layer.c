@@ -1,13 +1,16 @@
 /* layer: the registry of layer kinds and the kind-independent part of a layer's life. */
 #include "layer.h"
 
+#include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cell.h"
 #include "common.h"
+#include "linalg.h"
 
-const LayerKind *const layer_kinds[] = {&layer_rnn, &layer_lstm, &layer_gru, &layer_mamba, NULL};
+const LayerKind *const layer_kinds[] = {&layer_rnn, &layer_lstm, &layer_gru, &layer_mamba, &layer_s5, NULL};
 
 const LayerKind *layer_kind_by_name(const char *name) {
     for (int i = 0; layer_kinds[i]; i++)
@@ -85,4 +88,40 @@ void layer_alloc(Layer *l, const Params *p, int B, int Tmax) {
 void layer_free(Layer *l) {
     if (l->kind) l->kind->free(l);
     memset(l, 0, sizeof *l);
+}
+
+int layer_param_add(Params *p, const char *prefix, const char *name, int rows, int cols) {
+    char full[PARAM_NAME_MAX];
+    int n = snprintf(full, sizeof full, "%s%s", prefix, name);
+    REQUIRE(n > 0 && (size_t)n < sizeof full);
+    return params_add(p, full, rows, cols);
+}
+
+double layer_linear_bound(int fan_in) {
+    double a = sqrt(5.0), gain = sqrt(2.0 / (1.0 + a * a));
+    return sqrt(3.0) * (gain / sqrt((double)fan_in));
+}
+
+void layer_init_linear(TorchRng *g, float *w, float *b, int out, int in) {
+    double wb = layer_linear_bound(in), bb = 1.0 / sqrt((double)in);
+    torch_uniform_fill(g, w, (size_t)out * in, -wb, wb);
+    torch_uniform_fill(g, b, (size_t)out, -bb, bb);
+}
+
+void layer_encoder_forward(float *r, const float *x, const float *w, const float *b, int rows,
+                           int H, int D) {
+    for (int i = 0; i < rows; i++) memcpy(r + (size_t)i * H, b, (size_t)H * sizeof(float));
+    la_matmul_nt(r, x, w, rows, H, D, 1.0f);
+}
+
+void layer_encoder_backward(float *gw, float *gb, float *dx, const float *dr, const float *x,
+                            const float *w, int rows, int H, int D) {
+    la_matmul_tn(gw, dr, x, H, D, rows, 1.0f);
+    la_colsum_add(gb, dr, rows, H);
+    if (dx) la_matmul_nn(dx, dr, w, rows, D, H, 0.0f);
+}
+
+size_t layer_no_workspace(const Layer *l) {
+    (void)l;
+    return 0;
 }

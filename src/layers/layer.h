@@ -164,4 +164,21 @@ void layer_declare(Layer *l, const LayerKind *kind, int D, int H, const LayerOpt
 void layer_alloc(Layer *l, const Params *p, int B, int Tmax);
 void layer_free(Layer *l);
 
+/* Helpers shared by the kinds that are not stacked cells (mamba, s5). */
+/* params_add of prefix + name (PyTorch's names under the layer's prefix). */
+int layer_param_add(Params *p, const char *prefix, const char *name, int rows, int cols);
+/* nn.Linear's kaiming_uniform_(a=sqrt(5)) weight bound for fan_in. */
+double layer_linear_bound(int fan_in);
+/* nn.Linear's default draw of w (out,in) then b (out), from PyTorch's generator. */
+void layer_init_linear(TorchRng *g, float *w, float *b, int out, int in);
+/* The input projection of a layer whose input width D differs from its width H:
+ * r (rows,H) = x (rows,D) w^T + b. */
+void layer_encoder_forward(float *r, const float *x, const float *w, const float *b, int rows,
+                           int H, int D);
+/* Its backward from dr (rows,H): gw (H,D), gb (H) +=; dx (rows,D) = dr w if dx != NULL. */
+void layer_encoder_backward(float *gw, float *gb, float *dx, const float *dr, const float *x,
+                            const float *w, int rows, int H, int D);
+/* A kind's workspace_floats when it needs none. */
+size_t layer_no_workspace(const Layer *l);
+
 #endif

@@ -39,6 +39,7 @@
 
 #define MAMBA_SEG 16
 #define MAMBA_DB 64
+#define SCAN_LANES 16 /* the channels of a vector chunk in the scan kernels */
 
 typedef struct {
     int E, N, K, R, enc;
@@ -121,12 +122,7 @@ static int mamba_state_width(const Layer *l, int s) {
     return s == 0 ? E * o->d_state : E * (o->d_conv - 1);
 }
 
-static int add(Params *p, const char *prefix, const char *name, int rows, int cols) {
-    char full[PARAM_NAME_MAX];
-    int n = snprintf(full, sizeof full, "%s%s", prefix, name);
-    REQUIRE(n > 0 && (size_t)n < sizeof full);
-    return params_add(p, full, rows, cols);
-}
+#define add layer_param_add
 
 static void mamba_declare(Layer *l, Params *p, const char *prefix, const char *suffix) {
     (void)suffix;
@@ -236,17 +232,6 @@ static void mamba_free(Layer *l) {
     l->y = NULL;
 }
 
-static size_t mamba_workspace_floats(const Layer *l) {
-    (void)l;
-    return 0;
-}
-
-/* nn.Linear's kaiming_uniform_(a=sqrt(5)) weight bound for fan_in. */
-static double linear_bound(int fan_in) {
-    double a = sqrt(5.0), gain = sqrt(2.0 / (1.0 + a * a));
-    return sqrt(3.0) * (gain / sqrt((double)fan_in));
-}
-
 /* mamba_ssm's init: Linear and conv weights PyTorch's default; dt_proj.weight U(+-R^-1/2);
  * dt_proj.bias the inverse softplus of dt = exp(U(ln 1e-3, ln 1e-1)) (at least 1e-4);
  * A_log[d,n] = log(n+1); D = 1; norm 1; out_proj redrawn / sqrt(n_layer) (the language
@@ -255,17 +240,13 @@ static void mamba_init_weights(Layer *l, const LayerInit *init) {
     Mamba *m = mamba_of(l);
     int H = l->H, E = m->E, N = m->N, K = m->K, R = m->R;
     TorchRng *g = init->torch;
-    if (m->enc) {
-        double wb = linear_bound(l->D), bb = 1.0 / sqrt((double)l->D);
-        torch_uniform_fill(g, (float *)m->enc_w, (size_t)H * l->D, -wb, wb);
-        torch_uniform_fill(g, (float *)m->enc_b, (size_t)H, -bb, bb);
-    }
+    if (m->enc) layer_init_linear(g, (float *)m->enc_w, (float *)m->enc_b, H, l->D);
     for (int j = 0; j < H; j++) ((float *)m->norm_w)[j] = 1.0f;
-    double b_in = linear_bound(H), b_conv = linear_bound(K), b_conv_b = 1.0 / sqrt((double)K);
+    double b_in = layer_linear_bound(H), b_conv = layer_linear_bound(K), b_conv_b = 1.0 / sqrt((double)K);
     torch_uniform_fill(g, (float *)m->w_in, (size_t)2 * E * H, -b_in, b_in);
     torch_uniform_fill(g, (float *)m->conv_w, (size_t)E * K, -b_conv, b_conv);
     torch_uniform_fill(g, (float *)m->conv_b, (size_t)E, -b_conv_b, b_conv_b);
-    double b_x = linear_bound(E), b_dt = 1.0 / sqrt((double)R);
+    double b_x = layer_linear_bound(E), b_dt = 1.0 / sqrt((double)R);
     torch_uniform_fill(g, (float *)m->w_x, (size_t)(R + 2 * N) * E, -b_x, b_x);
     torch_uniform_fill(g, (float *)m->dt_w, (size_t)E * R, -b_dt, b_dt);
     float *u = rt_alloc_floats((size_t)E, "dt init");
@@ -279,7 +260,7 @@ static void mamba_init_weights(Layer *l, const LayerInit *init) {
     for (int d = 0; d < E; d++)
         for (int n = 0; n < N; n++) ((float *)m->a_log)[(size_t)d * N + n] = (float)log(n + 1.0);
     for (int d = 0; d < E; d++) ((float *)m->dd)[d] = 1.0f;
-    double b_out = linear_bound(E);
+    double b_out = layer_linear_bound(E);
     torch_uniform_fill(g, (float *)m->w_out, (size_t)H * E, -b_out, b_out);
     double scale = 1.0 / sqrt((double)(init->n_layer > 0 ? init->n_layer : 1));
     for (size_t i = 0; i < (size_t)H * E; i++) ((float *)m->w_out)[i] *= (float)scale;
@@ -401,49 +382,100 @@ static void conv_forward(float *restrict xc, float *restrict u, const float *res
  * w <= MAMBA_DB is the block's width, h and e are (N, MAMBA_DB), at and dat (N, ld) point at
  * the block's first channel of the (N,E) arrays. */
 
+/* exp(delta A) of one (channel, state): delta > 0 and A < 0, so the argument is clamped to
+ * [-87, 0] (a NaN is then a number, and the NaN goes on through delta B u). */
+static RT_ALWAYS_INLINE float scan_decay(float dl, float a) {
+    return activ_exp_fma(activ_clampf(dl * a, -87.0f, 0.0f));
+}
+
+/* The kernels run with explicit fmaf (RT_FMA_CLONES: the same results on every clone).
+ * The forward kernels take the channels in chunks of SCAN_LANES. */
+
+/* scan_step over channels [d0, d0 + wk) of the block, wk <= SCAN_LANES: the channels outer
+ * and the states inner, so that ys stays in registers (no store-load chain over n). */
+static RT_ALWAYS_INLINE void scan_step_chunk(float *restrict h, float *restrict ys,
+                                   const float *restrict delta, const float *restrict u,
+                                   const float *restrict bm, const float *restrict cm,
+                                   const float *restrict at, const float *restrict dd, int d0,
+                                   int wk, int N, int ld) {
+    float acc[SCAN_LANES], du[SCAN_LANES], dl[SCAN_LANES];
+    for (int k = 0; k < wk; k++) {
+        dl[k] = delta[d0 + k];
+        du[k] = dl[k] * u[d0 + k];
+        acc[k] = dd[d0 + k] * u[d0 + k];
+    }
+    for (int n = 0; n < N; n++) {
+        float *hn = h + (size_t)n * MAMBA_DB + d0;
+        const float *an = at + (size_t)n * ld + d0;
+        float bn = bm[n], cn = cm[n];
+        for (int k = 0; k < wk; k++) {
+            float v = fmaf(scan_decay(dl[k], an[k]), hn[k], bn * du[k]);
+            hn[k] = v;
+            acc[k] = fmaf(cn, v, acc[k]);
+        }
+    }
+    for (int k = 0; k < wk; k++) ys[d0 + k] = acc[k];
+}
+
 /* One step: h advanced; ys (w) = C.h + D u. */
-RT_SIMD_CLONES
+RT_FMA_CLONES
 static void scan_step(float *restrict h, float *restrict ys, const float *restrict delta,
                       const float *restrict u, const float *restrict bm,
                       const float *restrict cm, const float *restrict at,
                       const float *restrict dd, int w, int N, int ld) {
-    for (int d = 0; d < w; d++) ys[d] = dd[d] * u[d];
-    for (int n = 0; n < N; n++) {
-        float *hn = h + (size_t)n * MAMBA_DB;
-        const float *an = at + (size_t)n * ld;
-        float bn = bm[n], cn = cm[n];
-        for (int d = 0; d < w; d++) {
-            float dl = delta[d];
-            float v = activ_exp_poly(activ_clampf(dl * an[d], -87.0f, 0.0f)) * hn[d] +
-                      dl * bn * u[d];
-            hn[d] = v;
-            ys[d] += cn * v;
-        }
-    }
+    int d0 = 0;
+    for (; d0 + SCAN_LANES <= w; d0 += SCAN_LANES)
+        scan_step_chunk(h, ys, delta, u, bm, cm, at, dd, d0, SCAN_LANES, N, ld);
+    if (d0 < w) scan_step_chunk(h, ys, delta, u, bm, cm, at, dd, d0, w - d0, N, ld);
 }
 
 /* scan_step without the output, keeping e = exp(delta A) for the reverse step. */
-RT_SIMD_CLONES
+RT_FMA_CLONES
 static void scan_step_keep(float *restrict h, float *restrict e, const float *restrict delta,
                            const float *restrict u, const float *restrict bm,
                            const float *restrict at, int w, int N, int ld) {
+    float du[MAMBA_DB];
+    for (int d = 0; d < w; d++) du[d] = delta[d] * u[d];
     for (int n = 0; n < N; n++) {
         float *hn = h + (size_t)n * MAMBA_DB, *en = e + (size_t)n * MAMBA_DB;
         const float *an = at + (size_t)n * ld;
         float bn = bm[n];
         for (int d = 0; d < w; d++) {
-            float dl = delta[d];
-            float a = activ_exp_poly(activ_clampf(dl * an[d], -87.0f, 0.0f));
+            float a = scan_decay(delta[d], an[d]);
             en[d] = a;
-            hn[d] = a * hn[d] + dl * bn * u[d];
+            hn[d] = fmaf(a, hn[d], bn * du[d]);
         }
     }
 }
 
+/* The reverse step of one (state n, channel d): see scan_back_step. */
+static RT_ALWAYS_INLINE void scan_back_one(int d, float *restrict dhn, float *restrict datn,
+                                           float *restrict du, float *restrict ddelta,
+                                           float *sb, float *sc, const float *restrict hpn,
+                                           const float *restrict hcn,
+                                           const float *restrict exn,
+                                           const float *restrict dys,
+                                           const float *restrict delta,
+                                           const float *restrict u, const float *restrict an,
+                                           float bn, float cn) {
+    float dl = delta[d], e = exn[d];
+    float g = fmaf(cn, dys[d], dhn[d]); /* dLoss/dh_t */
+    *sc = fmaf(hcn[d], dys[d], *sc);
+    float ge = g * hpn[d] * e; /* dLoss/d(dl a) */
+    ddelta[d] += fmaf(ge, an[d], g * bn * u[d]);
+    datn[d] = fmaf(ge, dl, datn[d]);
+    float gdl = g * dl;
+    *sb = fmaf(gdl, u[d], *sb);
+    du[d] = fmaf(gdl, bn, du[d]);
+    dhn[d] = g * e;
+}
+
 /* One step of the reverse recurrence. hp = h_{t-1}, hc = h_t, ex = exp(delta A) of the
  * step; dh holds dLoss/dh_t from later steps and leaves as dLoss/dh_{t-1}; dys (w) =
- * dLoss/dys_t. Accumulates dat (+= dLoss/dA), du, ddelta (w), dbm, dcm (N). */
-RT_SIMD_CLONES
+ * dLoss/dys_t. Accumulates dat (+= dLoss/dA), du, ddelta (w), dbm, dcm (N). The sums over
+ * the channels (dbm, dcm) go to SCAN_LANES partial sums, channel d in lane d % SCAN_LANES,
+ * then a fixed pairwise tree: vectorised and deterministic. */
+RT_FMA_CLONES
 static void scan_back_step(float *restrict dh, float *restrict dat, float *restrict du,
                            float *restrict ddelta, float *restrict dbm, float *restrict dcm,
                            const float *restrict hp, const float *restrict hc,
@@ -455,21 +487,22 @@ static void scan_back_step(float *restrict dh, float *restrict dat, float *restr
         float *dhn = dh + (size_t)n * MAMBA_DB, *datn = dat + (size_t)n * ld;
         const float *an = at + (size_t)n * ld, *hpn = hp + (size_t)n * MAMBA_DB,
                     *hcn = hc + (size_t)n * MAMBA_DB, *exn = ex + (size_t)n * MAMBA_DB;
-        float bn = bm[n], cn = cm[n], sb = 0.0f, sc = 0.0f;
-        for (int d = 0; d < w; d++) {
-            float dl = delta[d], a = an[d], e = exn[d];
-            float g = dhn[d] + cn * dys[d]; /* dLoss/dh_t */
-            sc += hcn[d] * dys[d];
-            float ge = g * hpn[d] * e; /* dLoss/d(dl a) */
-            ddelta[d] += ge * a + g * bn * u[d];
-            datn[d] += ge * dl;
-            float gdl = g * dl;
-            sb += gdl * u[d];
-            du[d] += gdl * bn;
-            dhn[d] = g * e;
-        }
-        dbm[n] += sb;
-        dcm[n] += sc;
+        float bn = bm[n], cn = cm[n], sb[SCAN_LANES] = {0}, sc[SCAN_LANES] = {0};
+        int d = 0;
+        for (; d + SCAN_LANES <= w; d += SCAN_LANES)
+            for (int k = 0; k < SCAN_LANES; k++)
+                scan_back_one(d + k, dhn, datn, du, ddelta, &sb[k], &sc[k], hpn, hcn, exn, dys,
+                              delta, u, an, bn, cn);
+        for (; d < w; d++)
+            scan_back_one(d, dhn, datn, du, ddelta, &sb[d % SCAN_LANES], &sc[d % SCAN_LANES],
+                          hpn, hcn, exn, dys, delta, u, an, bn, cn);
+        for (int half = SCAN_LANES / 2; half >= 1; half /= 2)
+            for (int k = 0; k < half; k++) {
+                sb[k] += sb[k + half];
+                sc[k] += sc[k + half];
+            }
+        dbm[n] += sb[0];
+        dcm[n] += sc[0];
     }
 }
 
@@ -484,9 +517,8 @@ static void mamba_forward(Layer *l, float *const *state, const float *x, int T, 
     REQUIRE(T >= 1 && T <= l->Tmax);
     m->T_last = T;
     const float *r = x;
-    if (m->enc) { /* r = x W_enc^T + b */
-        for (int i = 0; i < rows; i++) memcpy(m->r + (size_t)i * H, m->enc_b, (size_t)H * sizeof(float));
-        la_matmul_nt(m->r, x, m->enc_w, rows, H, l->D, 1.0f);
+    if (m->enc) {
+        layer_encoder_forward(m->r, x, m->enc_w, m->enc_b, rows, H, l->D);
         r = m->r;
     }
     norm_rms_forward(m->xn, m->rinv, r, m->norm_w, rows, H);
@@ -667,9 +699,7 @@ static void mamba_backward_input(Layer *l, const float *x, float *dx, int T) {
     int H = l->H, rows = T * l->B;
     REQUIRE(T == m->T_last);
     if (m->enc) {
-        la_matmul_tn(m->g_enc_w, m->dres, x, H, l->D, rows, 1.0f);
-        la_colsum_add(m->g_enc_b, m->dres, rows, H);
-        if (dx) la_matmul_nn(dx, m->dres, m->enc_w, rows, l->D, H, 0.0f);
+        layer_encoder_backward(m->g_enc_w, m->g_enc_b, dx, m->dres, x, m->enc_w, rows, H, l->D);
         return;
     }
     norm_rms_backward(m->dres, m->g_norm, m->dxn, x, m->norm_w, m->rinv, rows, H, 1);
@@ -687,7 +717,7 @@ const LayerKind layer_mamba = {
     .declare = mamba_declare,
     .alloc = mamba_alloc,
     .free = mamba_free,
-    .workspace_floats = mamba_workspace_floats,
+    .workspace_floats = layer_no_workspace,
     .init_weights = mamba_init_weights,
     .forward = mamba_forward,
     .backward = mamba_backward,

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "common.h"
+
 void norm_rms_forward(float *y, float *rinv, const float *x, const float *w, int M, int N) {
     for (int i = 0; i < M; i++) {
         const float *xi = x + (size_t)i * N;
@@ -36,23 +38,45 @@ void norm_rms_backward(float *dx, float *dw, const float *dy, const float *x, co
     }
 }
 
+/* Sums of LayerNorm rows in NORM_LANES double lanes, combined in a fixed order:
+ * deterministic, and vectorised without reassociation. */
+#define NORM_LANES 8
+
+static double lanes_total(const double *lane) {
+    double s = 0.0;
+    for (int k = 0; k < NORM_LANES; k++) s += lane[k];
+    return s;
+}
+
+RT_SIMD_CLONES
 void norm_layer_forward(float *y, float *mean, float *rinv, const float *x, const float *w,
                         const float *b, int M, int N) {
     for (int i = 0; i < M; i++) {
         const float *xi = x + (size_t)i * N;
         float *yi = y + (size_t)i * N;
-        double s = 0.0;
-        for (int j = 0; j < N; j++) s += xi[j];
-        double mu = s / N, v = 0.0;
-        for (int j = 0; j < N; j++) v += ((double)xi[j] - mu) * ((double)xi[j] - mu);
+        double ls[NORM_LANES] = {0}, lv[NORM_LANES] = {0};
+        int j = 0;
+        for (; j + NORM_LANES <= N; j += NORM_LANES)
+            for (int k = 0; k < NORM_LANES; k++) ls[k] += xi[j + k];
+        double s = lanes_total(ls);
+        for (; j < N; j++) s += xi[j];
+        double mu = s / N;
+        for (j = 0; j + NORM_LANES <= N; j += NORM_LANES)
+            for (int k = 0; k < NORM_LANES; k++) {
+                double d = (double)xi[j + k] - mu;
+                lv[k] += d * d;
+            }
+        double v = lanes_total(lv);
+        for (; j < N; j++) v += ((double)xi[j] - mu) * ((double)xi[j] - mu);
         float r = (float)(1.0 / sqrt(v / N + NORM_EPS)), m = (float)mu;
         mean[i] = m;
         rinv[i] = r;
-        for (int j = 0; j < N; j++) yi[j] = (xi[j] - m) * r * w[j] + b[j];
+        for (j = 0; j < N; j++) yi[j] = (xi[j] - m) * r * w[j] + b[j];
     }
 }
 
 /* xhat = (x - mu) r, g = dy * w: dx = r (g - mean(g) - xhat mean(g xhat)). */
+RT_SIMD_CLONES
 void norm_layer_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                          const float *w, const float *mean, const float *rinv, int M, int N,
                          int accumulate) {
@@ -60,8 +84,18 @@ void norm_layer_backward(float *dx, float *dw, float *db, const float *dy, const
         const float *xi = x + (size_t)i * N, *gi = dy + (size_t)i * N;
         float *di = dx + (size_t)i * N;
         float r = rinv[i], m = mean[i];
-        double sg = 0.0, sgx = 0.0;
-        for (int j = 0; j < N; j++) {
+        double lg[NORM_LANES] = {0}, lgx[NORM_LANES] = {0};
+        int j = 0;
+        for (; j + NORM_LANES <= N; j += NORM_LANES)
+            for (int k = 0; k < NORM_LANES; k++) {
+                float xh = (xi[j + k] - m) * r, g = gi[j + k] * w[j + k];
+                lg[k] += g;
+                lgx[k] += (double)g * xh;
+                dw[j + k] += gi[j + k] * xh;
+                db[j + k] += gi[j + k];
+            }
+        double sg = lanes_total(lg), sgx = lanes_total(lgx);
+        for (; j < N; j++) {
             float xh = (xi[j] - m) * r, g = gi[j] * w[j];
             sg += g;
             sgx += (double)g * xh;
@@ -69,7 +103,7 @@ void norm_layer_backward(float *dx, float *dw, float *db, const float *dy, const
             db[j] += gi[j];
         }
         float mg = (float)(sg / N), mgx = (float)(sgx / N);
-        for (int j = 0; j < N; j++) {
+        for (j = 0; j < N; j++) {
             float xh = (xi[j] - m) * r;
             float d = r * (gi[j] * w[j] - mg - xh * mgx);
             di[j] = accumulate ? di[j] + d : d;

@@ -287,7 +287,81 @@ void model_free(Model *m) {
     free(m->pool_last);
     free(m->norm_rinv);
     model_state_free(&m->dstate);
+    for (int k = 0; k < MODEL_MAX_LAYERS; k++) {
+        free(m->drop_y[k]);
+        free(m->drop_mask[k]);
+    }
     memset(m, 0, sizeof *m);
+}
+
+/* ---- dropout ----------------------------------------------------------------------- */
+
+static inline uint64_t drop_mix(uint64_t x) { /* splitmix64's finaliser */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t drop_row_key(const ModelDropout *d, int64_t stream, int k, int64_t pos) {
+    uint64_t h = drop_mix(d->seed ^ 0x6a09e667f3bcc909ull);
+    h = drop_mix(h ^ d->step);
+    h = drop_mix(h ^ (uint64_t)stream);
+    return drop_mix(h ^ ((uint64_t)k << 48) ^ (uint64_t)pos);
+}
+
+/* kept: 24 bits of the unit's hash at or above p * 2^24 */
+static inline int drop_keep(uint64_t key, int j, uint64_t threshold) {
+    return (drop_mix(key + (uint64_t)j * 0x9e3779b97f4a7c15ull) >> 40) >= threshold;
+}
+
+static uint64_t drop_threshold(float p) { return (uint64_t)((double)p * 16777216.0); }
+
+int model_dropout_keep(const ModelDropout *d, int64_t stream, int k, int64_t pos, int j) {
+    return drop_keep(drop_row_key(d, stream, k, pos), j, drop_threshold(d->p));
+}
+
+void model_set_dropout(Model *m, const ModelDropout *d) {
+    if (!d || d->p == 0.0f) {
+        m->drop.p = 0.0f;
+        return;
+    }
+    REQUIRE(d->p > 0.0f && d->p < 1.0f && d->stream);
+    m->drop = *d;
+    size_t rows = (size_t)m->Tmax * m->B;
+    for (int k = 0; k < m->shape.L; k++)
+        if (!m->drop_y[k]) {
+            m->drop_y[k] = rt_alloc_floats(rows * m->layers[k].H, "dropout outputs");
+            m->drop_mask[k] = rt_calloc(rows * m->layers[k].H, 1, "dropout masks");
+        }
+}
+
+/* y (T,B,H) of layer k -> drop_y[k], its mask -> drop_mask[k] */
+static void dropout_forward(Model *m, int k, const float *y, int T) {
+    const ModelDropout *d = &m->drop;
+    int B = m->B, H = m->layers[k].H;
+    uint64_t thr = drop_threshold(d->p);
+    float scale = 1.0f / (1.0f - d->p);
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) {
+            size_t o = ((size_t)t * B + b) * H;
+            uint64_t key = drop_row_key(d, d->stream[b], k, d->pos0 + t);
+            uint8_t *mask = m->drop_mask[k] + o;
+            float *out = m->drop_y[k] + o;
+            for (int j = 0; j < H; j++) {
+                mask[j] = (uint8_t)drop_keep(key, j, thr);
+                out[j] = mask[j] ? y[o + j] * scale : 0.0f;
+            }
+        }
+}
+
+/* dy (T,B,H) of layer k's dropped output -> of its output, in place */
+static void dropout_backward(const Model *m, int k, float *dy, int T) {
+    size_t n = (size_t)T * m->B * m->layers[k].H;
+    float scale = 1.0f / (1.0f - m->drop.p);
+    const uint8_t *mask = m->drop_mask[k];
+    for (size_t i = 0; i < n; i++) dy[i] = mask[i] ? dy[i] * scale : 0.0f;
 }
 
 /* nn.Linear's weight bound, kaiming_uniform_(a=sqrt(5)) in double as PyTorch computes it:
@@ -373,10 +447,15 @@ static void forward_stack(Model *m, ModelState *st, int T) {
     m->cond_used = m->cond_set;
     m->cond_set = 0;
     const float *x = m->x0;
+    m->drop_on = m->drop.p > 0.0f;
     for (int k = 0; k < s->L; k++) {
         Layer *l = &m->layers[k];
         l->kind->forward(l, st->t[k], x, T, m->ws);
         x = l->y;                                    /* (T,B,H_k) */
+        if (m->drop_on) {
+            dropout_forward(m, k, x, T);
+            x = m->drop_y[k];
+        }
     }
     head_forward(m, x, (int)rows);
 }
@@ -548,7 +627,9 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
     REQUIRE(T == m->T_last);
     int cond = s->C > 0 && m->cond_used; /* a chunk that started from the conditioning */
     if (cond && !dstate0) dstate0 = &m->dstate; /* which needs dLoss/dh0 */
-    const float *ytop = m->layers[s->L - 1].y, *hin = m->norm_f >= 0 ? m->normed : ytop;
+    /* the head's input: the top layer's output, after dropout if the forward dropped */
+    const float *ytop = m->drop_on ? m->drop_y[s->L - 1] : m->layers[s->L - 1].y;
+    const float *hin = m->norm_f >= 0 ? m->normed : ytop;
     /* head: dW += dlogits^T y (into the embedding's gradient when tied), db +=
      * colsum(dlogits), dy = dlogits W */
     la_matmul_tn(params_grad(p, m->head_w >= 0 ? m->head_w : m->emb), m->logits, hin, s->V, Htop,
@@ -575,13 +656,14 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
     int grouped = 0;
     for (int k = s->L - 1; k >= 0; k--) {
         Layer *l = &m->layers[k];
+        if (m->drop_on) dropout_backward(m, k, dy, T);
         l->kind->backward(l, dy, dstate0 ? dstate0->t[k] : NULL, T, m->ws, &m->hooks);
         /* ws is free again: first the per-token sums, then layer 0's input rebuilt there
          * (x0 was in dbuf, which now holds dy) */
         if (k == 0 && by_token)
             grouped = l->kind->input_grad_grouped(l, m->inputs, V_in, params_grad(p, m->emb), T,
                                                   m->ws, m->ws_floats);
-        const float *x = k > 0 ? m->layers[k - 1].y : m->x0;
+        const float *x = k == 0 ? m->x0 : m->drop_on ? m->drop_y[k - 1] : m->layers[k - 1].y;
         if (k == 0 && m->emb >= 0) {
             gather_embedded(m, m->ws, T);
             x = m->ws;

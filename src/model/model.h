@@ -73,6 +73,18 @@ typedef struct Model Model;
  * t[k][s] (B, width). An owning state holds them in one buffer, layer by layer and tensor
  * by tensor ((L, S, B, H) for a uniform stack); a view (model_state_view) points at a
  * contiguous range of streams of another state. */
+/* Dropout (training only): after each layer, so before the next layer and before the head,
+ * each activation is zeroed with probability p and the others scaled by 1/(1-p) (PyTorch's
+ * inverted dropout). The mask of unit j of layer k, stream row b, chunk step t is a
+ * counter-based hash of (seed, step, stream[b], k, pos0 + t, j): the same whatever the
+ * streams' spread over ranks and micro-batches, and nothing to carry in checkpoints. */
+typedef struct {
+    float p;               /* in [0, 1); 0 = off */
+    uint64_t seed, step;
+    const int64_t *stream; /* (B) the global stream (lm) or batch slot of each row */
+    int64_t pos0;          /* position of the chunk's first step within its stream */
+} ModelDropout;
+
 typedef struct {
     int B, L;
     int nstates[MODEL_MAX_LAYERS];
@@ -135,6 +147,11 @@ struct Model {
     /* Tests: 1 = always take the embedding gradient through layer 0's dx, never through
      * the per-token sums (input_grad_grouped). */
     int emb_grad_direct;
+    /* Dropout of the next forward (model_set_dropout), its masks and dropped outputs. */
+    ModelDropout drop;
+    int drop_on;                          /* the last forward dropped */
+    float *drop_y[MODEL_MAX_LAYERS];      /* (Tmax,B,H_k) layer k's output after dropout */
+    uint8_t *drop_mask[MODEL_MAX_LAYERS]; /* (Tmax,B,H_k) 1 = kept */
 };
 
 /* Builds the parameter layout and allocates activations for B x Tmax. Parameter names are
@@ -178,6 +195,11 @@ double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad
  * m->params.grad. If dstate0 is non-NULL (m->B streams) it receives the gradients w.r.t.
  * the initial states of the last forward. */
 void model_backward(Model *m, int T, ModelState *dstate0);
+/* Dropout for the next forwards until changed (d NULL or d->p == 0: none; the default).
+ * Buffers are allocated on the first use. */
+void model_set_dropout(Model *m, const ModelDropout *d);
+/* 1 if unit j of layer k at (stream, position) is kept under d (tests). */
+int model_dropout_keep(const ModelDropout *d, int64_t stream, int k, int64_t pos, int j);
 /* Per-token multiply-adds x2 of one forward pass (matmul FLOPs only). */
 double model_forward_flops_per_token(const Model *m);
 

@@ -34,7 +34,7 @@ static int option_table(TrainConfig *c, CliOption *o) {
         {"hidden", CLI_INT, &c->hidden, "H", "hidden size", 1, 65536, NULL, 0, 0},
         {"embed", CLI_INT, &c->embed, "E", "embedding width; 0 = the first layer's width", 0, 65536, NULL, 0, 0},
         {"d-state", CLI_INT, &c->d_state, "N", "mamba: states per channel (16); s5: state size P "
-         "before conjugate halving (0 = the layer width)", 1, 1 << 16, NULL, 0, 0},
+         "before conjugate halving (0 = the layer width, made even)", 1, 1 << 16, NULL, 0, 0},
         {"d-conv", CLI_INT, &c->d_conv, "K", "mamba: causal convolution width (0 = 4)", 1, 64, NULL, 0, 0},
         {"expand", CLI_INT, &c->expand, "X", "mamba: inner width = X * layer width (0 = 2)", 1, 64, NULL, 0, 0},
         {"dt-rank", CLI_INT, &c->dt_rank, "R", "mamba: rank of the step projection (0 = "
@@ -61,6 +61,8 @@ static int option_table(TrainConfig *c, CliOption *o) {
          "sequence is one chunk", 1, 1 << 20, NULL, 0, 0},
         {"optim", CLI_STR, &c->optim, "NAME", "optimizer", 1, 0, "sgd|adam|adamw|rmsprop", 0, 0},
         {"lr", CLI_DOUBLE, &c->lr, "X", "learning rate", 1e-300, 1e6, NULL, 0, 0},
+        {"dropout", CLI_DOUBLE, &c->dropout, "P", "dropout probability after each layer (before "
+         "the next layer and the head), inverted, in training only; [0, 1)", 0, 1, NULL, 0, 0},
         {"clip", CLI_DOUBLE, &c->clip, "C", "clip the global gradient norm to C; 0 = off", 0, INF, NULL, 0, 0},
         {"steps", CLI_I64, &c->steps, "N", "updates to run; 0 writes the model as initialised, "
          "loaded or resumed, and stops", 0, 1e15, NULL, 0, 0},
@@ -170,6 +172,9 @@ void train_config_finish(TrainConfig *c) {
                 c->batch, N, N);
     if (c->eval_batch % N != 0)
         cli_bad("eval-batch", "%d streams cannot be shared evenly by %d ranks", c->eval_batch, N);
+    if (!(c->dropout < 1.0))
+        cli_bad("dropout", "%g: expected a probability in [0, 1) (1 would drop every unit)",
+                c->dropout);
     c->B_local = c->batch / N;
     if (c->deterministic && c->B_local % c->micro_batch != 0)
         cli_bad("micro-batch", "%d does not divide the %d streams of each rank (--batch %d over "

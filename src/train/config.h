@@ -24,6 +24,7 @@ typedef struct {
     int untie;
     char *pool;            /* classify: "last" step or "mean" over the steps */
     double ssm_lr;         /* S5's Lambda, B, log_step: this rate, no weight decay; 0 = --lr */
+    double dropout;        /* after each layer (before the next and the head), training only */
     /* set by train_config_finish */
     int bptt_given;        /* --bptt was given: sequence tasks cut sequences into chunks */
     ModelShape stack;      /* the layers (kinds and widths) of --model/--layers/--hidden */

@@ -122,6 +122,8 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     for (int g = 0; g < t->G; g++)
         reader_init(&t->readers[g], task, 0, c->batch, rank * c->B_local + g * c->B_micro,
                     c->B_micro, t->chunk_T, 1);
+    t->drop_stream = rt_calloc((size_t)c->B_local, sizeof *t->drop_stream, "dropout streams");
+    for (int i = 0; i < c->B_local; i++) t->drop_stream[i] = (int64_t)rank * c->B_local + i;
     t->batches_per_epoch = reader_batches_per_epoch(&t->readers[0]);
     t->stream_length = reader_stream_length(&t->readers[0]);
     t->tokens_per_step = (int64_t)c->batch * (task->lm ? t->chunk_T : T_seq);
@@ -208,12 +210,17 @@ static double step_gradient(Trainer *t, int *bad) {
         for (int t0 = 0; t0 < b->T; t0 += b->chunk_T) {
             int T = b->T - t0 < b->chunk_T ? b->T - t0 : b->chunk_T;
             Batch chunk = batch_chunk(&t->task, b, t0, T);
+            ModelDropout drop = {(float)c->dropout, (uint64_t)c->seed, (uint64_t)pr->step,
+                                 t->drop_stream + g * c->B_micro,
+                                 (t->task.lm ? pr->cursor : 0) + t0};
+            model_set_dropout(m, &drop);
             task_forward(m, &group, &chunk);
             group_loss += task_loss(&t->task, m, &chunk, scale, 1);
             int last = g == t->G - 1 && t0 + T >= b->T;
             m->grad_ready = !c->deterministic && c->ranks > 1 && last ? on_grad_ready : NULL;
             model_backward(m, T, NULL);
         }
+        model_set_dropout(m, NULL); /* training only: validation shares the model */
         if (!c->deterministic) {
             loss += group_loss;
             continue;
@@ -337,6 +344,7 @@ void trainer_free(Trainer *t) {
     model_free(&t->model);
     task_close(&t->task);
     free(t->fixed);
+    free(t->drop_stream);
     free(t->last_ckpt);
     free(t);
 }

@@ -56,6 +56,7 @@ typedef struct {
     int has_valid;      /* the valid split can be evaluated (sequence splits may be empty) */
     int64_t tokens_per_step, batches_per_epoch, stream_length;
     int64_t *fixed;     /* (params.total) fixed-point gradient sum, deterministic only */
+    int64_t *drop_stream; /* (B_local) the global stream or slot of each row (dropout keys) */
     double comm_wait;   /* seconds waiting for gradient sums */
     Optim optim;
     Schedule schedule;

@@ -17,7 +17,7 @@
 # State space language models the same way (loaded into MambaLM/S5LM of
 # scripts/ssm_reference.py): Mamba 2x24 with --d-state 4, tied head (checkpoint, verified,
 # and model directory) and --untie (model directory); S5 (default, and no-conj-sym +
-# bilinear + clip-eigs + GLU) only when this rnntrain accepts `--layers s5:W`. Then a Mamba
+# bilinear + clip-eigs + GLU). Then a Mamba
 # model without /params/backbone.layers.0.mixer.A_log is refused by `rnntrain eval` (exit 3)
 # and by the script (exit 1), both naming A_log; the script also names a missing setting
 # attribute, a wrong shape and the kinds of a mixed stack.
@@ -126,19 +126,10 @@ SSM_CASES=(
     "mamba       bytes 2 24 13 7  ckpt,dir --model mamba --d-state 4"
     "mamba-untie bytes 2 24 13 29 dir      --model mamba --d-state 4 --untie"
 )
-# S5 once this rnntrain has the kind (`train --help` already names s5 in the settings'
-# descriptions before it does, so ask the binary itself: --steps 0 writes the model only)
-if "$BIN" train --data "$TMP/bytes.h5" --out "$TMP/s5-probe" --layers s5:8 --steps 0 \
-    >"$TMP/s5-probe.log" 2>&1; then
-    SSM_CASES+=(
-        "s5          chars 2 16 24 7  ckpt,dir --model s5 --d-state 8"
-        "s5-variant  bytes 2 16 13 29 dir      --model s5 --d-state 6 --no-conj-sym --bilinear --clip-eigs --s5-glu"
-    )
-elif grep -q "unknown kind 's5'" "$TMP/s5-probe.log"; then
-    echo "skip: s5 cases (this rnntrain has no s5 layer kind)"
-else
-    fail "s5: probing --layers s5:8 failed unexpectedly:"; cat "$TMP/s5-probe.log"
-fi
+SSM_CASES+=(
+    "s5          chars 2 16 24 7  ckpt,dir --model s5 --d-state 8"
+    "s5-variant  bytes 2 16 13 29 dir      --model s5 --d-state 6 --no-conj-sym --bilinear --clip-eigs --s5-glu"
+)
 for c in "${SSM_CASES[@]}"; do
     read -r label data L H EB ET targets flags <<<"$c"
     out=$TMP/run-$label

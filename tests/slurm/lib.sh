@@ -122,6 +122,8 @@ job_field() {
   sl scontrol -o show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1
 }
 job_state() { job_field "$1" JobState; }
+# restarts_at_least JOB N: SLURM has restarted (requeued) JOB at least N times.
+restarts_at_least() { local r; r=$(job_field "$1" Restarts); [[ "$r" =~ ^[0-9]+$ ]] && [ "$r" -ge "$2" ]; }
 
 # wait_until SECONDS DESCRIPTION CMD...: poll CMD every 0.2 s until it succeeds.
 wait_until() {

@@ -29,6 +29,9 @@ log "reference job $ref submitted; waiting for SLURM's USR1 to job $j (10 to 40 
 wait_until 75 "USR1 from SLURM to job $j" file_has "$WORK/tl.out" 'USR1 received'
 log "job $j got USR1 from SLURM"
 cont_ranks
+# The requeue first: between the script's exit and the requeue taking hold, the job can
+# read COMPLETED for a moment (seen once: wait_done returned then, with Restarts still 0).
+wait_until 90 "job $j requeued by its script" restarts_at_least "$j" 1
 
 [ "$(wait_done "$j" 150)" = COMPLETED ] || fail "job $j ended $(job_state "$j")"
 [ "$(job_field "$j" ExitCode)" = 0:0 ] || fail "job $j exit code $(job_field "$j" ExitCode)"

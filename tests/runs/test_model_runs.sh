@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ssm_runs: the state space kinds (mamba, and s5 once registered) through the binary, as
-# users run them, on 1, 2 and 4 ranks:
+# model_runs: models through the binary as users run them, on 1, 2 and 4 ranks: the state
+# space kinds (mamba, s5) and a 2-layer LSTM with --dropout 0.3 (whose masks are keyed by
+# global stream, so they must not depend on the rank count either):
 #   * a byte-level language model trained with SGD on 1, 2 and 4 ranks: the same
 #     parameters within 1e-5 relative (only the reduction order differs);
 #   * --deterministic: bitwise the same parameters on 1, 2 and 4 ranks (language model and
@@ -10,23 +11,23 @@
 #     2 ranks resumes on 1 (within 1e-4);
 #   * the tasks: classify (8x8 digits, one pixel row per step), regress (the adding
 #     problem, datasets/adding.py) and generate train and evaluate; the LM samples;
+#   * --dropout 0 is bitwise the run without dropout;
 #   * bad settings are clear errors naming the option.
-#   tests/ssm/test_ssm_runs.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT
+#   tests/runs/test_model_runs.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT
 set -uo pipefail
-BIN=${1:?usage: test_ssm_runs.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT}
+BIN=${1:?usage: test_model_runs.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT}
 MPI=${2:?}
 ROOT=${3:?}
 PY=/usr/bin/python3
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ssm_runs.XXXXXX")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/model_runs.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok:   $*"; }
 
-KINDS="mamba"
-"$BIN" train --help 2>&1 | grep -q "|s5" && KINDS="mamba s5"
+KINDS="mamba s5 lstm-dropout"
 
 head -c 120000 "$ROOT/datasets/moby-dick.txt" > "$TMP/text.txt"
 "$BIN" prepare --input "$TMP/text.txt" --output "$TMP/lm.h5" >/dev/null || fail "prepare lm"
@@ -57,10 +58,11 @@ with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
 PYEOF
 }
 
-small() { # small model options per kind
+small() { # small model options per case
     case $1 in
         mamba) echo "--model mamba --layers 2 --hidden 16 --d-state 4" ;;
         s5) echo "--model s5 --layers 2 --hidden 16 --d-state 8" ;;
+        lstm-dropout) echo "--model lstm --layers 2 --hidden 16 --dropout 0.3" ;;
     esac
 }
 run() { # run NAME NP ARGS...: train on NP ranks (0: no launcher), log to NAME.log
@@ -143,6 +145,18 @@ for k in $KINDS; do
         && ok "$k: sample from the language model" || fail "$k: sample: $s"
 done
 
+# --dropout 0 is the run without dropout, bit for bit
+run "drop0" 0 --data "$TMP/lm.h5" --model lstm --layers 2 --hidden 16 --batch 8 --bptt 16 \
+    --ckpt-minutes 0 --steps 8 --dropout 0 || fail "dropout 0 run"
+run "drop-none" 0 --data "$TMP/lm.h5" --model lstm --layers 2 --hidden 16 --batch 8 --bptt 16 \
+    --ckpt-minutes 0 --steps 8 || fail "run without dropout"
+if r=$(params_cmp "$TMP/drop0/model.h5" "$TMP/drop-none/model.h5" 0); then
+    ok "--dropout 0 bitwise equal to no dropout"
+else fail "--dropout 0 vs none: $r"; fi
+if r=$(params_cmp "$TMP/lstm-dropout-ref/model.h5" "$TMP/drop-none/model.h5" 1e-6); then
+    fail "--dropout 0.3 changed nothing: $r"
+else ok "--dropout 0.3 changes the training"; fi
+
 # bad settings: clear errors naming the option
 bad() { # bad EXPECT ARGS...
     local expect=$1; shift
@@ -155,10 +169,11 @@ bad "--d-state" --model mamba --d-state 0
 bad "--expand" --model mamba --expand 0
 bad "--d-conv" --model mamba --d-conv 1
 bad "--dt-rank" --model mamba --hidden 16 --dt-rank 40
-if [[ $KINDS == *s5* ]]; then
-    bad "--d-state 7" --model s5 --d-state 7
-    bad "--ssm-blocks" --model s5 --d-state 8 --ssm-blocks 3
-fi
+bad "--d-state 7" --model s5 --d-state 7
+bad "--ssm-blocks" --model s5 --d-state 8 --ssm-blocks 3
+bad "--dropout" --dropout 1
+bad "--dropout" --dropout -0.1
+bad "--dropout" --dropout 1.5
 # a Mamba model file without A_log
 cp -r "$TMP/mamba-ref" "$TMP/noalog"
 "$PY" -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); del f['params/backbone.layers.0.mixer.A_log']" \
@@ -167,5 +182,5 @@ out=$("$BIN" eval --model "$TMP/noalog" --data "$TMP/lm.h5" 2>&1); rc=$?
 if [[ $rc == 3 && $out == *A_log* ]]; then ok "model file without A_log refused: $out"
 else fail "model file without A_log: ($rc) $out"; fi
 
-echo "ssm_runs: $fails failure(s)"
+echo "model_runs: $fails failure(s)"
 [[ $fails == 0 ]]
