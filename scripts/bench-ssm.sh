@@ -13,7 +13,8 @@
 # Modes:
 #   PERF=1     also `perf record` rnntrain for each model and split its time into
 #              GEMM (OpenBLAS sgemm_*/cblas_*, rnntrain's packed kernel_RxC), the scan
-#              (scan_*: rnntrain's scan functions), the rest (symbols of perf report)
+#              (rnntrain's scan functions: Mamba scan_*, S5 s5_step_row/s5_back_row), the
+#              rest (symbols of perf report)
 #   RSS=1      peak RSS of rnntrain mamba 2x256 (and s5 2x256) on two corpus sizes: the
 #              text, and the text 4 times over (flat in corpus size?)
 #
@@ -212,7 +213,7 @@ if [[ -n "${PERF:-}" ]]; then
         run_rnntrain "$spec" "$D" "$TMP/data.h5" perf record -q -e cpu-clock -F 2000 -o "$D/perf.data" --
         perf report -i "$D/perf.data" --sort symbol --stdio 2> /dev/null | grep '%' | grep -v '^#' > "$D/symbols.txt"
         awk '{ p = $1; sub(/%/, "", p); s = $NF; for (i = 1; i <= NF; i++) if ($i == "[.]" || $i == "[k]") s = $(i + 1)
-               if (s ~ /sgemm|cblas|gemm|^kernel_[0-9]+x[0-9]+/) g += p; else if (s ~ /^scan_/) c += p
+               if (s ~ /sgemm|cblas|gemm|^kernel_[0-9]+x[0-9]+/) g += p; else if (s ~ /^scan_|^s5_step_row|^s5_back_row/) c += p
                else { r += p; if (nr < 4) top = top sprintf("%s %.1f%%; ", s, p); nr++ } }
              END { printf "%8.1f%% %7.1f%% %7.1f%%   %s\n", g, c, r, top }' "$D/symbols.txt" \
             | sed "s/^/$(printf '%-12s ' "$spec")/"
