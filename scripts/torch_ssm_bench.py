@@ -113,6 +113,9 @@ def parse_args(argv=None):
                    help="mamba/s5: start from an rnntrain model file's weights")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--ssm-lr", type=float, default=0.0,
+                   help="s5: learning rate of Lambda_re, Lambda_im, B and log_step (their own "
+                        "Adam parameter group, as rnntrain's --ssm-lr); 0 = --lr")
     p.add_argument("--clip", type=float, default=5.0, help="<= 0: no clipping")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--bptt", type=int, default=64)
@@ -576,7 +579,13 @@ def main(argv=None):
     ns = build_fast(torch)
     net = make_model(torch, ns, a, V)
     nparams = sum(p.numel() for p in net.parameters())
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    ssm_names = ("seq.Lambda_re", "seq.Lambda_im", "seq.B", "seq.log_step")
+    if a.ssm_lr > 0 and a.model == "s5":  # S5's paper: the SSM parameters at their own rate
+        ssm = [q for n, q in net.named_parameters() if n.endswith(ssm_names)]
+        rest = [q for n, q in net.named_parameters() if not n.endswith(ssm_names)]
+        opt = torch.optim.Adam([{"params": rest}, {"params": ssm, "lr": a.ssm_lr}], lr=a.lr)
+    else:
+        opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     params = list(net.parameters())
 
     def detach(s):
