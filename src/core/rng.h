@@ -10,6 +10,13 @@ typedef struct {
     uint64_t s[4];
 } Rng;
 
+/* splitmix64's finaliser: a stateless 64-bit mix, for counter-based draws (a hash of a key). */
+static inline uint64_t rng_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 void rng_seed(Rng *r, uint64_t seed);
 uint64_t rng_u64(Rng *r);
 /* Uniform in [0, 1). */

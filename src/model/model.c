@@ -296,24 +296,16 @@ void model_free(Model *m) {
 
 /* ---- dropout ----------------------------------------------------------------------- */
 
-static inline uint64_t drop_mix(uint64_t x) { /* splitmix64's finaliser */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static uint64_t drop_row_key(const ModelDropout *d, int64_t stream, int k, int64_t pos) {
-    uint64_t h = drop_mix(d->seed ^ 0x6a09e667f3bcc909ull);
-    h = drop_mix(h ^ d->step);
-    h = drop_mix(h ^ (uint64_t)stream);
-    return drop_mix(h ^ ((uint64_t)k << 48) ^ (uint64_t)pos);
+    uint64_t h = rng_mix64(d->seed ^ 0x6a09e667f3bcc909ull);
+    h = rng_mix64(h ^ d->step);
+    h = rng_mix64(h ^ (uint64_t)stream);
+    return rng_mix64(h ^ ((uint64_t)k << 48) ^ (uint64_t)pos);
 }
 
 /* kept: 24 bits of the unit's hash at or above p * 2^24 */
 static inline int drop_keep(uint64_t key, int j, uint64_t threshold) {
-    return (drop_mix(key + (uint64_t)j * 0x9e3779b97f4a7c15ull) >> 40) >= threshold;
+    return (rng_mix64(key + (uint64_t)j * 0x9e3779b97f4a7c15ull) >> 40) >= threshold;
 }
 
 static uint64_t drop_threshold(float p) { return (uint64_t)((double)p * 16777216.0); }

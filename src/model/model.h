@@ -69,10 +69,6 @@ int model_shape_head_tied(const ModelShape *s);
 
 typedef struct Model Model;
 
-/* The carried state of B streams: for each layer k, each of its kind's state tensors s,
- * t[k][s] (B, width). An owning state holds them in one buffer, layer by layer and tensor
- * by tensor ((L, S, B, H) for a uniform stack); a view (model_state_view) points at a
- * contiguous range of streams of another state. */
 /* Dropout (training only): after each layer, so before the next layer and before the head,
  * each activation is zeroed with probability p and the others scaled by 1/(1-p) (PyTorch's
  * inverted dropout). The mask of unit j of layer k, stream row b, chunk step t is a
@@ -85,6 +81,10 @@ typedef struct {
     int64_t pos0;          /* position of the chunk's first step within its stream */
 } ModelDropout;
 
+/* The carried state of B streams: for each layer k, each of its kind's state tensors s,
+ * t[k][s] (B, width). An owning state holds them in one buffer, layer by layer and tensor
+ * by tensor ((L, S, B, H) for a uniform stack); a view (model_state_view) points at a
+ * contiguous range of streams of another state. */
 typedef struct {
     int B, L;
     int nstates[MODEL_MAX_LAYERS];

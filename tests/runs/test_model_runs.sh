@@ -206,6 +206,7 @@ bad "--d-conv" --model mamba --d-conv 1
 bad "--dt-rank" --model mamba --hidden 16 --dt-rank 40
 bad "--d-state 7" --model s5 --d-state 7
 bad "--ssm-blocks" --model s5 --d-state 8 --ssm-blocks 3
+bad "--d-state 10000" --model s5 --hidden 16 --d-state 10000
 bad "--dropout" --dropout 1
 bad "--dropout" --dropout -0.1
 bad "--dropout" --dropout 1.5
