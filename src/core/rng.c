@@ -31,6 +31,15 @@ double rng_normal(Rng *r) {
     return sqrt(-2.0 * log(u1)) * cos(2.0 * 3.14159265358979323846 * u2);
 }
 
+void rng_shuffle_i64(Rng *r, int64_t *a, int64_t n) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rng_u64(r) % (uint64_t)(i + 1));
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
 /* ---- PyTorch's CPU generator ------------------------------------------------------- */
 
 void torch_rng_seed(TorchRng *g, uint64_t seed) {

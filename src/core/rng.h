@@ -23,6 +23,8 @@ uint64_t rng_u64(Rng *r);
 double rng_uniform(Rng *r);
 /* Standard normal (Box-Muller, one value per call). */
 double rng_normal(Rng *r);
+/* Fisher-Yates: a[0..n) in a random order (from the end, swapping a[i] with a[u64 % (i+1)]). */
+void rng_shuffle_i64(Rng *r, int64_t *a, int64_t n);
 
 /* PyTorch's CPU generator: mt19937 seeded with the low 32 bits of the seed, as
  * torch.manual_seed(seed) does, and the float transforms of Tensor.uniform_ and

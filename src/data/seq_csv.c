@@ -158,12 +158,7 @@ void seq_prepare_csv(const CsvPrepare *cp) {
         for (int64_t i = 0; i < c.rows; i++) perm[i] = i;
         Rng rng;
         rng_seed(&rng, (uint64_t)cp->seed);
-        for (int64_t i = c.rows - 1; i > 0; i--) {
-            int64_t j = (int64_t)(rng_u64(&rng) % (uint64_t)(i + 1));
-            int64_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
+        rng_shuffle_i64(&rng, perm, c.rows);
         int64_t n0 = (int64_t)(c.rows * cp->frac[0]), n1 = (int64_t)(c.rows * cp->frac[1]);
         int64_t bounds[4] = {0, n0, n0 + n1, c.rows};
         int nf = cp->steps * cp->features;

@@ -255,6 +255,10 @@ void h5_write_i32(hid_t f, const char *name, const int32_t *buf, int ndim,
                   const uint64_t *dims, const char *path) {
     write_ds(f, name, buf, H5T_STD_I32LE, H5T_NATIVE_INT32, ndim, dims, path);
 }
+void h5_write_u8(hid_t f, const char *name, const uint8_t *buf, int ndim,
+                 const uint64_t *dims, const char *path) {
+    write_ds(f, name, buf, H5T_STD_U8LE, H5T_NATIVE_UINT8, ndim, dims, path);
+}
 
 uint64_t h5_hash(const void *buf, size_t bytes) {
     const unsigned char *p = buf;

@@ -56,6 +56,8 @@ void h5_write_f32(hid_t f, const char *name, const float *buf, int ndim, const u
                   const char *path);
 void h5_write_i32(hid_t f, const char *name, const int32_t *buf, int ndim,
                   const uint64_t *dims, const char *path);
+void h5_write_u8(hid_t f, const char *name, const uint8_t *buf, int ndim,
+                 const uint64_t *dims, const char *path);
 
 /* 64-bit checksum of a byte buffer (multiply-xorshift over 8-byte words). */
 uint64_t h5_hash(const void *buf, size_t bytes);
