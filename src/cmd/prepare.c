@@ -17,6 +17,7 @@
 #include "data.h"
 #include "dist.h"
 #include "h5util.h"
+#include "pairs.h"
 #include "seq.h"
 
 #define BLOCK (1 << 20)
@@ -160,6 +161,7 @@ int cmd_prepare(int argc, char **argv) {
     CliList inputs = {0};
     char *output = NULL, *vocab_kind = "bytes", *split = "0.9,0.05,0.05";
     char *csv = NULL, *task = "classify", *column = "value";
+    char *pairs = NULL, *source = "chars", *target = "chars";
     int steps = 0, features = 0, window = 0, horizon = 1;
     int64_t seed = 1234;
     CliOption opts[] = {
@@ -167,6 +169,13 @@ int cmd_prepare(int argc, char **argv) {
          "models)", 1, 0, NULL, 0, 0},
         {"csv", CLI_STR, &csv, "FILE", "a CSV file -> a sequence dataset (instead of --input)", 1, 0,
          NULL, 0, 0},
+        {"pairs", CLI_STR, &pairs, "FILE", "lines SOURCE<TAB>TARGET (CSV if FILE ends in .csv) -> a "
+         "sequence-to-sequence dataset (instead of --input)", 1, 0, NULL, 0, 0},
+        {"source", CLI_STR, &source, "KIND", "with --pairs: the source as chars (each UTF-8 "
+         "character a symbol, default), symbols (whitespace-separated) or features (numbers, "
+         "the same count on every line)", 1, 0, "chars|symbols|features", 0, 0},
+        {"target", CLI_STR, &target, "KIND", "with --pairs: the target as chars (default) or "
+         "symbols", 1, 0, "chars|symbols", 0, 0},
         {"task", CLI_STR, &task, "TASK", "with --csv: classify (rows of steps x features values and "
          "a label), generate (the same rows generated from their label), regress (a time-series "
          "column cut into windows)", 1, 0, "classify|regress|generate", 0, 0},
@@ -177,22 +186,37 @@ int cmd_prepare(int argc, char **argv) {
         {"window", CLI_INT, &window, "W", "regress: input length in steps", 1, 1 << 20, NULL, 0, 0},
         {"horizon", CLI_INT, &horizon, "H", "regress: values to forecast after each window "
          "(default 1)", 1, 1 << 20, NULL, 0, 0},
-        {"seed", CLI_I64, &seed, "S", "classify/generate: shuffle seed before the split (default "
-         "1234)", 0, 9e15, NULL, 0, 0},
+        {"seed", CLI_I64, &seed, "S", "classify/generate, --pairs: shuffle seed before the split "
+         "(default 1234)", 0, 9e15, NULL, 0, 0},
         {"output", CLI_STR, &output, "DATA.h5", "HDF5 token dataset to write", 1, 0, NULL, 1, 0},
         {"vocab", CLI_STR, &vocab_kind, "KIND", "bytes (0-255, default) or chars (the distinct "
          "UTF-8 characters of the inputs)", 1, 0, "bytes|chars", 0, 0},
-        {"split", CLI_STR, &split, "A,B,C", "train,valid,test fractions, contiguous (default "
-         "0.9,0.05,0.05)", 1, 0, NULL, 0, 0},
+        {"split", CLI_STR, &split, "A,B,C", "train,valid,test fractions, contiguous; --pairs: of "
+         "the distinct sources, shuffled (default 0.9,0.05,0.05)", 1, 0, NULL, 0, 0},
     };
     cli_parse("prepare", "Turn text files into an HDF5 token dataset (schema: docs/formats.md).",
               opts, (int)(sizeof opts / sizeof *opts), argc, argv);
     double frac[3];
     parse_split(split, frac);
     if (dist_rank() != 0) return 0; /* one writer */
-    if (!csv == !inputs.count)
-        rt_die(EXIT_USAGE, "prepare: give either --input (text) or --csv (sequences), not %s",
-               csv ? "both" : "neither");
+    int modes = (inputs.count > 0) + (csv != NULL) + (pairs != NULL);
+    if (modes != 1)
+        rt_die(EXIT_USAGE, "prepare: give exactly one of --input (text), --csv (sequences) or "
+               "--pairs (source/target pairs), found %s%s%s%s", modes ? "" : "none",
+               inputs.count ? " --input" : "", csv ? " --csv" : "", pairs ? " --pairs" : "");
+    for (int k = 0; k < (int)(sizeof opts / sizeof *opts); k++)
+        if (!pairs && opts[k].seen && (!strcmp(opts[k].name, "source") ||
+                                       !strcmp(opts[k].name, "target")))
+            cli_bad(opts[k].name, "goes with --pairs only");
+    if (pairs) {
+        if (strcmp(pairs, output) == 0)
+            cli_bad("output", "'%s' is also the input; refusing to overwrite it", output);
+        PairsPrepare pp = {pairs, output, (PairsKind)pairs_kind_by_name(source),
+                           (PairsKind)pairs_kind_by_name(target), seed,
+                           {frac[0], frac[1], frac[2]}};
+        seq_prepare_pairs(&pp);
+        return 0;
+    }
     if (csv) {
         CsvPrepare cp = {csv, output, column, (TaskKind)task_by_name(task), steps, features,
                          window, horizon, seed, {frac[0], frac[1], frac[2]}};
