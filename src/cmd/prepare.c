@@ -202,7 +202,7 @@ int cmd_prepare(int argc, char **argv) {
     int modes = (inputs.count > 0) + (csv != NULL) + (pairs != NULL);
     if (modes != 1)
         rt_die(EXIT_USAGE, "prepare: give exactly one of --input (text), --csv (sequences) or "
-               "--pairs (source/target pairs), found %s%s%s%s", modes ? "" : "none",
+               "--pairs (source/target pairs), found%s%s%s%s", modes ? "" : " none",
                inputs.count ? " --input" : "", csv ? " --csv" : "", pairs ? " --pairs" : "");
     for (int k = 0; k < (int)(sizeof opts / sizeof *opts); k++)
         if (!pairs && opts[k].seen && (!strcmp(opts[k].name, "source") ||
