@@ -171,9 +171,9 @@ int cmd_prepare(int argc, char **argv) {
          NULL, 0, 0},
         {"pairs", CLI_STR, &pairs, "FILE", "lines SOURCE<TAB>TARGET (CSV if FILE ends in .csv) -> a "
          "sequence-to-sequence dataset (instead of --input)", 1, 0, NULL, 0, 0},
-        {"source", CLI_STR, &source, "KIND", "with --pairs: the source as chars (each UTF-8 "
-         "character a symbol, default), symbols (whitespace-separated) or features (numbers, "
-         "the same count on every line)", 1, 0, "chars|symbols|features", 0, 0},
+        {"source", CLI_STR, &source, "KIND", "with --pairs: the source as chars (default: each "
+         "UTF-8 character a symbol), symbols (whitespace-separated) or features (numbers, the "
+         "same count on every line)", 1, 0, "chars|symbols|features", 0, 0},
         {"target", CLI_STR, &target, "KIND", "with --pairs: the target as chars (default) or "
          "symbols", 1, 0, "chars|symbols", 0, 0},
         {"task", CLI_STR, &task, "TASK", "with --csv: classify (rows of steps x features values and "
