@@ -33,8 +33,16 @@ static void check_vocab_match(const Vocab *model_vocab, const TokenFile *tf,
 /* A sequence-task model must read what the file holds and output what it asks for. */
 static void check_seq_model(const Model *m, const SeqFile *sf, const char *model_path) {
     const ModelShape *s = &m->shape;
-    int ok = s->float_inputs == sf->float_inputs && s->V == seq_outputs(sf) && s->C == sf->C &&
+    int ok = s->float_inputs == sf->float_inputs && s->V == seq_outputs(sf) &&
+             (sf->S > 0 ? s->enc_L > 0 : s->C == sf->C) &&
              (sf->float_inputs ? s->E == sf->D : s->in_vocab == sf->vocab);
+    if (ok && (sf->S > 0) != (s->enc_L > 0))
+        rt_die(EXIT_INPUT, "model '%s' %s an encoder, data file '%s' has %s source",
+               model_path, s->enc_L > 0 ? "has" : "has no", sf->path,
+               sf->S > 0 ? "a token" : "no token");
+    if (ok && sf->S > 0 && s->enc_vocab != sf->src_vocab)
+        rt_die(EXIT_INPUT, "model '%s' reads %d source symbols, data file '%s' has %d",
+               model_path, s->enc_vocab, sf->path, sf->src_vocab);
     if (!ok)
         rt_die(EXIT_INPUT, "model '%s' (%s inputs of width %d, %d outputs, conditioning %d) does "
                "not fit data file '%s' (%s %d, %d outputs, conditioning %d)", model_path,
@@ -45,7 +53,8 @@ static void check_seq_model(const Model *m, const SeqFile *sf, const char *model
 
 int cmd_predict(int argc, char **argv) {
     char *model_path = NULL, *data_path = NULL, *split = "test", *out = NULL;
-    int batch = 32;
+    int batch = 32, beam = 1, max_len = 0;
+    double alpha = 1.0;
     CliOption opts[] = {
         {"model", CLI_STR, &model_path, "DIR_OR_FILE", "trained sequence-task model", 1, 0, NULL, 1, 0},
         {"data", CLI_STR, &data_path, "DATA.h5", "sequence dataset (rnntrain prepare --csv)", 1, 0,
@@ -54,10 +63,17 @@ int cmd_predict(int argc, char **argv) {
          "valid|test|train", 0, 0},
         {"output", CLI_STR, &out, "FILE.csv", "where to write one row per sequence", 1, 0, NULL, 1, 0},
         {"batch", CLI_INT, &batch, "B", "sequences per forward pass (default 32)", 1, 1 << 20, NULL, 0, 0},
+        {"beam", CLI_INT, &beam, "K", "seq2seq: beam width (1 = greedy)", 1, 4096, NULL, 0, 0},
+        {"alpha", CLI_DOUBLE, &alpha, "A", "seq2seq beam: length normalisation, score = "
+         "logp / (tokens)^A (0 = none, default 1)", 0, 10, NULL, 0, 0},
+        {"max-len", CLI_INT, &max_len, "N", "seq2seq: longest output in symbols (0 = the data's "
+         "longest target + 1)", 0, 1 << 20, NULL, 0, 0},
     };
     cli_parse("predict", "Write a sequence-task model's predictions for a split as CSV: classify "
               "index,label,predicted; regress index then predicted,actual per horizon; generate "
-              "index,class,nearest-centroid class, then the generated values.", opts,
+              "index,class,nearest-centroid class, then the generated values; seq2seq TSV "
+              "source, prediction, its log-probability, its edit distance to the nearest "
+              "reference.", opts,
               (int)(sizeof opts / sizeof *opts), argc, argv);
     if (!seq_is_sequence_file(data_path))
         cli_bad("data", "'%s' is not a sequence dataset (format rnntrain-sequences); for language "
@@ -66,7 +82,7 @@ int cmd_predict(int argc, char **argv) {
     task_open(&task, data_path, 0);
     Model m;
     Vocab none;
-    model_io_load(model_path, &m, batch, task.sf.T, &none);
+    model_io_load(model_path, &m, batch, task.sf.T, task.sf.S, &none);
     check_seq_model(&m, &task.sf, model_path);
     int s = seq_split_index(split);
     if (dist_rank() == 0) {
@@ -74,7 +90,15 @@ int cmd_predict(int argc, char **argv) {
         if (!f) cli_bad("output", "cannot open '%s' for writing", out);
         Metrics mt;
         metrics_init(&mt, &task);
-        task_evaluate(&m, &task, s, &mt, f);
+        if (task.kind == TASK_SEQ2SEQ) { /* one TSV line per distinct source */
+            fprintf(f, "source\tprediction\tlogprob\tedits\n");
+            mt.decode = 1;
+            mt.beam = beam;
+            mt.alpha = alpha;
+            mt.max_len = max_len;
+            mt.pred_out = f;
+        }
+        task_evaluate(&m, &task, s, &mt, task.kind == TASK_SEQ2SEQ ? NULL : f);
         if (fclose(f) != 0) cli_bad("output", "writing '%s' failed", out);
         metrics_print(&task, &mt, split, 0);
         metrics_free(&mt);
@@ -87,7 +111,8 @@ int cmd_predict(int argc, char **argv) {
 
 int cmd_eval(int argc, char **argv) {
     char *model_path = NULL, *data_path = NULL, *split = "valid";
-    int batch = 32, bptt = 64, json = 0, threads = 1;
+    int batch = 32, bptt = 64, json = 0, threads = 1, beam = 1;
+    double alpha = 1.0;
     CliOption opts[] = {
         {"model", CLI_STR, &model_path, "DIR_OR_FILE", "trained model (directory or .h5)", 1, 0,
          NULL, 1, 0},
@@ -103,6 +128,10 @@ int cmd_eval(int argc, char **argv) {
          0},
         {"json", CLI_FLAG, &json, NULL, "print one JSON object: split, nats, bits, perplexity, "
          "tokens", 1, 0, NULL, 0, 0},
+        {"beam", CLI_INT, &beam, "K", "seq2seq: decode with beam search of width K (1 = "
+         "greedy) for the sequence and token error rates", 1, 4096, NULL, 0, 0},
+        {"alpha", CLI_DOUBLE, &alpha, "A", "seq2seq beam: length normalisation, score = "
+         "logp / (tokens)^A (0 = none, default 1)", 0, 10, NULL, 0, 0},
     };
     cli_parse("eval", "Mean cross-entropy of a model on a split: nats/token, bits/token, "
               "perplexity.", opts, (int)(sizeof opts / sizeof *opts), argc, argv);
@@ -114,7 +143,8 @@ int cmd_eval(int argc, char **argv) {
     Model m;
     Vocab vocab;
     int s = seq_split_index(split);
-    model_io_load(model_path, &m, batch / dist_size(), task.lm ? bptt : task.sf.T, &vocab);
+    model_io_load(model_path, &m, batch / dist_size(), task.lm ? bptt : task.sf.T,
+                  task.lm ? 0 : task.sf.S, &vocab);
     if (task.lm) {
         check_vocab_match(&vocab, &task.tf, model_path);
     } else {
@@ -124,6 +154,11 @@ int cmd_eval(int argc, char **argv) {
     }
     Metrics mt;
     metrics_init(&mt, &task);
+    if (!task.lm && task.kind == TASK_SEQ2SEQ) {
+        mt.decode = 1;
+        mt.beam = beam;
+        mt.alpha = alpha;
+    }
     task_evaluate(&m, &task, s, &mt, NULL);
     metrics_print(&task, &mt, split, json);
     metrics_free(&mt);

@@ -75,7 +75,7 @@ int cmd_sample(int argc, char **argv) {
     if (strlen(prime) == 0) cli_bad("prime", "expected at least one character, found ''");
     Model m;
     Vocab vocab;
-    model_io_load(model_path, &m, 1, 1, &vocab);
+    model_io_load(model_path, &m, 1, 1, 0, &vocab);
     if (vocab.V == 0)
         cli_bad("model", "'%s' is a sequence-task model, not a language model; use 'rnntrain "
                 "predict' for its outputs", model_path);

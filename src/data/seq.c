@@ -9,12 +9,12 @@
 #include "common.h"
 #include "h5util.h"
 
-static const char *const task_names[] = {"classify", "tag", "regress", "generate"};
+static const char *const task_names[] = {"classify", "tag", "regress", "generate", "seq2seq"};
 static const char *const split_names[] = {"train", "valid", "test"};
 
 const char *task_name(TaskKind t) { return task_names[t]; }
 int task_by_name(const char *name) {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (strcmp(name, task_names[i]) == 0) return i;
     return -1;
 }
@@ -39,8 +39,15 @@ int seq_is_sequence_file(const char *path) {
     return yes;
 }
 
-int seq_outputs(const SeqFile *sf) {
-    return sf->task == TASK_CLASSIFY || sf->task == TASK_TAG ? sf->K : sf->Y;
+int seq_outputs(const SeqFile *sf) { return seq_has_classes(sf) ? sf->K : sf->Y; }
+
+int seq_has_classes(const SeqFile *sf) {
+    return sf->task == TASK_CLASSIFY || sf->task == TASK_TAG || sf->task == TASK_SEQ2SEQ;
+}
+
+/* labels (N,T): a class per step */
+static int per_step_labels(const SeqFile *sf) {
+    return sf->task == TASK_TAG || sf->task == TASK_SEQ2SEQ;
 }
 
 static int64_t attr_int_or(hid_t f, const char *name, int64_t dflt, const char *path) {
@@ -116,6 +123,7 @@ static int block_rows(const SeqFile *sf) {
     size_t per = (size_t)sf->T * (sf->float_inputs ? sf->D : 1);
     if ((size_t)sf->T * sf->Y > per) per = (size_t)sf->T * sf->Y;
     if ((size_t)sf->C > per) per = (size_t)sf->C;
+    if ((size_t)sf->S > per) per = (size_t)sf->S;
     size_t rows = ((size_t)1 << 20) / (per ? per : 1);
     return rows < 1 ? 1 : rows > 65536 ? 65536 : (int)rows;
 }
@@ -145,21 +153,28 @@ static void validate_split(SeqFile *sf, int s) {
     uint64_t n1[1] = {d[0]};
     int has_len = has(sf, s, "lengths");
     if (has_len) expect_shape(sf, s, "lengths", 1, n1);
-    int per_step_labels = sf->task == TASK_TAG;
-    int has_labels = sf->task == TASK_CLASSIFY || sf->task == TASK_TAG ||
-                     (sf->task == TASK_GENERATE && has(sf, s, "labels"));
+    int per_step = per_step_labels(sf);
+    int has_labels = seq_has_classes(sf) || (sf->task == TASK_GENERATE && has(sf, s, "labels"));
     uint64_t ld[2] = {d[0], (uint64_t)sf->T};
-    if (has_labels) expect_shape(sf, s, "labels", per_step_labels ? 2 : 1, ld);
+    if (has_labels) expect_shape(sf, s, "labels", per_step ? 2 : 1, ld);
     int has_targets = sf->task == TASK_REGRESS || sf->task == TASK_GENERATE;
     int per_step_targets = sf->task == TASK_GENERATE;
     uint64_t td[3] = {d[0], per_step_targets ? (uint64_t)sf->T : (uint64_t)sf->Y, (uint64_t)sf->Y};
     if (has_targets) expect_shape(sf, s, "targets", per_step_targets ? 3 : 2, td);
     uint64_t cd[2] = {d[0], (uint64_t)sf->C};
     if (sf->C > 0) expect_shape(sf, s, "cond", 2, cd);
+    uint64_t sd[2] = {d[0], (uint64_t)sf->S};
+    if (sf->S > 0) {
+        expect_shape(sf, s, "source", 2, sd);
+        expect_shape(sf, s, "source_lengths", 1, n1);
+    }
+    if (sf->task == TASK_SEQ2SEQ) expect_shape(sf, s, "group", 1, n1);
     int R = block_rows(sf);
     size_t per = (size_t)sf->T * (sf->float_inputs ? sf->D : 1);
     if ((size_t)sf->T * sf->Y > per) per = (size_t)sf->T * sf->Y;
     if ((size_t)sf->C > per) per = (size_t)sf->C;
+    if ((size_t)sf->S > per) per = (size_t)sf->S;
+    int32_t prev_group = -1;
     void *buf = rt_malloc((size_t)R * per * 4, "validation block");
     for (int64_t first = 0; first < N; first += R) {
         int cnt = (int)(N - first < R ? N - first : R);
@@ -186,14 +201,40 @@ static void validate_split(SeqFile *sf, int s) {
         }
         if (has_labels) {
             int32_t *lab = buf;
-            size_t nl = (size_t)cnt * (per_step_labels ? sf->T : 1);
+            size_t nl = (size_t)cnt * (per_step ? sf->T : 1);
             read_block(sf, s, "labels", first, cnt, H5T_NATIVE_INT32, buf);
             int K = sf->task == TASK_GENERATE ? sf->C : sf->K;
             for (size_t i = 0; i < nl; i++)
                 if (lab[i] < 0 || lab[i] >= K)
                     rt_die(EXIT_INPUT, "data file '%s': /%s/labels: label %d of sequence %lld is "
                            "out of range [0, %d)", sf->path, split_names[s], lab[i],
-                           (long long)(first + (int64_t)(i / (per_step_labels ? sf->T : 1))), K);
+                           (long long)(first + (int64_t)(i / (per_step ? sf->T : 1))), K);
+        }
+        if (sf->S > 0) {
+            int32_t *x = buf;
+            read_block(sf, s, "source", first, cnt, H5T_NATIVE_INT32, buf);
+            for (size_t i = 0; i < (size_t)cnt * sf->S; i++)
+                if (x[i] < 0 || x[i] >= sf->src_vocab)
+                    rt_die(EXIT_INPUT, "data file '%s': /%s/source token %d at sequence %lld is "
+                           "outside [0, %d)", sf->path, split_names[s], x[i],
+                           (long long)(first + (int64_t)(i / sf->S)), sf->src_vocab);
+            read_block(sf, s, "source_lengths", first, cnt, H5T_NATIVE_INT32, buf);
+            for (int i = 0; i < cnt; i++)
+                if (x[i] < 1 || x[i] > sf->S)
+                    rt_die(EXIT_INPUT, "data file '%s': /%s/source_lengths[%lld] is %d, expected "
+                           "1..%d", sf->path, split_names[s], (long long)(first + i), x[i], sf->S);
+        }
+        if (sf->task == TASK_SEQ2SEQ) { /* row i's group is i or row i-1's */
+            int32_t *g = buf;
+            read_block(sf, s, "group", first, cnt, H5T_NATIVE_INT32, buf);
+            for (int i = 0; i < cnt; i++) {
+                int64_t row = first + i;
+                if (g[i] != row && (row == 0 || g[i] != prev_group))
+                    rt_die(EXIT_INPUT, "data file '%s': /%s/group[%lld] is %d, expected %lld or "
+                           "the group of the row before (%d)", sf->path, split_names[s],
+                           (long long)row, g[i], (long long)row, prev_group);
+                prev_group = g[i];
+            }
         }
         if (has_targets) {
             size_t row = (size_t)sf->Y * (per_step_targets ? sf->T : 1);
@@ -208,6 +249,90 @@ static void validate_split(SeqFile *sf, int s) {
     free(buf);
 }
 
+/* /name: count symbols, each followed by '\n' (docs/formats.md) -> count strings. */
+static char **read_symbols(const SeqFile *sf, const char *name, int count) {
+    uint64_t d[8];
+    if (!h5_exists(sf->file, name))
+        rt_die(EXIT_INPUT, "data file '%s': /%s (the symbols of the vocabulary) is missing",
+               sf->path, name);
+    if (h5_dataset_shape(sf->file, name, d, sf->path) != 1 || d[0] > (1u << 26))
+        rt_die(EXIT_INPUT, "data file '%s': /%s should be one-dimensional text", sf->path, name);
+    size_t n = (size_t)d[0];
+    int32_t *bytes = rt_malloc((n ? n : 1) * sizeof *bytes, "symbols");
+    if (n) h5_read_i32(sf->file, name, bytes, 1, d, sf->path);
+    char **sym = rt_calloc((size_t)count, sizeof *sym, "symbols");
+    size_t start = 0;
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (bytes[i] < 0 || bytes[i] > 255 || (bytes[i] == 0))
+            rt_die(EXIT_INPUT, "data file '%s': /%s byte %zu is %d, expected text", sf->path,
+                   name, i, bytes[i]);
+        if (bytes[i] != '\n') continue;
+        if (k == count || i == start)
+            rt_die(EXIT_INPUT, "data file '%s': /%s holds %s symbols, expected %d", sf->path,
+                   name, k == count ? "more" : "empty", count);
+        sym[k] = rt_malloc(i - start + 1, "symbol");
+        for (size_t j = start; j < i; j++) sym[k][j - start] = (char)bytes[j];
+        sym[k][i - start] = 0;
+        k++;
+        start = i + 1;
+    }
+    if (k != count || start != n)
+        rt_die(EXIT_INPUT, "data file '%s': /%s holds %d complete symbols, expected %d",
+               sf->path, name, k, count);
+    free(bytes);
+    return sym;
+}
+
+static void free_symbols(char **sym, int count) {
+    if (!sym) return;
+    for (int i = 0; i < count; i++) free(sym[i]);
+    free(sym);
+}
+
+/* kind attribute name: "chars" (1) or "symbols" (0) */
+static int read_chars_kind(const SeqFile *sf, const char *attr) {
+    char buf[64];
+    h5_read_attr_str(sf->file, attr, buf, sizeof buf, sf->path);
+    if (strcmp(buf, "chars") != 0 && strcmp(buf, "symbols") != 0)
+        rt_die(EXIT_INPUT, "data file '%s': %s '%s', expected 'chars' or 'symbols'", sf->path,
+               attr, buf);
+    return strcmp(buf, "chars") == 0;
+}
+
+/* The source and the vocabularies of a seq2seq file. */
+static void open_seq2seq(SeqFile *sf) {
+    const char *path = sf->path;
+    char buf[64];
+    if (sf->float_inputs)
+        rt_die(EXIT_INPUT, "data file '%s': task seq2seq needs inputs 'tokens' (the decoder's)",
+               path);
+    h5_read_attr_str(sf->file, "source", buf, sizeof buf, path);
+    if (strcmp(buf, "tokens") == 0) {
+        sf->S = (int)h5_read_attr_int(sf->file, "source_steps", path);
+        sf->src_vocab = (int)h5_read_attr_int(sf->file, "source_vocab_size", path);
+        if (sf->S < 1 || sf->S > 1000000 || sf->src_vocab < 1 || sf->src_vocab > 0x110000)
+            rt_die(EXIT_INPUT, "data file '%s': source_steps %d / source_vocab_size %d out of "
+                   "range", path, sf->S, sf->src_vocab);
+        if (sf->C > 0)
+            rt_die(EXIT_INPUT, "data file '%s': a token source and a cond vector: give one",
+                   path);
+        sf->src_chars = read_chars_kind(sf, "source_kind");
+        sf->src_symbols = read_symbols(sf, "source_symbols", sf->src_vocab);
+    } else if (strcmp(buf, "features") == 0) {
+        if (sf->C < 1)
+            rt_die(EXIT_INPUT, "data file '%s': source 'features' needs cond >= 1", path);
+    } else {
+        rt_die(EXIT_INPUT, "data file '%s': source '%s', expected 'tokens' or 'features'", path,
+               buf);
+    }
+    if (sf->K != sf->vocab || sf->K < 3)
+        rt_die(EXIT_INPUT, "data file '%s': seq2seq needs classes = vocab_size >= 3 (</s>, <s> "
+               "and a symbol), found %d and %d", path, sf->K, sf->vocab);
+    sf->tgt_chars = read_chars_kind(sf, "target_kind");
+    sf->tgt_symbols = read_symbols(sf, "target_symbols", sf->K);
+}
+
 void seq_open(SeqFile *sf, const char *path) {
     memset(sf, 0, sizeof *sf);
     sf->path = rt_strdup(path);
@@ -217,8 +342,8 @@ void seq_open(SeqFile *sf, const char *path) {
     h5_read_attr_str(sf->file, "task", buf, sizeof buf, path);
     int t = task_by_name(buf);
     if (t < 0)
-        rt_die(EXIT_INPUT, "data file '%s': task '%s', expected classify, tag, regress or generate",
-               path, buf);
+        rt_die(EXIT_INPUT, "data file '%s': task '%s', expected classify, tag, regress, generate "
+               "or seq2seq", path, buf);
     sf->task = (TaskKind)t;
     h5_read_attr_str(sf->file, "inputs", buf, sizeof buf, path);
     if (strcmp(buf, "features") != 0 && strcmp(buf, "tokens") != 0)
@@ -238,7 +363,7 @@ void seq_open(SeqFile *sf, const char *path) {
     if (sf->float_inputs ? sf->D < 1 : sf->vocab < 2)
         rt_die(EXIT_INPUT, "data file '%s': needs %s", path,
                sf->float_inputs ? "features >= 1" : "vocab_size >= 2");
-    if ((sf->task == TASK_CLASSIFY || sf->task == TASK_TAG) && sf->K < 2)
+    if (seq_has_classes(sf) && sf->K < 2)
         rt_die(EXIT_INPUT, "data file '%s': task %s needs classes >= 2", path, task_name(sf->task));
     if ((sf->task == TASK_REGRESS || sf->task == TASK_GENERATE) && sf->Y < 1)
         rt_die(EXIT_INPUT, "data file '%s': task %s needs outputs >= 1", path, task_name(sf->task));
@@ -247,12 +372,15 @@ void seq_open(SeqFile *sf, const char *path) {
                path);
     if (!(sf->norm_std > 0.0) || !isfinite(sf->norm_mean))
         rt_die(EXIT_INPUT, "data file '%s': bad normalisation (norm_std must be > 0)", path);
+    if (sf->task == TASK_SEQ2SEQ) open_seq2seq(sf);
     for (int s = 0; s < 3; s++) validate_split(sf, s);
     if (sf->n[0] < 1) rt_die(EXIT_INPUT, "data file '%s': the train split has no sequences", path);
 }
 
 void seq_close(SeqFile *sf) {
     if (sf->file > 0) H5Fclose(sf->file);
+    free_symbols(sf->tgt_symbols, sf->K);
+    free_symbols(sf->src_symbols, sf->src_vocab);
     free(sf->path);
     memset(sf, 0, sizeof *sf);
 }
@@ -274,7 +402,12 @@ void seq_batch_init(SeqBatch *b, const SeqFile *sf, int B) {
     b->cond = rt_calloc((size_t)B * (b->C ? b->C : 1), sizeof(float), "batch");
     b->len = rt_calloc((size_t)B, sizeof(int32_t), "batch");
     b->label1 = rt_calloc((size_t)B, sizeof(int32_t), "batch");
+    b->S = sf->S;
+    b->src = rt_calloc((size_t)B * (sf->S ? sf->S : 1), sizeof(int32_t), "batch");
+    b->src_len = rt_calloc((size_t)B, sizeof(int32_t), "batch");
+    b->group = rt_calloc((size_t)B, sizeof(int32_t), "batch");
     size_t per_row = (size_t)sf->T * b->D;
+    if ((size_t)sf->S > per_row) per_row = (size_t)sf->S;
     if ((size_t)sf->T * b->Y > per_row) per_row = (size_t)sf->T * b->Y;
     if ((size_t)sf->C > per_row) per_row = (size_t)sf->C;
     b->rows = rt_calloc((size_t)B * per_row, 4, "batch");
@@ -290,6 +423,9 @@ void seq_batch_free(SeqBatch *b) {
     free(b->cond);
     free(b->len);
     free(b->label1);
+    free(b->src);
+    free(b->src_len);
+    free(b->group);
     free(b->rows);
     memset(b, 0, sizeof *b);
 }
@@ -343,9 +479,20 @@ void seq_read(const SeqFile *sf, int s, const int64_t *index, int count, SeqBatc
             b->label1[i] = best;
         }
     }
-    if (sf->task == TASK_CLASSIFY || sf->task == TASK_TAG ||
-        (sf->task == TASK_GENERATE && has(sf, s, "labels"))) {
-        int per_step = sf->task == TASK_TAG;
+    if (sf->S > 0) {
+        read_rows(sf, s, "source", index, count, H5T_NATIVE_INT32, i32);
+        for (int i = 0; i < B; i++)
+            for (int t = 0; t < sf->S; t++)
+                b->src[(size_t)t * B + i] = i32[(size_t)(i < count ? i : count - 1) * sf->S + t];
+        read_rows(sf, s, "source_lengths", index, count, H5T_NATIVE_INT32, i32);
+        for (int i = 0; i < B; i++) b->src_len[i] = i32[i < count ? i : count - 1];
+    }
+    if (sf->task == TASK_SEQ2SEQ) {
+        read_rows(sf, s, "group", index, count, H5T_NATIVE_INT32, i32);
+        for (int i = 0; i < B; i++) b->group[i] = i32[i < count ? i : count - 1];
+    }
+    if (seq_has_classes(sf) || (sf->task == TASK_GENERATE && has(sf, s, "labels"))) {
+        int per_step = per_step_labels(sf);
         int32_t *lab = b->rows;
         read_rows(sf, s, "labels", index, count, H5T_NATIVE_INT32, lab);
         for (int i = 0; i < B; i++) {
@@ -380,6 +527,22 @@ void seq_read(const SeqFile *sf, int s, const int64_t *index, int count, SeqBatc
                 b->weights[(size_t)t * B + i] = w;
             }
         }
+    }
+}
+
+void seq_read_references(const SeqFile *sf, int split, int32_t **labels, int32_t **lengths,
+                         int32_t **group) {
+    REQUIRE(sf->task == TASK_SEQ2SEQ);
+    int64_t N = sf->n[split];
+    size_t n = (size_t)(N ? N : 1);
+    *labels = rt_calloc(n * sf->T, sizeof(int32_t), "references");
+    *lengths = rt_calloc(n, sizeof(int32_t), "references");
+    *group = rt_calloc(n, sizeof(int32_t), "references");
+    for (int64_t first = 0; first < N; first += 65536) {
+        int cnt = (int)(N - first < 65536 ? N - first : 65536);
+        read_block(sf, split, "labels", first, cnt, H5T_NATIVE_INT32, *labels + first * sf->T);
+        read_block(sf, split, "lengths", first, cnt, H5T_NATIVE_INT32, *lengths + first);
+        read_block(sf, split, "group", first, cnt, H5T_NATIVE_INT32, *group + first);
     }
 }
 

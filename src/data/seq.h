@@ -9,6 +9,11 @@
  *   targets  float32 (N,Y)    regress: Y values per sequence, at its last valid step
  *            float32 (N,T,Y)  generate: Y values per step
  *   cond     float32 (N,C)    optional conditioning vector (sets the initial states)
+ * and for seq2seq (docs/formats.md, "Sequence-to-sequence dataset"): inputs are the decoder's
+ * (<s> then the target), labels (N,T) the target then </s>, and the source is either
+ *   source, source_lengths  int32 (N,S), (N)  tokens for an encoder, or
+ *   cond                    float32 (N,C)     a vector (captioning);
+ *   group    int32 (N)        the first row of the rows that share this row's source
  * Everything is validated when the file is opened: one clear error per problem. */
 #ifndef RNNTRAIN_SEQ_H
 #define RNNTRAIN_SEQ_H
@@ -16,7 +21,7 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-typedef enum { TASK_CLASSIFY, TASK_TAG, TASK_REGRESS, TASK_GENERATE } TaskKind;
+typedef enum { TASK_CLASSIFY, TASK_TAG, TASK_REGRESS, TASK_GENERATE, TASK_SEQ2SEQ } TaskKind;
 
 const char *task_name(TaskKind t);
 int task_by_name(const char *name); /* -1 if unknown */
@@ -31,6 +36,9 @@ typedef struct {
     int C;                         /* conditioning width, 0 = none */
     double norm_mean, norm_std;    /* targets were (y - mean) / std; 0/1 if not */
     int64_t n[3];                  /* sequences per split: train, valid, test */
+    int S, src_vocab;              /* seq2seq with a token source: its steps and vocabulary */
+    char **tgt_symbols, **src_symbols; /* seq2seq: the symbols of each id (K, src_vocab) */
+    int tgt_chars, src_chars;      /* 1: the symbols are characters (else space-separated) */
 } SeqFile;
 
 typedef struct {
@@ -44,6 +52,10 @@ typedef struct {
     float *cond;    /* (B,C) */
     int32_t *len;   /* (B) */
     int32_t *label1;/* (B) the sequence's class (classify) or argmax of cond */
+    int S;          /* seq2seq token source: steps */
+    int32_t *src;   /* (S,B) source tokens, time-major */
+    int32_t *src_len; /* (B) */
+    int32_t *group; /* (B) seq2seq: first row of the rows with the same source */
     void *rows;     /* scratch for the rows as read, one dataset at a time: B * max(T*D,
                      * T*Y, C, T) 4-byte values, allocated once (nothing per batch) */
 } SeqBatch;
@@ -56,11 +68,17 @@ void seq_close(SeqFile *sf);
 int seq_split_index(const char *split); /* 0,1,2 or dies */
 /* Output width of the model: classes or Y. */
 int seq_outputs(const SeqFile *sf);
+/* 1 if the targets are classes (classify, tag, seq2seq). */
+int seq_has_classes(const SeqFile *sf);
 void seq_batch_init(SeqBatch *b, const SeqFile *sf, int B);
 void seq_batch_free(SeqBatch *b);
 /* Reads sequences index[0..count) (ascending) of split into b; rows past count (a short
  * last batch) repeat the last sequence with zero weight. */
 void seq_read(const SeqFile *sf, int split, const int64_t *index, int count, SeqBatch *b);
+/* seq2seq: the whole split's labels (N,T), lengths (N) and group (N), newly allocated
+ * (references for the sequence metrics: a row's group may span batches and ranks). */
+void seq_read_references(const SeqFile *sf, int split, int32_t **labels, int32_t **lengths,
+                         int32_t **group);
 /* Number of loss terms in a batch (scored steps, times Y for regression). */
 double seq_batch_terms(const SeqFile *sf, const SeqBatch *b);
 

@@ -44,6 +44,26 @@ void model_io_read_params(hid_t f, const char *group, const Params *p, float *ba
     params_io(f, group, p, base, 0, 0, path);
 }
 
+/* group/l{k}: a layer's kind, widths, named state tensors and settings */
+static void write_layer_group(hid_t f, const char *group, int k, const Layer *l, const char *path) {
+    char name[64], states[256] = "";
+    snprintf(name, sizeof name, "%s/l%d", group, k);
+    h5_make_parents(f, name, path);
+    hid_t g = H5Gcreate2(f, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) rt_die(EXIT_RUNTIME, "cannot create group /%s in '%s'", name, path);
+    for (int st = 0; st < l->kind->nstates; st++)
+        snprintf(states + strlen(states), sizeof states - strlen(states), st ? ",%s" : "%s",
+                 l->kind->state_names[st]);
+    h5_write_attr_str(g, "kind", l->kind->name, path);
+    h5_write_attr_int(g, "width", l->H, path);
+    h5_write_attr_int(g, "input_width", l->D, path);
+    h5_write_attr_str(g, "states", states, path);
+    LayerOpts o = l->opt;
+    for (const LayerOptField *of = layer_opt_fields; of->name; of++)
+        if (layer_opt_used(of, l->kind)) h5_write_attr_int(g, of->name, *layer_opt_ptr(&o, of), path);
+    H5Gclose(g);
+}
+
 void model_io_write_header(hid_t f, const char *format, const Model *m, const Vocab *vocab,
                            const char *config, int checksums, const char *path) {
     const ModelShape *s = &m->shape;
@@ -58,24 +78,16 @@ void model_io_write_header(hid_t f, const char *format, const Model *m, const Vo
         h5_write_attr_str(f, "cell", s->layer[0].kind->name, path);
         h5_write_attr_int(f, "hidden", s->layer[0].H, path);
     }
-    for (int k = 0; k < s->L; k++) { /* layers/l{k}: kind, widths, named state tensors */
-        const Layer *l = &m->layers[k];
-        char name[64], states[256] = "";
-        snprintf(name, sizeof name, "layers/l%d", k);
-        h5_make_parents(f, name, path);
-        hid_t g = H5Gcreate2(f, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (g < 0) rt_die(EXIT_RUNTIME, "cannot create group /%s in '%s'", name, path);
-        for (int st = 0; st < l->kind->nstates; st++)
-            snprintf(states + strlen(states), sizeof states - strlen(states), st ? ",%s" : "%s",
-                     l->kind->state_names[st]);
-        h5_write_attr_str(g, "kind", l->kind->name, path);
-        h5_write_attr_int(g, "width", l->H, path);
-        h5_write_attr_int(g, "input_width", l->D, path);
-        h5_write_attr_str(g, "states", states, path);
-        LayerOpts o = l->opt;
-        for (const LayerOptField *of = layer_opt_fields; of->name; of++)
-            if (layer_opt_used(of, l->kind)) h5_write_attr_int(g, of->name, *layer_opt_ptr(&o, of), path);
-        H5Gclose(g);
+    for (int k = 0; k < s->L; k++) write_layer_group(f, "layers", k, &m->layers[k], path);
+    if (s->enc_L > 0) { /* seq2seq: the encoder, its source vocabulary, the attention */
+        model_shape_stack_text(s->enc_layer, s->enc_L, stack, sizeof stack);
+        h5_write_attr_str(f, "encoder", stack, path);
+        h5_write_attr_int(f, "encoder_vocab", s->enc_vocab, path);
+        h5_write_attr_int(f, "bidirectional", s->bidirectional, path);
+        h5_write_attr_str(f, "attention", attention_name((AttentionKind)s->attention), path);
+        h5_write_attr_int(f, "source_steps", s->enc_steps, path);
+        for (int k = 0; k < s->enc_L; k++)
+            write_layer_group(f, "encoder_layers", k, &m->enc.fwd[k], path);
     }
     h5_write_attr_int(f, "embed", s->E, path);
     h5_write_attr_int(f, "vocab_size", s->V, path);
@@ -117,13 +129,13 @@ char *model_io_path(const char *dir_or_file) {
     return rt_strdup(dir_or_file);
 }
 
-/* The settings of the state space layers: attributes of layers/l{k}. */
-static void read_layer_opts(hid_t f, ModelShape *s, const char *path) {
-    for (int k = 0; k < s->L; k++) {
-        LayerSpec *ls = &s->layer[k];
+/* The settings of the state space layers: attributes of group/l{k}. */
+static void read_opts(hid_t f, LayerSpec *layer, int L, const char *group, const char *path) {
+    for (int k = 0; k < L; k++) {
+        LayerSpec *ls = &layer[k];
         if (!ls->kind->resolve_opts) continue;
         char name[64], err[300];
-        snprintf(name, sizeof name, "layers/l%d", k);
+        snprintf(name, sizeof name, "%s/l%d", group, k);
         if (!h5_exists(f, name))
             rt_die(EXIT_INPUT, "model file '%s': group /%s (the settings of a %s layer) is missing",
                    path, name, ls->kind->name);
@@ -141,10 +153,41 @@ static void read_layer_opts(hid_t f, ModelShape *s, const char *path) {
             *layer_opt_ptr(&ls->opt, of) = (int)v;
         }
         H5Gclose(g);
-        int D = k == 0 ? 1 : s->layer[k - 1].H; /* the input width is checked with embed */
+        int D = k == 0 ? 1 : layer[k - 1].H; /* the input width is checked with embed */
         if (layer_opts_check(ls->kind, &ls->opt, D, ls->H, err, sizeof err))
-            rt_die(EXIT_INPUT, "model file '%s': layer %d: %s", path, k, err);
+            rt_die(EXIT_INPUT, "model file '%s': /%s: %s", path, name, err);
     }
+}
+
+static void read_layer_opts(hid_t f, ModelShape *s, const char *path) {
+    read_opts(f, s->layer, s->L, "layers", path);
+}
+
+/* seq2seq models: the encoder's layers, source vocabulary, direction and attention. */
+static void read_encoder(hid_t f, ModelShape *s, const char *path) {
+    if (!h5_attr_exists(f, "encoder")) return;
+    char buf[MODEL_IO_STACK_MAX], err[600];
+    h5_read_attr_str(f, "encoder", buf, sizeof buf, path);
+    ModelShape e;
+    memset(&e, 0, sizeof e);
+    if (!model_shape_parse_layers(&e, buf, err, sizeof err))
+        rt_die(EXIT_INPUT, "model file '%s': attribute 'encoder': %s", path, err);
+    s->enc_L = e.L;
+    memcpy(s->enc_layer, e.layer, sizeof e.layer);
+    read_opts(f, s->enc_layer, s->enc_L, "encoder_layers", path);
+    int64_t V = h5_read_attr_int(f, "encoder_vocab", path),
+            S = h5_read_attr_int(f, "source_steps", path),
+            bi = h5_read_attr_int(f, "bidirectional", path);
+    h5_read_attr_str(f, "attention", buf, sizeof buf, path);
+    int at = attention_by_name(buf);
+    if (V < 1 || V > 0x110000 || S < 1 || S > 1000000 || (bi != 0 && bi != 1) || at < 0)
+        rt_die(EXIT_INPUT, "model file '%s': bad encoder attributes (encoder_vocab %lld, "
+               "source_steps %lld, bidirectional %lld, attention '%s')", path, (long long)V,
+               (long long)S, (long long)bi, buf);
+    s->enc_vocab = (int)V;
+    s->enc_steps = (int)S;
+    s->bidirectional = (int)bi;
+    s->attention = at;
 }
 
 /* The layer stack: version 2 names it ("stack"), version 1 files were one uniform cell. */
@@ -211,6 +254,10 @@ int64_t model_io_read_header(hid_t f, const char *path, ModelShape *sp, Vocab *v
         s.pool_mean = strcmp(buf, "mean") == 0;
     }
     s.untied = h5_attr_exists(f, "tied_head") && h5_read_attr_int(f, "tied_head", path) == 0;
+    read_encoder(f, &s, path);
+    if (s.enc_L > 0 && s.C != model_shape_encoder_width(&s))
+        rt_die(EXIT_INPUT, "model file '%s': cond is %d but the encoder's outputs have %d values",
+               path, s.C, model_shape_encoder_width(&s));
     if (s.C < 0 || s.C > 1 << 20 || s.in_vocab < 0 || s.in_vocab > 0x110000)
         rt_die(EXIT_INPUT, "model file '%s': bad cond/in_vocab attributes", path);
     memset(vocab, 0, sizeof *vocab);
@@ -234,10 +281,11 @@ static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
     return f;
 }
 
-void model_io_load(const char *path_in, Model *m, int B, int Tmax, Vocab *vocab) {
+void model_io_load(const char *path_in, Model *m, int B, int Tmax, int Smax, Vocab *vocab) {
     char *path = model_io_path(path_in);
     ModelShape s;
     hid_t f = open_model(path, &s, vocab);
+    if (s.enc_L > 0 && Smax > s.enc_steps) s.enc_steps = Smax;
     model_init(m, s, B, Tmax);
     model_io_read_params(f, "params", &m->params, m->params.value, path);
     H5Fclose(f);

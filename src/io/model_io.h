@@ -33,9 +33,10 @@ int64_t model_io_read_header(hid_t f, const char *path, ModelShape *s, Vocab *vo
 void model_io_shape_text(const ModelShape *s, char *buf, size_t n);
 /* vocab is NULL for sequence-task models (no text vocabulary). */
 void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config);
-/* path may be a directory holding model.h5. Builds m for B streams x Tmax steps and fills
- * vocab (V = 0 for sequence-task models). */
-void model_io_load(const char *path, Model *m, int B, int Tmax, Vocab *vocab);
+/* path may be a directory holding model.h5. Builds m for B streams x Tmax steps (and sources
+ * of up to max(Smax, the file's source_steps) steps) and fills vocab (V = 0 for
+ * sequence-task models). */
+void model_io_load(const char *path, Model *m, int B, int Tmax, int Smax, Vocab *vocab);
 /* --init-from: replaces m's parameter values by those of a model file or checkpoint (path may
  * be a directory holding model.h5). The file's model must have m's shape and, when vocab is
  * given (language models), the same vocabulary; any mismatch is a clear error naming it. */

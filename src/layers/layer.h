@@ -117,6 +117,13 @@ struct LayerKind {
     double (*flops_per_token)(const Layer *l);
 };
 
+/* A layer of a stack as configured: kind, width, settings. */
+typedef struct {
+    const LayerKind *kind;
+    int H;         /* output width */
+    LayerOpts opt; /* the state space kinds' settings (0 fields: defaults) */
+} LayerSpec;
+
 struct Layer {
     const LayerKind *kind;
     int D, H, B, Tmax;

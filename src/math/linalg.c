@@ -27,6 +27,24 @@ void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K,
                 N);
 }
 
+void la_gemm_nt(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
+                int N, int K, float beta) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, beta,
+                C, ldc);
+}
+
+void la_gemm_nn(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
+                int N, int K, float beta) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                beta, C, ldc);
+}
+
+void la_gemm_tn(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
+                int N, int K, float beta) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta,
+                C, ldc);
+}
+
 void la_colsum_add(float *db, const float *A, int M, int N) {
     for (int m = 0; m < M; m++) {
         const float *row = A + (long)m * N;

@@ -13,6 +13,14 @@
 void la_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 void la_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
+/* The same three with leading dimensions (strided rows: one stream of a time-major
+ * (T,B,W) array is rows of stride B*W): lda, ldb, ldc in floats. */
+void la_gemm_nt(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
+                int N, int K, float beta);
+void la_gemm_nn(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
+                int N, int K, float beta);
+void la_gemm_tn(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
+                int N, int K, float beta);
 /* db(N) += sum over the M rows of A(M,N). */
 void la_colsum_add(float *db, const float *A, int M, int N);
 /* db1(N) += and db2(N) += the same column sums, in one pass over A (each sum is added in

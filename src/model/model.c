@@ -74,15 +74,19 @@ int model_shape_parse_layers(ModelShape *s, const char *spec, char *err, size_t 
     return 1;
 }
 
-void model_shape_layers_text(const ModelShape *s, char *buf, size_t size) {
+void model_shape_stack_text(const LayerSpec *layer, int L, char *buf, size_t size) {
     size_t used = 0;
     buf[0] = 0;
-    for (int k = 0; k < s->L && used < size; k++) {
-        int n = snprintf(buf + used, size - used, "%s%s:%d", k ? "," : "",
-                         s->layer[k].kind->name, s->layer[k].H);
+    for (int k = 0; k < L && used < size; k++) {
+        int n = snprintf(buf + used, size - used, "%s%s:%d", k ? "," : "", layer[k].kind->name,
+                         layer[k].H);
         if (n < 0) break;
         used += (size_t)n;
     }
+}
+
+void model_shape_layers_text(const ModelShape *s, char *buf, size_t size) {
+    model_shape_stack_text(s->layer, s->L, buf, size);
 }
 
 int model_shape_is_uniform(const ModelShape *s) {
@@ -91,18 +95,29 @@ int model_shape_is_uniform(const ModelShape *s) {
     return 1;
 }
 
+static int specs_equal(const LayerSpec *a, const LayerSpec *b, int L) {
+    for (int k = 0; k < L; k++) {
+        if (a[k].kind != b[k].kind || a[k].H != b[k].H) return 0;
+        LayerOpts oa = layer_opts_resolve(a[k].kind, &a[k].opt, a[k].H),
+                  ob = layer_opts_resolve(b[k].kind, &b[k].opt, b[k].H);
+        if (memcmp(&oa, &ob, sizeof oa) != 0) return 0;
+    }
+    return 1;
+}
+
+int model_shape_encoder_width(const ModelShape *s) {
+    return s->enc_L > 0 ? s->enc_layer[s->enc_L - 1].H * (s->bidirectional ? 2 : 1) : 0;
+}
+
 int model_shape_equal(const ModelShape *a, const ModelShape *b) {
     if (a->L != b->L || a->E != b->E || a->V != b->V || a->float_inputs != b->float_inputs ||
         a->C != b->C || a->in_vocab != b->in_vocab || a->pool_mean != b->pool_mean ||
         model_shape_head_tied(a) != model_shape_head_tied(b))
         return 0;
-    for (int k = 0; k < a->L; k++) {
-        if (a->layer[k].kind != b->layer[k].kind || a->layer[k].H != b->layer[k].H) return 0;
-        LayerOpts oa = layer_opts_resolve(a->layer[k].kind, &a->layer[k].opt, a->layer[k].H),
-                  ob = layer_opts_resolve(b->layer[k].kind, &b->layer[k].opt, b->layer[k].H);
-        if (memcmp(&oa, &ob, sizeof oa) != 0) return 0;
-    }
-    return 1;
+    if (a->enc_L != b->enc_L || a->enc_vocab != b->enc_vocab ||
+        a->bidirectional != b->bidirectional || a->attention != b->attention)
+        return 0;
+    return specs_equal(a->layer, b->layer, a->L) && specs_equal(a->enc_layer, b->enc_layer, a->enc_L);
 }
 
 int model_layer_input(const ModelShape *s, int k) { return k == 0 ? s->E : s->layer[k - 1].H; }
@@ -199,6 +214,12 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     int backbone = model_shape_is_backbone(&s), tied = model_shape_head_tied(&s);
     for (int k = 0; k < s.L; k++)
         s.layer[k].opt = layer_opts_resolve(s.layer[k].kind, &s.layer[k].opt, s.layer[k].H);
+    for (int k = 0; k < s.enc_L; k++)
+        s.enc_layer[k].opt =
+            layer_opts_resolve(s.enc_layer[k].kind, &s.enc_layer[k].opt, s.enc_layer[k].H);
+    REQUIRE(s.enc_L >= 0 && s.enc_L <= ENCODER_MAX_LAYERS && (s.enc_L == 0 || s.enc_steps > 0));
+    REQUIRE(s.attention == ATTENTION_NONE || s.enc_L > 0);
+    if (s.enc_L > 0) s.C = model_shape_encoder_width(&s); /* the hand-over conditions */
     m->shape = s;
     m->emb = s.float_inputs ? -1
                             : params_add(p, backbone ? "backbone.embedding.weight" : "embedding.weight",
@@ -225,11 +246,17 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
         m->head_w = params_add(p, "head.weight", s.V, Htop);
         m->head_b = params_add(p, "head.bias", s.V, 0);
     }
+    m->has_attn = s.attention != ATTENTION_NONE;
+    if (m->has_attn)
+        attention_declare(&m->attn, (AttentionKind)s.attention, Htop, s.C, p);
     m->cond_w = m->cond_b = -1;
     if (s.C > 0) {
         m->cond_w = params_add(p, "cond.weight", CW, s.C);
         m->cond_b = params_add(p, "cond.bias", CW, 0);
     }
+    m->has_enc = s.enc_L > 0;
+    if (m->has_enc)
+        encoder_declare(&m->enc, s.enc_layer, s.enc_L, s.bidirectional, s.enc_vocab, s.E, p);
     if (share) {
         REQUIRE(share->total == p->total);
         p->value = share->value;
@@ -248,6 +275,14 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
         if (w > need) need = w;
         if (l->H > widest) widest = l->H;
     }
+    if (m->has_enc) {
+        encoder_alloc(&m->enc, p, B, s.enc_steps);
+        size_t w = encoder_workspace_floats(&m->enc);
+        if (w > need) need = w;
+        m->enc_dout = rt_alloc_floats((size_t)s.enc_steps * B * s.C, "encoder output gradient");
+        m->enc_dsummary = rt_alloc_floats((size_t)B * s.C, "encoder hand-over gradient");
+    }
+    if (m->has_attn) attention_alloc(&m->attn, B, Tmax, s.enc_steps);
     if (!s.float_inputs && rows * s.E > need) need = rows * s.E;
     if (rows * s.V > need) need = rows * s.V;
     m->ws = rt_alloc_floats(need, "workspace");
@@ -287,6 +322,10 @@ void model_free(Model *m) {
     free(m->pool_last);
     free(m->norm_rinv);
     model_state_free(&m->dstate);
+    if (m->has_enc) encoder_free(&m->enc);
+    if (m->has_attn) attention_free(&m->attn);
+    free(m->enc_dout);
+    free(m->enc_dsummary);
     for (int k = 0; k < MODEL_MAX_LAYERS; k++) {
         free(m->drop_y[k]);
         free(m->drop_mask[k]);
@@ -395,6 +434,8 @@ void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed) {
         torch_uniform_fill(&g, params_value(p, m->cond_w), (size_t)CW * s->C, -cw, cw);
         torch_uniform_fill(&g, params_value(p, m->cond_b), (size_t)CW, -cb, cb);
     }
+    if (m->has_attn) attention_init_weights(&m->attn, &g, p);
+    if (m->has_enc) encoder_init_weights(&m->enc, &init, p);
 }
 
 /* ---- forward --------------------------------------------------------------------- */
@@ -449,6 +490,10 @@ static void forward_stack(Model *m, ModelState *st, int T) {
             x = m->drop_y[k];
         }
     }
+    if (m->has_attn) {
+        attention_forward(&m->attn, &m->params, x, T);
+        x = m->attn.out;
+    }
     head_forward(m, x, (int)rows);
 }
 
@@ -481,6 +526,10 @@ void model_step(Model *m, ModelState *st, const int32_t *tokens) {
         l->kind->step(l, st->t[k], x, m->ws);
         x = l->y;
     }
+    if (m->has_attn) {
+        attention_forward(&m->attn, &m->params, x, 1);
+        x = m->attn.out;
+    }
     head_forward(m, x, m->B);
 }
 
@@ -510,6 +559,13 @@ void model_set_condition(Model *m, ModelState *st, const float *c) {
             memcpy(st->t[k][0] + (size_t)b * H, m->cond_h0 + (size_t)b * CW + off,
                    (size_t)H * sizeof(float));
     }
+}
+
+void model_encode(Model *m, ModelState *st, const int32_t *src, const int32_t *len, int S) {
+    REQUIRE(m->has_enc && st->B == m->B);
+    encoder_forward(&m->enc, &m->params, src, len, S, m->ws);
+    if (m->has_attn) attention_keys(&m->attn, &m->params, m->enc.out[m->enc.L - 1], m->enc.len, S);
+    model_set_condition(m, st, m->enc.summary);
 }
 
 /* ---- losses ------------------------------------------------------------------------ */
@@ -619,8 +675,10 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
     REQUIRE(T == m->T_last);
     int cond = s->C > 0 && m->cond_used; /* a chunk that started from the conditioning */
     if (cond && !dstate0) dstate0 = &m->dstate; /* which needs dLoss/dh0 */
-    /* the head's input: the top layer's output, after dropout if the forward dropped */
-    const float *ytop = m->drop_on ? m->drop_y[s->L - 1] : m->layers[s->L - 1].y;
+    /* the head's input: the top layer's output, after dropout if the forward dropped, and
+     * after attention */
+    const float *ytop = m->has_attn ? m->attn.out
+                        : m->drop_on ? m->drop_y[s->L - 1] : m->layers[s->L - 1].y;
     const float *hin = m->norm_f >= 0 ? m->normed : ytop;
     /* head: dW += dlogits^T y (into the embedding's gradient when tied), db +=
      * colsum(dlogits), dy = dlogits W */
@@ -638,6 +696,13 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
         int first = m->norm_f >= 0 ? m->norm_f : m->head_w;
         int last = m->head_b >= 0 ? m->head_b : m->head_w >= 0 ? m->head_w : m->norm_f;
         tensors_ready(m, first, last - first + 1);
+    }
+    if (m->has_attn) { /* dy: of the attention's output, then in place of the top layer's */
+        REQUIRE(cond);
+        memset(m->enc_dout, 0, (size_t)m->enc.S * B * s->C * sizeof(float));
+        attention_backward(&m->attn, p, dy, dy, m->enc_dout, T);
+        int first = m->attn.w_a >= 0 ? m->attn.w_a : m->attn.w_c;
+        tensors_ready(m, first, m->attn.w_c - first + 1);
     }
     /* Embedding gradient: dE[token] += dx0 row. With fewer token values than rows, layer
      * 0 sums its input gradient per token (input_grad_grouped) instead of computing dx0:
@@ -690,8 +755,18 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
             }
         la_matmul_tn(params_grad(p, m->cond_w), dpre, m->cond_in, CW, s->C, B, 1.0f);
         la_colsum_add(params_grad(p, m->cond_b), dpre, B, CW);
+        if (m->has_enc) /* dsummary (B,C) = dpre W_c */
+            la_matmul_nn(m->enc_dsummary, dpre, params_value(p, m->cond_w), B, s->C, CW, 0.0f);
     }
     if (s->C > 0) tensors_ready(m, m->cond_w, 2); /* final, also when this chunk added nothing */
+    if (m->has_enc) {
+        REQUIRE(cond); /* a seq2seq chunk is a whole target, started from the hand-over */
+        encoder_backward(&m->enc, p, m->has_attn ? m->enc_dout : NULL, m->enc_dsummary, m->ws,
+                         &m->hooks);
+        int first, count;
+        encoder_param_range(&m->enc, &first, &count);
+        tensors_ready(m, first, count);
+    }
 }
 
 double model_forward_flops_per_token(const Model *m) {

@@ -16,17 +16,13 @@
 
 #include <stdint.h>
 
+#include "attention.h"
+#include "encoder.h"
 #include "layer.h"
 #include "params.h"
 #include "rng.h"
 
 #define MODEL_MAX_LAYERS 16
-
-typedef struct {
-    const LayerKind *kind;
-    int H;        /* output width */
-    LayerOpts opt; /* the state space kinds' settings (0 fields: defaults) */
-} LayerSpec;
 
 /* Language models: tokens in (embedding V x E), V logits out. Sequence tasks may instead
  * read E float features per step (float_inputs), put V = classes or regression outputs,
@@ -46,6 +42,14 @@ typedef struct {
                          head is linear) instead of those of its last step */
     int untied;       /* a Mamba language model's head is its own lm_head.weight instead of
                          the embedding (tied, MambaLMHeadModel's default) */
+    /* seq2seq with a token source (encoder.h): enc_L > 0 encoder layers over enc_vocab
+     * source tokens (embedding width E), bidirectional or not; its hand-over vector is the
+     * conditioning (C = the encoder's output width), and attention (attention.h) runs
+     * between the decoder's top layer and the head. enc_steps is a capacity (the longest
+     * source the buffers hold), not part of the shape's identity. */
+    int enc_L;
+    LayerSpec enc_layer[MODEL_MAX_LAYERS];
+    int enc_vocab, bidirectional, attention, enc_steps;
 } ModelShape;
 
 /* L layers of one kind and width (the --model/--layers/--hidden shorthand). */
@@ -55,9 +59,13 @@ void model_shape_uniform(ModelShape *s, const LayerKind *kind, int L, int H);
 int model_shape_parse_layers(ModelShape *s, const char *spec, char *err, size_t size);
 /* "lstm:512,gru:256" */
 void model_shape_layers_text(const ModelShape *s, char *buf, size_t size);
+/* The same for any list of L layers (the encoder's). */
+void model_shape_stack_text(const LayerSpec *layer, int L, char *buf, size_t size);
 /* 1 if every layer has the same kind and width (one PyTorch nn.RNN/LSTM/GRU module). */
 int model_shape_is_uniform(const ModelShape *s);
 int model_shape_equal(const ModelShape *a, const ModelShape *b);
+/* seq2seq: the encoder's output width (the conditioning width), 0 without an encoder. */
+int model_shape_encoder_width(const ModelShape *s);
 /* Input width of layer k: E for the first, H_{k-1} above. */
 int model_layer_input(const ModelShape *s, int k);
 /* Width of the top layer's output (the head's input). */
@@ -152,6 +160,12 @@ struct Model {
     int drop_on;                          /* the last forward dropped */
     float *drop_y[MODEL_MAX_LAYERS];      /* (Tmax,B,H_k) layer k's output after dropout */
     uint8_t *drop_mask[MODEL_MAX_LAYERS]; /* (Tmax,B,H_k) 1 = kept */
+    /* seq2seq: the encoder and attention (shape.enc_L > 0) */
+    Encoder enc;
+    Attention attn;
+    int has_enc, has_attn;
+    float *enc_dout;     /* (enc_steps,B,W) the gradient of the encoder's outputs */
+    float *enc_dsummary; /* (B,W) of its hand-over */
 };
 
 /* Builds the parameter layout and allocates activations for B x Tmax. Parameter names are
@@ -183,6 +197,10 @@ void model_forward_features(Model *m, ModelState *st, const float *x, int T);
 /* Conditioning: sets st's first state tensor of every layer from c (B,C) (the others to 0);
  * the backward pass then also trains cond.weight/cond.bias. */
 void model_set_condition(Model *m, ModelState *st, const float *c);
+/* seq2seq: runs the encoder over source tokens src (S,B) of lengths len (B), prepares the
+ * attention keys, and conditions st on the encoder's hand-over; the next forward's backward
+ * trains the encoder too. */
+void model_encode(Model *m, ModelState *st, const int32_t *src, const int32_t *len, int S);
 /* Sum over the T*B rows of weight * ||logits - target||^2 (targets (T,B,V), weights (T,B),
  * 0 masks a row). With grad, logits become scale * d/dlogits. */
 double model_loss_mse(Model *m, const float *targets, const float *weights, int T, float scale,

@@ -5,13 +5,14 @@
 #include <string.h>
 
 #include "common.h"
+#include "decode.h"
 #include "dist.h"
 
 void metrics_init(Metrics *mt, const Task *t) {
     memset(mt, 0, sizeof *mt);
     if (t->lm) return;
     const SeqFile *sf = &t->sf;
-    mt->K = sf->task == TASK_CLASSIFY || sf->task == TASK_TAG ? sf->K : sf->C;
+    mt->K = seq_has_classes(sf) ? sf->K : sf->C;
     mt->Y = sf->Y > 0 ? sf->Y : 1;
     mt->class_correct = rt_calloc((size_t)(mt->K ? mt->K : 1), sizeof(double), "metrics");
     mt->class_total = rt_calloc((size_t)(mt->K ? mt->K : 1), sizeof(double), "metrics");
@@ -33,6 +34,9 @@ void metrics_free(Metrics *mt) {
     free(mt->centroids);
     free(mt->pred);
     free(mt->values);
+    free(mt->ref_labels);
+    free(mt->ref_len);
+    free(mt->ref_group);
     memset(mt, 0, sizeof *mt);
 }
 
@@ -158,8 +162,70 @@ static void score_batch(const Task *t, const Batch *b, Metrics *mt, FILE *csv) {
     }
 }
 
+/* The symbols of ids tok[0..n) as text: characters joined, or symbols with spaces. */
+static void write_symbols(FILE *f, char *const *sym, int chars, const int32_t *tok, int n) {
+    for (int j = 0; j < n; j++) fprintf(f, "%s%s", !chars && j ? " " : "", sym[tok[j]]);
+}
+
+/* seq2seq: decodes the sources of batch b whose first row is in it (each distinct source
+ * once) and scores them against all their references. */
+static void score_decoded(Model *m, Model *mk, ModelState *st, ModelState *stk, Task *t,
+                          const Batch *b, Metrics *mt) {
+    const SeqFile *sf = &t->sf;
+    const SeqBatch *sb = b->seq;
+    int B = b->B, L = mt->max_len, T = sf->T;
+    int32_t *out = rt_malloc((size_t)B * L * sizeof *out, "decoded");
+    int32_t *len = rt_malloc((size_t)B * sizeof *len, "decoded");
+    double *lp = rt_malloc((size_t)B * sizeof *lp, "decoded");
+    if (mt->beam <= 1) {
+        decode_greedy(m, st, b, L, out, len, lp);
+    } else {
+        for (int i = 0; i < b->count; i++) {
+            if (sb->group[i] != sb->index[i]) continue;
+            double score;
+            len[i] = decode_beam(mk, stk, b, i, mt->alpha, L, out + (size_t)i * L, &score, &lp[i]);
+        }
+    }
+    int64_t n = sf->n[mt->split];
+    for (int i = 0; i < b->count; i++) {
+        int64_t row = sb->index[i];
+        if (sb->group[i] != row) continue; /* an alternative reference of an earlier row */
+        const int32_t *pred = out + (size_t)i * L;
+        int best_d = -1, best_n = 0;
+        for (int64_t r = row; r < n && mt->ref_group[r] == row; r++) {
+            int rn = mt->ref_len[r] - 1; /* symbols before </s> */
+            int d = decode_edit_distance(pred, len[i], mt->ref_labels + (size_t)r * T, rn);
+            if (best_d < 0 || d < best_d || (d == best_d && rn > best_n)) {
+                best_d = d;
+                best_n = rn;
+            }
+        }
+        mt->words += 1.0;
+        mt->word_errors += best_d != 0;
+        mt->edits += best_d;
+        mt->ref_tokens += best_n;
+        if (mt->pred_out) {
+            FILE *f = mt->pred_out;
+            if (sf->S > 0) {
+                for (int s = 0; s < sb->src_len[i]; s++)
+                    fprintf(f, "%s%s", !sf->src_chars && s ? " " : "",
+                            sf->src_symbols[b->src[(size_t)s * B + i]]);
+            } else {
+                fprintf(f, "%lld", (long long)row);
+            }
+            fputc('\t', f);
+            write_symbols(f, sf->tgt_symbols, sf->tgt_chars, pred, len[i]);
+            fprintf(f, "\t%.6f\t%d\n", lp[i], best_d);
+        }
+    }
+    free(out);
+    free(len);
+    free(lp);
+}
+
 void task_evaluate(Model *m, Task *t, int split, Metrics *mt, FILE *csv) {
-    int N = csv ? 1 : dist_size(), rank = csv ? 0 : dist_rank(), B = m->B;
+    int local = csv || mt->pred_out; /* one rank writes every row */
+    int N = local ? 1 : dist_size(), rank = local ? 0 : dist_rank(), B = m->B;
     Reader r;
     if (t->lm)
         reader_init(&r, t, split, N * B, rank * B, B, m->Tmax, 0);
@@ -174,6 +240,19 @@ void task_evaluate(Model *m, Task *t, int split, Metrics *mt, FILE *csv) {
     }
     ModelState st; /* from zero, whatever state the model's owner carries elsewhere */
     model_state_init(&st, m, B);
+    int decoding = !t->lm && t->kind == TASK_SEQ2SEQ && mt->decode;
+    Model mk; /* beam search: K streams over the same parameters */
+    ModelState stk;
+    if (decoding) {
+        mt->split = split;
+        if (!mt->ref_labels)
+            seq_read_references(&t->sf, split, &mt->ref_labels, &mt->ref_len, &mt->ref_group);
+        if (mt->max_len < 1) mt->max_len = t->sf.T;
+        if (mt->beam > 1) {
+            model_init_shared(&mk, m, mt->beam, m->Tmax);
+            model_state_init(&stk, &mk, mt->beam);
+        }
+    }
     Batch b;
     while (reader_next(&r, &b)) {
         task_start_state(m, &st, &b);
@@ -184,13 +263,24 @@ void task_evaluate(Model *m, Task *t, int split, Metrics *mt, FILE *csv) {
             score_chunk(t, m, &c, t0, mt);
         }
         if (!t->lm) score_batch(t, &b, mt, csv);
+        if (decoding) score_decoded(m, mt->beam > 1 ? &mk : NULL, &st, mt->beam > 1 ? &stk : NULL,
+                                    t, &b, mt);
+    }
+    if (decoding && mt->beam > 1) {
+        model_state_free(&stk);
+        model_free(&mk);
     }
     model_state_free(&st);
     reader_free(&r);
-    if (csv) return;
-    double sums[7] = {mt->loss_sum, mt->terms, mt->correct, mt->scored, mt->sequences,
-                      mt->centroid_correct, mt->centroid_total};
-    dist_sum_f64(sums, 7);
+    if (local) return;
+    double sums[11] = {mt->loss_sum, mt->terms, mt->correct, mt->scored, mt->sequences,
+                       mt->centroid_correct, mt->centroid_total, mt->words, mt->word_errors,
+                       mt->edits, mt->ref_tokens};
+    dist_sum_f64(sums, 11);
+    mt->words = sums[7];
+    mt->word_errors = sums[8];
+    mt->edits = sums[9];
+    mt->ref_tokens = sums[10];
     mt->loss_sum = sums[0];
     mt->terms = sums[1];
     mt->correct = sums[2];
@@ -237,7 +327,14 @@ void metrics_print(const Task *t, const Metrics *mt, const char *split, int json
     if (json) {
         printf("{\"split\": \"%s\", \"task\": \"%s\", \"sequences\": %.0f, \"loss\": %.9g",
                split, task_name(sf->task), mt->sequences, loss);
-        if (sf->task == TASK_CLASSIFY || sf->task == TASK_TAG) {
+        if (sf->task == TASK_SEQ2SEQ) {
+            printf(", \"token_accuracy\": %.6g", acc);
+            if (mt->words > 0)
+                printf(", \"sources\": %.0f, \"sequence_error_rate\": %.6g, "
+                       "\"token_error_rate\": %.6g, \"beam\": %d, \"alpha\": %g", mt->words,
+                       mt->word_errors / mt->words, mt->edits / mt->ref_tokens,
+                       mt->beam > 1 ? mt->beam : 1, mt->alpha);
+        } else if (sf->task == TASK_CLASSIFY || sf->task == TASK_TAG) {
             printf(", \"accuracy\": %.6g, \"per_class_accuracy\": [", acc);
             for (int k = 0; k < K; k++)
                 printf(k ? ", %.6g" : "%.6g", mt->class_total[k] > 0 ? mt->class_correct[k] / mt->class_total[k] : NAN);
@@ -283,6 +380,15 @@ void metrics_print(const Task *t, const Metrics *mt, const char *split, int json
             else
                 printf(" %20s\n", "-");
         }
+        break;
+    case TASK_SEQ2SEQ:
+        printf("%s: %.4f nats/token | token accuracy %.2f%% (teacher forcing) | %.0f "
+               "sequences\n", split, loss, 100.0 * acc, mt->sequences);
+        if (mt->words > 0)
+            printf("  decoded (%s): sequence error rate %.2f%% | token error rate %.2f%% | %.0f "
+                   "distinct sources\n", mt->beam > 1 ? "beam" : "greedy",
+                   100.0 * mt->word_errors / mt->words, 100.0 * mt->edits / mt->ref_tokens,
+                   mt->words);
         break;
     case TASK_GENERATE:
         printf("%s: MSE %.4f (normalised) | nearest-centroid accuracy of generated sequences "

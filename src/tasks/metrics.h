@@ -12,6 +12,12 @@
  *             class whose mean real (train) sequence is nearest; the accuracy of that
  *             assignment against the conditioning class says whether generation is
  *             class-conditional (chance = 1/classes).
+ *   seq2seq:  token cross-entropy and accuracy with teacher forcing, and, decoding each
+ *             distinct source once (greedy, or beam search with mt->beam > 1): the sequence
+ *             error rate (the output equals none of the source's references: G2P's word
+ *             error rate) and the token error rate (the edit distance to the nearest
+ *             reference over that reference's length, summed over sources: phoneme error
+ *             rate). Decoding happens only when mt->decode is set (eval, not validation).
  * The model runs each batch in chunks of its Tmax steps with the state carried, as in
  * training. */
 #ifndef RNNTRAIN_METRICS_H
@@ -33,6 +39,12 @@ typedef struct {
     double *centroids;      /* generate: (K, T*Y) class means of the real train sequences */
     int32_t *pred;          /* (T,B) predicted class per step of the current batch */
     float *values;          /* (B, T*Y) predicted values of the current batch */
+    /* seq2seq decoding (set decode, beam, alpha before task_evaluate) */
+    int decode, beam, max_len, split;
+    double alpha;
+    double words, word_errors, edits, ref_tokens;
+    int32_t *ref_labels, *ref_len, *ref_group; /* the split's references */
+    FILE *pred_out;         /* predictions, one line per source (predict), or NULL */
 } Metrics;
 
 void metrics_init(Metrics *mt, const Task *t);

@@ -21,7 +21,7 @@ void task_open(Task *t, const char *path, uint64_t seed) {
     }
     seq_open(&t->sf, path);
     t->kind = t->sf.task;
-    t->classes = t->kind == TASK_CLASSIFY || t->kind == TASK_TAG;
+    t->classes = seq_has_classes(&t->sf);
 }
 
 void task_close(Task *t) {
@@ -39,9 +39,16 @@ void task_model_shape(const Task *t, ModelShape *s, int embed) {
     s->E = embed;
     if (t->lm) {
         s->V = t->tf.vocab.V;
+        s->enc_L = s->bidirectional = s->attention = 0;
         return;
     }
     const SeqFile *sf = &t->sf;
+    if (sf->S > 0) {
+        s->enc_vocab = sf->src_vocab;
+        s->enc_steps = sf->S;
+    } else {
+        s->enc_L = s->bidirectional = s->attention = 0;
+    }
     s->V = seq_outputs(sf);
     s->float_inputs = sf->float_inputs;
     s->E = sf->float_inputs ? sf->D : embed;
@@ -141,6 +148,21 @@ static void seq_batch(Reader *r, int cnt, Batch *b) {
     b->targets = r->sb.targets;
     b->weights = r->sb.weights;
     b->cond = sf->C > 0 ? r->sb.cond : NULL;
+    if (sf->S > 0) {
+        b->src = r->sb.src;
+        b->src_len = r->sb.src_len;
+        b->S = sf->S;
+    }
+    if (sf->task == TASK_SEQ2SEQ) { /* run only the steps the batch's longest rows need: the
+                                        rows are time-major, so these are a prefix */
+        int T = 1, S = 1;
+        for (int i = 0; i < r->count; i++) {
+            T = r->sb.len[i] > T ? r->sb.len[i] : T;
+            if (sf->S > 0) S = r->sb.src_len[i] > S ? r->sb.src_len[i] : S;
+        }
+        b->T = b->chunk_T = T;
+        if (sf->S > 0) b->S = S;
+    }
     b->seq = &r->sb;
 }
 
@@ -207,7 +229,10 @@ void task_start_state(Model *m, ModelState *st, const Batch *b) {
     REQUIRE(st->B == b->B);
     int all = 1;
     for (int i = 0; i < b->B; i++) all &= b->reset[i];
-    if (b->cond) { /* conditioned batches start every stream from its vector */
+    if (b->src) { /* seq2seq: from the encoder's hand-over */
+        REQUIRE(all);
+        model_encode(m, st, b->src, b->src_len, b->S);
+    } else if (b->cond) { /* conditioned batches start every stream from its vector */
         REQUIRE(all);
         model_set_condition(m, st, b->cond);
     } else if (all) {

@@ -47,6 +47,9 @@ typedef struct {
     const float *targets;   /* (T,B,Y) (squared error) */
     const float *weights;   /* (T,B) 0 masks a step (squared error) */
     const float *cond;      /* (B,C) conditioning, or NULL */
+    const int32_t *src;     /* seq2seq: (S,B) source tokens for the encoder, or NULL */
+    const int32_t *src_len; /* (B) their lengths */
+    int S;
     const SeqBatch *seq;    /* sequences: the batch as read (lengths, indices, classes) */
 } Batch;
 
@@ -66,7 +69,9 @@ void task_open(Task *t, const char *path, uint64_t seed);
 void task_close(Task *t);
 const char *task_label(const Task *t); /* "lm", "classify", ... */
 /* Sets the data-dependent fields of a model shape: V, and for sequences inputs and
- * conditioning (E = the features when they are float). embed: the token embedding width. */
+ * conditioning (E = the features when they are float). embed: the token embedding width.
+ * The encoder fields (enc_L, ...) are kept for seq2seq data with a token source (which
+ * needs one) and cleared for every other task. */
 void task_model_shape(const Task *t, ModelShape *s, int embed);
 /* Train split: tokens (lm) or sequences. */
 int64_t task_train_size(const Task *t);
@@ -94,7 +99,8 @@ int64_t reader_stream_length(const Reader *r);
 double batch_terms(const Task *t, const Batch *b);
 /* Chunk [t0, t0+T) of b as a batch of its own (pointers into b). */
 Batch batch_chunk(const Task *t, const Batch *b, int t0, int T);
-/* The state of the streams the batch resets: from the conditioning, or zero. */
+/* The state of the streams the batch resets: from the conditioning (seq2seq: the encoder's
+ * hand-over of the batch's sources), or zero. */
 void task_start_state(Model *m, ModelState *st, const Batch *b);
 /* Forward of a chunk from st. */
 void task_forward(Model *m, ModelState *st, const Batch *chunk);

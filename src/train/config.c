@@ -16,7 +16,8 @@ static const TrainConfig defaults = {
     .warmup = 0, .decay_every = 1000, .verify_every = 0, .ckpt_every = 0, .keep = 3,
     .max_bad = 10, .ckpt_minutes = 15.0, .rollback_factor = 0.5, .lr = 2e-3, .clip = 5.0,
     .init_scale = 0.08, .min_lr = 0.0, .gamma = 0.5, .weight_decay = 0.0, .momentum = 0.9,
-    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99, .pool = "last"};
+    .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99, .pool = "last",
+    .encoder = "", .attention = "none"};
 
 void train_config_defaults(TrainConfig *c) { *c = defaults; }
 
@@ -66,6 +67,14 @@ static int option_table(TrainConfig *c, CliOption *o) {
         {"lr", CLI_DOUBLE, &c->lr, "X", "learning rate", 1e-300, 1e6, NULL, 0, 0},
         {"dropout", CLI_DOUBLE, &c->dropout, "P", "dropout probability after each layer (before "
          "the next layer and the head), inverted, in training only; [0, 1)", 0, 1, NULL, 0, 0},
+        {"encoder", CLI_STR, &c->encoder, "L|LIST", "seq2seq: the encoder's layers, as --layers "
+         "(a count of --model layers of --hidden units, or KIND:WIDTH,...); default: the same "
+         "layers as the decoder", 1, 0, NULL, 0, 0},
+        {"bidirectional", CLI_FLAG, &c->bidirectional, NULL, "seq2seq: encoder layers run "
+         "forward and reversed, outputs concatenated (the future of a source is known)", 1, 0,
+         NULL, 0, 0},
+        {"attention", CLI_STR, &c->attention, "KIND", "seq2seq: Luong attention of the decoder "
+         "over the encoder's outputs", 1, 0, "none|dot|general", 0, 0},
         {"clip", CLI_DOUBLE, &c->clip, "C", "clip the global gradient norm to C; 0 = off", 0, INF, NULL, 0, 0},
         {"steps", CLI_I64, &c->steps, "N", "updates to run; 0 writes the model as initialised, "
          "loaded or resumed, and stops", 0, 1e15, NULL, 0, 0},
@@ -116,28 +125,38 @@ static int option_table(TrainConfig *c, CliOption *o) {
     return n;
 }
 
-/* --layers: a count of --model layers of --hidden units, or a KIND:WIDTH list. */
-static void parse_layers(TrainConfig *c) {
+/* A count of --model layers of --hidden units, or a KIND:WIDTH list, into *s (L, layer). */
+static void parse_stack(const TrainConfig *c, ModelShape *s, const char *text, const char *opt) {
     char *end;
-    long L = strtol(c->layers, &end, 10);
-    memset(&c->stack, 0, sizeof c->stack);
-    if (*c->layers && *end == 0) {
+    long L = strtol(text, &end, 10);
+    if (*text && *end == 0) {
         if (L < 1 || L > MODEL_MAX_LAYERS)
-            cli_bad("layers", "expected an integer in [1, %d] or a KIND:WIDTH list, found '%s'",
-                    MODEL_MAX_LAYERS, c->layers);
-        model_shape_uniform(&c->stack, layer_kind_by_name(c->cell), (int)L, c->hidden);
+            cli_bad(opt, "expected an integer in [1, %d] or a KIND:WIDTH list, found '%s'",
+                    MODEL_MAX_LAYERS, text);
+        model_shape_uniform(s, layer_kind_by_name(c->cell), (int)L, c->hidden);
         return;
     }
     char err[512];
-    if (!model_shape_parse_layers(&c->stack, c->layers, err, sizeof err))
-        cli_bad("layers", "%s", err);
+    if (!model_shape_parse_layers(s, text, err, sizeof err)) cli_bad(opt, "%s", err);
 }
 
-/* The state space settings onto every layer of the stack, checked per layer. */
-static void apply_layer_opts(TrainConfig *c) {
-    ModelShape *s = &c->stack;
-    for (int k = 0; k < s->L; k++) {
-        LayerOpts *o = &s->layer[k].opt;
+/* --layers, and --encoder (default: the same layers) */
+static void parse_layers(TrainConfig *c) {
+    memset(&c->stack, 0, sizeof c->stack);
+    parse_stack(c, &c->stack, c->layers, "layers");
+    ModelShape e;
+    memset(&e, 0, sizeof e);
+    parse_stack(c, &e, *c->encoder ? c->encoder : c->layers, "encoder");
+    c->stack.enc_L = e.L;
+    memcpy(c->stack.enc_layer, e.layer, sizeof e.layer);
+    c->stack.bidirectional = c->bidirectional;
+    c->stack.attention = attention_by_name(c->attention);
+}
+
+/* The state space settings onto every layer of a stack (D0 its input width), checked. */
+static void apply_opts(const TrainConfig *c, LayerSpec *layer, int L, int D0, const char *what) {
+    for (int k = 0; k < L; k++) {
+        LayerOpts *o = &layer[k].opt;
         o->d_state = c->d_state;
         o->d_conv = c->d_conv;
         o->expand = c->expand;
@@ -148,11 +167,18 @@ static void apply_layer_opts(TrainConfig *c) {
         o->clip_eigs = c->clip_eigs;
         o->glu = c->s5_glu;
         char err[512];
-        int D = k == 0 ? (c->embed ? c->embed : s->layer[0].H) : s->layer[k - 1].H;
-        if (layer_opts_check(s->layer[k].kind, o, D, s->layer[k].H, err, sizeof err))
-            rt_die(EXIT_USAGE, "layer %d (%s:%d): %s", k, s->layer[k].kind->name, s->layer[k].H,
+        int D = k == 0 ? D0 : layer[k - 1].H * (what[0] == 'e' && c->bidirectional ? 2 : 1);
+        if (layer_opts_check(layer[k].kind, o, D, layer[k].H, err, sizeof err))
+            rt_die(EXIT_USAGE, "%s %d (%s:%d): %s", what, k, layer[k].kind->name, layer[k].H,
                    err);
     }
+}
+
+static void apply_layer_opts(TrainConfig *c) {
+    ModelShape *s = &c->stack;
+    int E = c->embed ? c->embed : s->layer[0].H;
+    apply_opts(c, s->layer, s->L, E, "layer");
+    apply_opts(c, s->enc_layer, s->enc_L, E, "encoder layer");
     s->untied = c->untie;
     s->pool_mean = strcmp(c->pool, "mean") == 0;
 }
@@ -165,6 +191,10 @@ void train_config_parse(TrainConfig *c, int argc, char **argv) {
               "data-parallel over MPI ranks.", opts, n, argc, argv);
     for (int i = 0; i < n; i++)
         if (strcmp(opts[i].name, "bptt") == 0) c->bptt_given = opts[i].seen;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(opts[i].name, "encoder") == 0) c->encoder_given = opts[i].seen;
+        if (strcmp(opts[i].name, "attention") == 0) c->attention_given = opts[i].seen;
+    }
     train_config_finish(c);
 }
 

@@ -26,9 +26,15 @@ typedef struct {
     double ssm_lr;         /* S5's Lambda, B, log_step: this rate, no weight decay; 0 = --lr */
     double dropout;        /* after each layer (before the next and the head), training only */
     int bptt_step;         /* lm: update every bptt_step tokens, backpropagating bptt; 0 = bptt */
+    char *encoder;         /* seq2seq: the encoder's layers (as --layers); "" = the decoder's */
+    int bidirectional;     /* encoder layers run both ways */
+    char *attention;       /* seq2seq: none, dot or general */
+    int encoder_given, attention_given;
     /* set by train_config_finish */
     int bptt_given;        /* --bptt was given: sequence tasks cut sequences into chunks */
-    ModelShape stack;      /* the layers (kinds and widths) of --model/--layers/--hidden */
+    ModelShape stack;      /* the layers (kinds and widths) of --model/--layers/--hidden, and
+                              of the encoder (enc_L, enc_layer, bidirectional, attention): the
+                              task keeps them for seq2seq data with a token source */
     int ranks, B_local, B_micro;
     char ckpt_path[4096], metrics_path[4096];
     char *text;            /* key=value lines */

@@ -81,6 +81,35 @@ static void banner(const Trainer *t) {
            c->deterministic ? " | deterministic" : "");
 }
 
+/* The encoder options against the data: each a clear error where it cannot apply. */
+static void check_seq2seq_options(const TrainConfig *c, const Task *task, int chunk_T) {
+    int seq2seq = !task->lm && task->kind == TASK_SEQ2SEQ;
+    int token_source = seq2seq && task->sf.S > 0;
+    if (c->bidirectional && task->lm)
+        rt_die(EXIT_USAGE, "--bidirectional: a language model predicts each token from the ones "
+               "before it, over streams carried across chunks: the future is not available "
+               "(bidirectional layers are for encoders)");
+    if (c->bidirectional && !token_source)
+        rt_die(EXIT_USAGE, "--bidirectional: applies to the encoder of seq2seq data with a token "
+               "source; the data is a %s task%s (a decoder generates left to right: its future "
+               "is not available)", task_label(task), seq2seq ? " with a vector source" : "");
+    if ((c->encoder_given || c->attention_given) && !token_source)
+        rt_die(EXIT_USAGE, "--%s: applies to seq2seq data with a token source (an encoder over "
+               "it); the data is a %s task%s", c->encoder_given ? "encoder" : "attention",
+               task_label(task), seq2seq ? " with a vector source (captioning)" : "");
+    if (!seq2seq) return;
+    if (chunk_T < task->sf.T)
+        rt_die(EXIT_USAGE, "--bptt %d: seq2seq trains each target whole (the decoder starts from "
+               "the encoder's hand-over), and targets here have up to %d steps: drop --bptt",
+               c->bptt, task->sf.T);
+    if (token_source && c->stack.attention == ATTENTION_DOT) {
+        int He = model_shape_encoder_width(&c->stack), Hd = model_top_width(&c->stack);
+        if (He != Hd)
+            rt_die(EXIT_USAGE, "--attention dot: the encoder's outputs have %d values and the "
+                   "decoder's %d; dot scores need equal widths (use --attention general)", He, Hd);
+    }
+}
+
 Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     Trainer *t = rt_calloc(1, sizeof *t, "trainer");
     t->config = c;
@@ -111,6 +140,7 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     if (c->stack.pool_mean && (task->lm || task->kind != TASK_CLASSIFY))
         rt_die(EXIT_USAGE, "--pool mean: pools a classified sequence; the data is a %s task",
                task_label(task));
+    check_seq2seq_options(c, task, t->chunk_T);
     if (c->stack.pool_mean && t->chunk_T < T_seq)
         rt_die(EXIT_USAGE, "--pool mean needs each sequence in one chunk: --bptt %d is shorter "
                "than its %d steps (drop --bptt)", c->bptt, T_seq);
