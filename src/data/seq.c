@@ -249,27 +249,26 @@ static void validate_split(SeqFile *sf, int s) {
     free(buf);
 }
 
-/* /name: count symbols, each followed by '\n' (docs/formats.md) -> count strings. */
-static char **read_symbols(const SeqFile *sf, const char *name, int count) {
+char **seq_symbols_read(hid_t file, const char *name, int count, const char *path) {
     uint64_t d[8];
-    if (!h5_exists(sf->file, name))
+    if (!h5_exists(file, name))
         rt_die(EXIT_INPUT, "data file '%s': /%s (the symbols of the vocabulary) is missing",
-               sf->path, name);
-    if (h5_dataset_shape(sf->file, name, d, sf->path) != 1 || d[0] > (1u << 26))
-        rt_die(EXIT_INPUT, "data file '%s': /%s should be one-dimensional text", sf->path, name);
+               path, name);
+    if (h5_dataset_shape(file, name, d, path) != 1 || d[0] > (1u << 26))
+        rt_die(EXIT_INPUT, "data file '%s': /%s should be one-dimensional text", path, name);
     size_t n = (size_t)d[0];
     int32_t *bytes = rt_malloc((n ? n : 1) * sizeof *bytes, "symbols");
-    if (n) h5_read_i32(sf->file, name, bytes, 1, d, sf->path);
+    if (n) h5_read_i32(file, name, bytes, 1, d, path);
     char **sym = rt_calloc((size_t)count, sizeof *sym, "symbols");
     size_t start = 0;
     int k = 0;
     for (size_t i = 0; i < n; i++) {
         if (bytes[i] < 0 || bytes[i] > 255 || (bytes[i] == 0))
-            rt_die(EXIT_INPUT, "data file '%s': /%s byte %zu is %d, expected text", sf->path,
+            rt_die(EXIT_INPUT, "data file '%s': /%s byte %zu is %d, expected text", path,
                    name, i, bytes[i]);
         if (bytes[i] != '\n') continue;
         if (k == count || i == start)
-            rt_die(EXIT_INPUT, "data file '%s': /%s holds %s symbols, expected %d", sf->path,
+            rt_die(EXIT_INPUT, "data file '%s': /%s holds %s symbols, expected %d", path,
                    name, k == count ? "more" : "empty", count);
         sym[k] = rt_malloc(i - start + 1, "symbol");
         for (size_t j = start; j < i; j++) sym[k][j - start] = (char)bytes[j];
@@ -279,12 +278,12 @@ static char **read_symbols(const SeqFile *sf, const char *name, int count) {
     }
     if (k != count || start != n)
         rt_die(EXIT_INPUT, "data file '%s': /%s holds %d complete symbols, expected %d",
-               sf->path, name, k, count);
+               path, name, k, count);
     free(bytes);
     return sym;
 }
 
-static void free_symbols(char **sym, int count) {
+void seq_symbols_free(char **sym, int count) {
     if (!sym) return;
     for (int i = 0; i < count; i++) free(sym[i]);
     free(sym);
@@ -318,7 +317,7 @@ static void open_seq2seq(SeqFile *sf) {
             rt_die(EXIT_INPUT, "data file '%s': a token source and a cond vector: give one",
                    path);
         sf->src_chars = read_chars_kind(sf, "source_kind");
-        sf->src_symbols = read_symbols(sf, "source_symbols", sf->src_vocab);
+        sf->src_symbols = seq_symbols_read(sf->file, "source_symbols", sf->src_vocab, sf->path);
     } else if (strcmp(buf, "features") == 0) {
         if (sf->C < 1)
             rt_die(EXIT_INPUT, "data file '%s': source 'features' needs cond >= 1", path);
@@ -330,7 +329,24 @@ static void open_seq2seq(SeqFile *sf) {
         rt_die(EXIT_INPUT, "data file '%s': seq2seq needs classes = vocab_size >= 3 (</s>, <s> "
                "and a symbol), found %d and %d", path, sf->K, sf->vocab);
     sf->tgt_chars = read_chars_kind(sf, "target_kind");
-    sf->tgt_symbols = read_symbols(sf, "target_symbols", sf->K);
+    sf->tgt_symbols = seq_symbols_read(sf->file, "target_symbols", sf->K, sf->path);
+}
+
+void seq_symbols_write(hid_t file, const char *name, char *const *sym, int count,
+                       const char *path) {
+    size_t n = 0;
+    for (int i = 0; i < count; i++) n += strlen(sym[i]) + 1;
+    uint8_t *buf = rt_malloc(n ? n : 1, "symbols");
+    size_t at = 0;
+    for (int i = 0; i < count; i++) {
+        size_t len = strlen(sym[i]);
+        memcpy(buf + at, sym[i], len);
+        buf[at + len] = '\n';
+        at += len + 1;
+    }
+    uint64_t d[1] = {n};
+    h5_write_u8(file, name, buf, 1, d, path);
+    free(buf);
 }
 
 void seq_open(SeqFile *sf, const char *path) {
@@ -379,8 +395,8 @@ void seq_open(SeqFile *sf, const char *path) {
 
 void seq_close(SeqFile *sf) {
     if (sf->file > 0) H5Fclose(sf->file);
-    free_symbols(sf->tgt_symbols, sf->K);
-    free_symbols(sf->src_symbols, sf->src_vocab);
+    seq_symbols_free(sf->tgt_symbols, sf->K);
+    seq_symbols_free(sf->src_symbols, sf->src_vocab);
     free(sf->path);
     memset(sf, 0, sizeof *sf);
 }

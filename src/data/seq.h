@@ -82,6 +82,13 @@ void seq_read_references(const SeqFile *sf, int split, int32_t **labels, int32_t
 /* Number of loss terms in a batch (scored steps, times Y for regression). */
 double seq_batch_terms(const SeqFile *sf, const SeqBatch *b);
 
+/* A symbol list (seq2seq vocabularies, docs/formats.md): dataset name of file, the count
+ * symbols as UTF-8 text each followed by '\n'. Reading validates it (one clear error). */
+char **seq_symbols_read(hid_t file, const char *name, int count, const char *path);
+void seq_symbols_write(hid_t file, const char *name, char *const *sym, int count,
+                       const char *path);
+void seq_symbols_free(char **sym, int count);
+
 /* rnntrain prepare --csv ...: see prepare.c for the options. */
 typedef struct {
     const char *csv, *output, *column;

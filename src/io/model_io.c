@@ -106,11 +106,22 @@ void model_io_write_header(hid_t f, const char *format, const Model *m, const Vo
     }
 }
 
-void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config) {
+void model_io_save(const char *path, const Model *m, const Vocab *vocab, const SeqFile *seq,
+                   const char *config) {
     AtomicFile a;
     atomic_begin(&a, path, "model file");
     hid_t f = h5_create(a.tmp);
     model_io_write_header(f, "rnntrain-model", m, vocab, config, 0, a.tmp);
+    if (seq && seq->task == TASK_SEQ2SEQ) {
+        h5_write_attr_str(f, "target_kind", seq->tgt_chars ? "chars" : "symbols", a.tmp);
+        h5_write_attr_int(f, "target_symbol_count", seq->K, a.tmp);
+        seq_symbols_write(f, "target_symbols", seq->tgt_symbols, seq->K, a.tmp);
+        if (seq->S > 0) {
+            h5_write_attr_str(f, "source_kind", seq->src_chars ? "chars" : "symbols", a.tmp);
+            h5_write_attr_int(f, "source_symbol_count", seq->src_vocab, a.tmp);
+            seq_symbols_write(f, "source_symbols", seq->src_symbols, seq->src_vocab, a.tmp);
+        }
+    }
     model_io_write_params(f, "params", &m->params, m->params.value, 0, a.tmp);
     h5_close_file(f, a.tmp);
     atomic_commit(&a);
@@ -327,4 +338,44 @@ void model_io_load_weights(const char *path_in, Model *m, const Vocab *vocab) {
     model_io_read_params(f, "params", &m->params, m->params.value, path);
     H5Fclose(f);
     free(path);
+}
+
+static int attr_is(hid_t f, const char *name, const char *value, const char *path) {
+    char buf[64];
+    h5_read_attr_str(f, name, buf, sizeof buf, path);
+    return strcmp(buf, value) == 0;
+}
+
+int model_io_read_symbols(const char *path_in, ModelSymbols *sym) {
+    memset(sym, 0, sizeof *sym);
+    char *path = model_io_path(path_in);
+    hid_t f = h5_open_read(path, "model file");
+    int have = h5_attr_exists(f, "target_symbol_count");
+    if (have) {
+        int64_t K = h5_read_attr_int(f, "target_symbol_count", path);
+        if (K < 3 || K > 0x110000)
+            rt_die(EXIT_INPUT, "model file '%s': target_symbol_count %lld out of range", path,
+                   (long long)K);
+        sym->K = (int)K;
+        sym->tgt_chars = attr_is(f, "target_kind", "chars", path);
+        sym->tgt = seq_symbols_read(f, "target_symbols", sym->K, path);
+        if (h5_attr_exists(f, "source_symbol_count")) {
+            int64_t Vs = h5_read_attr_int(f, "source_symbol_count", path);
+            if (Vs < 1 || Vs > 0x110000)
+                rt_die(EXIT_INPUT, "model file '%s': source_symbol_count %lld out of range", path,
+                       (long long)Vs);
+            sym->Vs = (int)Vs;
+            sym->src_chars = attr_is(f, "source_kind", "chars", path);
+            sym->src = seq_symbols_read(f, "source_symbols", sym->Vs, path);
+        }
+    }
+    H5Fclose(f);
+    free(path);
+    return have;
+}
+
+void model_symbols_free(ModelSymbols *sym) {
+    seq_symbols_free(sym->tgt, sym->K);
+    seq_symbols_free(sym->src, sym->Vs);
+    memset(sym, 0, sizeof *sym);
 }

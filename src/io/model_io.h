@@ -8,6 +8,7 @@
 
 #include "data.h"
 #include "model.h"
+#include "seq.h"
 
 /* Writes every tensor of the array `base` (p's layout: values, or optimizer state) as
  * group/<name> (float32, PyTorch shape), with a checksum attribute if `checksums`. */
@@ -31,8 +32,19 @@ void model_io_write_header(hid_t f, const char *format, const Model *m, const Vo
 int64_t model_io_read_header(hid_t f, const char *path, ModelShape *s, Vocab *vocab);
 /* "lstm:512,gru:256, embed 64, 256 outputs" for messages. */
 void model_io_shape_text(const ModelShape *s, char *buf, size_t n);
-/* vocab is NULL for sequence-task models (no text vocabulary). */
-void model_io_save(const char *path, const Model *m, const Vocab *vocab, const char *config);
+/* vocab is NULL for sequence-task models (no text vocabulary); seq (or NULL) the sequence
+ * file a seq2seq model was trained on: its target and source symbols are stored too. */
+void model_io_save(const char *path, const Model *m, const Vocab *vocab, const SeqFile *seq,
+                   const char *config);
+/* A seq2seq model's symbols (as the data file's: id 0 </s>, id 1 <s>, then its symbols). */
+typedef struct {
+    int K, Vs;               /* target symbols; source symbols (0: a vector source) */
+    int tgt_chars, src_chars;
+    char **tgt, **src;
+} ModelSymbols;
+/* 1 and sym filled if the model file at path (or DIR/model.h5) holds them, else 0. */
+int model_io_read_symbols(const char *path, ModelSymbols *sym);
+void model_symbols_free(ModelSymbols *sym);
 /* path may be a directory holding model.h5. Builds m for B streams x Tmax steps (and sources
  * of up to max(Smax, the file's source_steps) steps) and fills vocab (V = 0 for
  * sequence-task models). */

@@ -412,7 +412,8 @@ void trainer_checkpoint(Trainer *t) {
 
 void trainer_save_model(Trainer *t, const char *path) {
     if (dist_rank() != 0) return;
-    model_io_save(path, &t->model, t->task.lm ? &t->task.tf.vocab : NULL, t->config->text);
+    model_io_save(path, &t->model, t->task.lm ? &t->task.tf.vocab : NULL,
+                  t->task.lm ? NULL : &t->task.sf, t->config->text);
 }
 
 double trainer_epoch(const Trainer *t) {
