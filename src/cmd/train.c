@@ -89,6 +89,7 @@ int cmd_train(int argc, char **argv) {
         StepResult s = trainer_step(t);
         if (s.rolled_back) continue;
         if (s.updated) report_loss(&rep, s.loss);
+        if (s.tokens) report_tokens(&rep, s.tokens);
         int64_t done = t->progress.step;
         if (due(done, c.verify_every) && !dist_all_equal_u64(params_checksum(&t->model.params)))
             rt_die(EXIT_RUNTIME, "after step %lld the ranks hold different parameters (checksum "

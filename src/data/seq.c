@@ -546,6 +546,16 @@ void seq_read(const SeqFile *sf, int s, const int64_t *index, int count, SeqBatc
     }
 }
 
+void seq_read_lengths(const SeqFile *sf, int split, int32_t *tgt, int32_t *src) {
+    int64_t N = sf->n[split];
+    for (int64_t first = 0; first < N; first += 65536) {
+        int cnt = (int)(N - first < 65536 ? N - first : 65536);
+        read_block(sf, split, "lengths", first, cnt, H5T_NATIVE_INT32, tgt + first);
+        if (src && sf->S > 0)
+            read_block(sf, split, "source_lengths", first, cnt, H5T_NATIVE_INT32, src + first);
+    }
+}
+
 void seq_read_references(const SeqFile *sf, int split, int32_t **labels, int32_t **lengths,
                          int32_t **group) {
     REQUIRE(sf->task == TASK_SEQ2SEQ);

@@ -79,6 +79,9 @@ void seq_read(const SeqFile *sf, int split, const int64_t *index, int count, Seq
  * (references for the sequence metrics: a row's group may span batches and ranks). */
 void seq_read_references(const SeqFile *sf, int split, int32_t **labels, int32_t **lengths,
                          int32_t **group);
+/* The target lengths (lengths) and, with a token source, the source lengths of every
+ * sequence of a split into tgt, src (n[split] each; src may be NULL). */
+void seq_read_lengths(const SeqFile *sf, int split, int32_t *tgt, int32_t *src);
 /* Number of loss terms in a batch (scored steps, times Y for regression). */
 double seq_batch_terms(const SeqFile *sf, const SeqBatch *b);
 

@@ -30,6 +30,7 @@ void task_close(Task *t) {
     else
         seq_close(&t->sf);
     free(t->perm);
+    free(t->bucket_key);
     memset(t, 0, sizeof *t);
 }
 
@@ -62,8 +63,47 @@ int64_t task_train_size(const Task *t) {
 
 int task_sequence_steps(const Task *t) { return t->lm ? 0 : t->sf.T; }
 
+static const int32_t *sort_key;
+static int cmp_by_key(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    int32_t kx = sort_key[x], ky = sort_key[y];
+    return kx != ky ? (kx > ky) - (kx < ky) : (x > y) - (x < y);
+}
+
+/* seq2seq: perm cut into windows of TASK_BUCKET_BATCHES batches of `global`, each sorted by
+ * length and its batches shuffled with r (see task.h). */
+static void bucket_order(Task *t, int64_t *perm, int64_t n, int global, Rng *r) {
+    if (!t->bucket_key) {
+        int32_t *tgt = rt_malloc((size_t)n * sizeof *tgt, "lengths");
+        int32_t *src = rt_calloc((size_t)n, sizeof *src, "lengths");
+        seq_read_lengths(&t->sf, 0, tgt, src);
+        t->bucket_key = tgt;
+        for (int64_t i = 0; i < n; i++) t->bucket_key[i] = tgt[i] * 65536 + src[i];
+        free(src);
+    }
+    int64_t per = (int64_t)TASK_BUCKET_BATCHES * global, batches = n / global;
+    int64_t *tmp = rt_malloc((size_t)per * sizeof *tmp, "bucket");
+    int64_t *order = rt_malloc(TASK_BUCKET_BATCHES * sizeof *order, "bucket");
+    for (int64_t w = 0; w < batches * global; w += per) {
+        int64_t len = batches * global - w < per ? batches * global - w : per, nb = len / global;
+        sort_key = t->bucket_key;
+        qsort(perm + w, (size_t)len, sizeof *perm, cmp_by_key);
+        for (int64_t i = 0; i < nb; i++) order[i] = i;
+        for (int64_t i = nb - 1; i > 0; i--) {
+            int64_t j = (int64_t)(rng_u64(r) % (uint64_t)(i + 1)), x = order[i];
+            order[i] = order[j];
+            order[j] = x;
+        }
+        for (int64_t i = 0; i < nb; i++)
+            memcpy(tmp + i * global, perm + w + order[i] * global, (size_t)global * sizeof *tmp);
+        memcpy(perm + w, tmp, (size_t)len * sizeof *tmp);
+    }
+    free(tmp);
+    free(order);
+}
+
 /* The permutation of the train sequences for an epoch: the same on every rank. */
-static const int64_t *epoch_order(Task *t, int64_t epoch) {
+static const int64_t *epoch_order(Task *t, int64_t epoch, int global) {
     int64_t n = t->sf.n[0];
     if (!t->perm) t->perm = rt_malloc((size_t)n * sizeof *t->perm, "permutation");
     if (t->perm_epoch != epoch) {
@@ -75,6 +115,7 @@ static const int64_t *epoch_order(Task *t, int64_t epoch) {
             t->perm[i] = t->perm[j];
             t->perm[j] = tmp;
         }
+        if (t->kind == TASK_SEQ2SEQ) bucket_order(t, t->perm, n, global, &r);
         t->perm_epoch = epoch;
     }
     return t->perm;
@@ -173,7 +214,7 @@ void reader_read(Reader *r, int64_t cursor, int64_t epoch, Batch *b) {
         lm_batch(r, cursor, r->chunk_T, b);
         return;
     }
-    const int64_t *perm = epoch_order(r->task, epoch);
+    const int64_t *perm = epoch_order(r->task, epoch, r->global);
     memcpy(r->index, perm + cursor * r->global + r->first, (size_t)r->count * sizeof(int64_t));
     qsort(r->index, (size_t)r->count, sizeof(int64_t), cmp_i64);
     seq_batch(r, r->count, b);

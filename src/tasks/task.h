@@ -16,7 +16,11 @@
  * Sequence tasks: training batch `cursor` of an epoch is global batch number `cursor` of a
  * permutation seeded by (seed, epoch); a reader takes its slots of it in ascending sequence
  * order (the HDF5 hyperslab reads want that, and it makes a micro-batch's content
- * independent of the rank count). Evaluation reads a rank's range of the split in order. */
+ * independent of the rank count). Evaluation reads a rank's range of the split in order.
+ * seq2seq batches are bucketed by length: the permutation is cut into windows of
+ * TASK_BUCKET_BATCHES global batches, each window sorted by (target, source) length and its
+ * batches put in a random order, so a batch holds sequences of similar lengths (batches run
+ * only as many steps as their longest row: less padding) while the epoch stays random. */
 #ifndef RNNTRAIN_TASK_H
 #define RNNTRAIN_TASK_H
 
@@ -25,6 +29,8 @@
 #include "data.h"
 #include "model.h"
 #include "seq.h"
+
+#define TASK_BUCKET_BATCHES 64
 
 typedef struct {
     int lm;            /* 1: language model over a token file; else sequences */
@@ -35,6 +41,7 @@ typedef struct {
     const char *path;
     uint64_t seed;     /* sequence order */
     int64_t *perm, perm_epoch; /* the permutation of the train sequences of epoch perm_epoch */
+    int32_t *bucket_key;       /* seq2seq: (train sequences) length key for bucketing */
 } Task;
 
 typedef struct {

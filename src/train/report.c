@@ -27,6 +27,11 @@ void report_close(Report *r) {
     r->metrics = NULL;
 }
 
+void report_tokens(Report *r, int64_t n) {
+    r->tokens += n;
+    r->counted = 1;
+}
+
 void report_loss(Report *r, double loss) {
     r->loss_acc += loss;
     r->loss_n++;
@@ -36,7 +41,9 @@ void report_progress(Report *r, int64_t done, double epoch, double lr, double gr
                      int64_t skipped, double comm_wait_total) {
     double now = rt_seconds();
     double span = now - r->t_mark - (r->t_eval - r->eval_mark);
-    double tps = (double)(done - r->step_mark) * r->tokens_per_step / (span > 0 ? span : 1e-9);
+    double ntok = r->counted ? (double)(r->tokens - r->tokens_mark)
+                             : (double)(done - r->step_mark) * r->tokens_per_step;
+    double tps = ntok / (span > 0 ? span : 1e-9);
     double elapsed = now - r->t_start;
     double per_step = (elapsed - r->t_eval) / (double)(done - r->first_step);
     double mean = r->loss_n ? r->loss_acc / (double)r->loss_n : NAN;
@@ -51,7 +58,8 @@ void report_progress(Report *r, int64_t done, double epoch, double lr, double gr
                 "\"tokens\": %lld, \"loss\": %.9g, \"bits\": %.9g, \"lr\": %.9g, "
                 "\"grad_norm\": %.9g, \"tokens_per_s\": %.6g, \"comm_wait\": %.6g, "
                 "\"elapsed\": %.6g, \"skipped\": %lld}\n", (long long)done, epoch,
-                (long long)(done * r->tokens_per_step), mean, mean / log(2.0), lr, grad_norm,
+                (long long)(r->counted ? r->tokens : done * r->tokens_per_step), mean,
+                mean / log(2.0), lr, grad_norm,
                 tps, comm, elapsed, (long long)skipped);
         fflush(r->metrics);
     }
@@ -61,6 +69,7 @@ void report_progress(Report *r, int64_t done, double epoch, double lr, double gr
     r->eval_mark = r->t_eval;
     r->comm_mark = comm_wait_total;
     r->step_mark = done;
+    r->tokens_mark = r->tokens;
 }
 
 void report_valid(Report *r, int64_t done, const ValidReport *v, double seconds) {

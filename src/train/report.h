@@ -10,6 +10,10 @@
 typedef struct {
     FILE *metrics;           /* NULL on ranks other than 0 */
     int64_t total_steps, tokens_per_step, first_step, step_mark;
+    /* counted tokens (report_tokens; seq2seq: real source and target tokens, not padding):
+     * when set, throughput uses them instead of tokens_per_step */
+    int64_t tokens, tokens_mark;
+    int counted;
     double flops_per_token;  /* executed per token: forward and backward */
     double t_start, t_mark, t_eval, eval_mark, comm_mark;
     double loss_acc;
@@ -27,6 +31,8 @@ typedef struct {
 void report_open(Report *r, const char *metrics_path, int64_t first_step, int64_t total_steps,
                  int64_t tokens_per_step, double flops_per_token);
 void report_close(Report *r);
+/* n tokens processed by the last step (all ranks). */
+void report_tokens(Report *r, int64_t n);
 /* The loss of an update that was applied (skipped ones are not averaged). */
 void report_loss(Report *r, double loss);
 /* The progress line and a "train" record for the steps since the last one. */

@@ -244,7 +244,7 @@ static void window_batch(Trainer *t, int g, Batch *b, int len) {
 
 /* The gradient of one step, summed over ranks into the model's gradient; returns the global
  * mean loss; *bad is set if a gradient is non-finite (or too large for fixed point). */
-static double step_gradient(Trainer *t, int *bad) {
+static double step_gradient(Trainer *t, int *bad, int64_t *tokens) {
     const TrainConfig *c = t->config;
     Model *m = &t->model;
     Params *p = &m->params;
@@ -258,10 +258,19 @@ static double step_gradient(Trainer *t, int *bad) {
         terms += windowed ? (double)t->k1 * t->batches[g].B : batch_terms(&t->task, &t->batches[g]);
     }
     /* lm: every prediction counts, the same number on every rank */
+    double sums[2] = {terms, 0.0};
+    if (!t->task.lm && t->task.kind == TASK_SEQ2SEQ) /* real tokens, for the throughput */
+        for (int g = 0; g < t->G; g++) {
+            const SeqBatch *sb = t->batches[g].seq;
+            for (int i = 0; i < t->batches[g].count; i++)
+                sums[1] += sb->len[i] + (t->task.sf.S > 0 ? sb->src_len[i] : 0);
+        }
     if (t->task.lm)
         terms *= c->ranks;
     else
-        dist_sum_f64(&terms, 1);
+        dist_sum_f64(sums, 2);
+    if (!t->task.lm) terms = sums[0];
+    *tokens = (int64_t)sums[1];
     /* For counts below 2^24 this equals 1.0f / (float)terms (1/n has no run of 28 equal
      * bits, so rounding to double first never changes the float). */
     float scale = (float)(1.0 / terms);
@@ -360,7 +369,7 @@ StepResult trainer_step(Trainer *t) {
     Progress *pr = &t->progress;
     int64_t step = pr->step;
     int bad = 0;
-    r.loss = step_gradient(t, &bad);
+    r.loss = step_gradient(t, &bad, &r.tokens);
     if (t->callbacks.after_gradient) t->callbacks.after_gradient(t->callbacks.ctx, step, &r.loss);
     r.grad_norm = optim_clip(&t->model.params, t->config->clip);
     r.lr = sched_lr(&t->schedule, step) * pr->lr_scale;

@@ -41,6 +41,7 @@ typedef struct {
     double loss, grad_norm, lr;
     int updated;     /* 0: skipped (non-finite) */
     int rolled_back; /* the run went back to its last checkpoint */
+    int64_t tokens;  /* seq2seq: source and target tokens of the step (all ranks), else 0 */
 } StepResult;
 
 typedef struct {
