@@ -83,12 +83,12 @@ void model_io_write_header(hid_t f, const char *format, const Model *m, const Vo
         model_shape_stack_text(s->enc_layer, s->enc_L, stack, sizeof stack);
         h5_write_attr_str(f, "encoder", stack, path);
         h5_write_attr_int(f, "encoder_vocab", s->enc_vocab, path);
-        h5_write_attr_int(f, "bidirectional", s->bidirectional, path);
         h5_write_attr_str(f, "attention", attention_name((AttentionKind)s->attention), path);
         h5_write_attr_int(f, "source_steps", s->enc_steps, path);
         for (int k = 0; k < s->enc_L; k++)
             write_layer_group(f, "encoder_layers", k, &m->enc.fwd[k], path);
     }
+    if (s->bidirectional) h5_write_attr_int(f, "bidirectional", 1, path);
     h5_write_attr_int(f, "embed", s->E, path);
     h5_write_attr_int(f, "vocab_size", s->V, path);
     h5_write_attr_str(f, "inputs", s->float_inputs ? "features" : "tokens", path);
@@ -188,7 +188,7 @@ static void read_encoder(hid_t f, ModelShape *s, const char *path) {
     read_opts(f, s->enc_layer, s->enc_L, "encoder_layers", path);
     int64_t V = h5_read_attr_int(f, "encoder_vocab", path),
             S = h5_read_attr_int(f, "source_steps", path),
-            bi = h5_read_attr_int(f, "bidirectional", path);
+            bi = s->bidirectional;
     h5_read_attr_str(f, "attention", buf, sizeof buf, path);
     int at = attention_by_name(buf);
     if (V < 1 || V > 0x110000 || S < 1 || S > 1000000 || (bi != 0 && bi != 1) || at < 0)
@@ -197,7 +197,6 @@ static void read_encoder(hid_t f, ModelShape *s, const char *path) {
                (long long)S, (long long)bi, buf);
     s->enc_vocab = (int)V;
     s->enc_steps = (int)S;
-    s->bidirectional = (int)bi;
     s->attention = at;
 }
 
@@ -265,7 +264,17 @@ int64_t model_io_read_header(hid_t f, const char *path, ModelShape *sp, Vocab *v
         s.pool_mean = strcmp(buf, "mean") == 0;
     }
     s.untied = h5_attr_exists(f, "tied_head") && h5_read_attr_int(f, "tied_head", path) == 0;
+    if (h5_attr_exists(f, "bidirectional")) {
+        int64_t bi = h5_read_attr_int(f, "bidirectional", path);
+        if (bi != 0 && bi != 1)
+            rt_die(EXIT_INPUT, "model file '%s': attribute 'bidirectional' is %lld, expected 0 "
+                   "or 1", path, (long long)bi);
+        s.bidirectional = (int)bi;
+    }
     read_encoder(f, &s, path);
+    if (model_shape_stack_bidir(&s) && (s.C > 0 || language_model))
+        rt_die(EXIT_INPUT, "model file '%s': a bidirectional stack cannot be %s", path,
+               language_model ? "a language model" : "conditioned (cond > 0)");
     if (s.enc_L > 0 && s.C != model_shape_encoder_width(&s))
         rt_die(EXIT_INPUT, "model file '%s': cond is %d but the encoder's outputs have %d values",
                path, s.C, model_shape_encoder_width(&s));

@@ -124,8 +124,7 @@ void encoder_init_weights(Encoder *enc, const LayerInit *init, const Params *p) 
     }
 }
 
-/* dst[s,b] (S,B,W) = src[len_b-1-s, b] for s < len_b, zero past it; W floats per row. */
-static void reverse_rows(float *dst, const float *src, const int32_t *len, int S, int B, int W) {
+void bidir_reverse(float *dst, const float *src, const int32_t *len, int S, int B, int W) {
     for (int s = 0; s < S; s++)
         for (int b = 0; b < B; b++) {
             float *d = dst + ((size_t)s * B + b) * W;
@@ -133,6 +132,44 @@ static void reverse_rows(float *dst, const float *src, const int32_t *len, int S
                 memcpy(d, src + ((size_t)(len[b] - 1 - s) * B + b) * W, (size_t)W * sizeof(float));
             else
                 memset(d, 0, (size_t)W * sizeof(float));
+        }
+}
+
+void bidir_concat(float *cat, const float *yf, const float *yr, const int32_t *len, int S, int B,
+                  int H) {
+    for (int s = 0; s < S; s++)
+        for (int b = 0; b < B; b++) {
+            float *o = cat + ((size_t)s * B + b) * 2 * H;
+            memcpy(o, yf + ((size_t)s * B + b) * H, (size_t)H * sizeof(float));
+            if (s < len[b])
+                memcpy(o + H, yr + ((size_t)(len[b] - 1 - s) * B + b) * H, (size_t)H * sizeof(float));
+            else
+                memset(o + H, 0, (size_t)H * sizeof(float));
+        }
+}
+
+void bidir_split(float *dyf, float *dyr, const float *dcat, const int32_t *len, int S, int B,
+                 int H) {
+    for (size_t row = 0; row < (size_t)S * B; row++)
+        memcpy(dyf + row * H, dcat + row * 2 * H, (size_t)H * sizeof(float));
+    for (int s = 0; s < S; s++)
+        for (int b = 0; b < B; b++) {
+            float *o = dyr + ((size_t)s * B + b) * H;
+            if (s < len[b])
+                memcpy(o, dcat + ((size_t)(len[b] - 1 - s) * B + b) * 2 * H + H,
+                       (size_t)H * sizeof(float));
+            else
+                memset(o, 0, (size_t)H * sizeof(float));
+        }
+}
+
+void bidir_add_reversed(float *dx, const float *dxr, const int32_t *len, int S, int B, int D) {
+    for (int s = 0; s < S; s++)
+        for (int b = 0; b < B; b++) {
+            if (s >= len[b]) continue;
+            float *o = dx + ((size_t)s * B + b) * D;
+            const float *g = dxr + ((size_t)(len[b] - 1 - s) * B + b) * D;
+            for (int j = 0; j < D; j++) o[j] += g[j];
         }
 }
 
@@ -164,21 +201,10 @@ void encoder_forward(Encoder *enc, const Params *p, const int32_t *tokens, const
         f->kind->forward(f, enc->state[k][0], x, S, ws);
         if (enc->bidir) {
             Layer *r = &enc->rev[k];
-            int H = f->H, W = enc->W[k];
-            reverse_rows(enc->xr[k], x, enc->len, S, B, f->D);
+            bidir_reverse(enc->xr[k], x, enc->len, S, B, f->D);
             zero_states(enc, k, 1);
             r->kind->forward(r, enc->state[k][1], enc->xr[k], S, ws);
-            /* cat[s,b] = [yf[s,b], yr[len-1-s, b]] (reverse_rows on the H-wide halves) */
-            for (int s = 0; s < S; s++)
-                for (int b = 0; b < B; b++) {
-                    float *o = enc->cat[k] + ((size_t)s * B + b) * W;
-                    memcpy(o, f->y + ((size_t)s * B + b) * H, (size_t)H * sizeof(float));
-                    if (s < enc->len[b])
-                        memcpy(o + H, r->y + ((size_t)(enc->len[b] - 1 - s) * B + b) * H,
-                               (size_t)H * sizeof(float));
-                    else
-                        memset(o + H, 0, (size_t)H * sizeof(float));
-                }
+            bidir_concat(enc->cat[k], f->y, r->y, enc->len, S, B, f->H);
         }
         x = enc->out[k];
     }
@@ -213,7 +239,7 @@ void encoder_backward(Encoder *enc, Params *p, float *dout, const float *dsummar
     }
     for (int k = top; k >= 0; k--) {
         Layer *f = &enc->fwd[k];
-        int H = f->H, Wk = enc->W[k], D = f->D;
+        int D = f->D;
         const float *x = k == 0 ? enc->x0 : enc->out[k - 1];
         if (!enc->bidir) {
             /* d is fwd.y's gradient; dx written over it (the layer contract allows it) */
@@ -221,29 +247,12 @@ void encoder_backward(Encoder *enc, Params *p, float *dout, const float *dsummar
             f->kind->backward_input(f, x, d, S);
         } else {
             Layer *r = &enc->rev[k];
-            /* split d (S,B,2H) into dy (forward half) and dyr (reverse half, reversed) */
-            for (size_t row = 0; row < rows; row++)
-                memcpy(enc->dy + row * H, d + row * Wk, (size_t)H * sizeof(float));
-            for (int s = 0; s < S; s++)
-                for (int b = 0; b < B; b++) {
-                    float *o = enc->dyr + ((size_t)s * B + b) * H;
-                    if (s < enc->len[b])
-                        memcpy(o, d + ((size_t)(enc->len[b] - 1 - s) * B + b) * Wk + H,
-                               (size_t)H * sizeof(float));
-                    else
-                        memset(o, 0, (size_t)H * sizeof(float));
-                }
+            bidir_split(enc->dy, enc->dyr, d, enc->len, S, B, f->H);
             f->kind->backward(f, enc->dy, NULL, S, ws, hooks);
             f->kind->backward_input(f, x, d, S);          /* d (S,B,D) = dx, forward pass */
             r->kind->backward(r, enc->dyr, NULL, S, ws, hooks);
             r->kind->backward_input(r, enc->xr[k], enc->dxr, S); /* reversed positions */
-            for (int s = 0; s < S; s++)
-                for (int b = 0; b < B; b++) {
-                    if (s >= enc->len[b]) continue;
-                    float *o = d + ((size_t)s * B + b) * D;
-                    const float *g = enc->dxr + ((size_t)(enc->len[b] - 1 - s) * B + b) * D;
-                    for (int j = 0; j < D; j++) o[j] += g[j];
-                }
+            bidir_add_reversed(d, enc->dxr, enc->len, S, B, D);
         }
     }
     /* d (S,B,E): the embedded source's gradient, rows in a fixed order */

@@ -44,6 +44,19 @@ typedef struct {
     float *dy, *dyr, *dx, *dxr;               /* gradient scratch (Smax,B,max width) */
 } Encoder;
 
+/* Bidirectional layers, shared by the encoder and the model's own stack (classify, tag,
+ * regress): rows time-major (S,B), each sequence b reversed within its length len[b].
+ *   bidir_reverse       dst[s,b] (W) = src[len_b-1-s, b], zero for s >= len_b
+ *   bidir_concat        cat[s,b] (2H) = [yf[s,b], yr[len_b-1-s, b]] (second half zero past len_b)
+ *   bidir_split         the gradient of cat into dyf (forward order) and dyr (reversed order)
+ *   bidir_add_reversed  dx[s,b] += dxr[len_b-1-s, b] for s < len_b (D wide) */
+void bidir_reverse(float *dst, const float *src, const int32_t *len, int S, int B, int W);
+void bidir_concat(float *cat, const float *yf, const float *yr, const int32_t *len, int S, int B,
+                  int H);
+void bidir_split(float *dyf, float *dyr, const float *dcat, const int32_t *len, int S, int B,
+                 int H);
+void bidir_add_reversed(float *dx, const float *dxr, const int32_t *len, int S, int B, int D);
+
 /* Declares the parameters (after the model's own) for source vocabulary V and width E. */
 void encoder_declare(Encoder *enc, const LayerSpec *spec, int L, int bidir, int V, int E,
                      Params *p);

@@ -120,8 +120,12 @@ int model_shape_equal(const ModelShape *a, const ModelShape *b) {
     return specs_equal(a->layer, b->layer, a->L) && specs_equal(a->enc_layer, b->enc_layer, a->enc_L);
 }
 
-int model_layer_input(const ModelShape *s, int k) { return k == 0 ? s->E : s->layer[k - 1].H; }
-int model_top_width(const ModelShape *s) { return s->layer[s->L - 1].H; }
+int model_shape_stack_bidir(const ModelShape *s) { return s->bidirectional && s->enc_L == 0; }
+int model_layer_width(const ModelShape *s, int k) {
+    return s->layer[k].H * (model_shape_stack_bidir(s) ? 2 : 1);
+}
+int model_layer_input(const ModelShape *s, int k) { return k == 0 ? s->E : model_layer_width(s, k - 1); }
+int model_top_width(const ModelShape *s) { return model_layer_width(s, s->L - 1); }
 
 int model_shape_is_backbone(const ModelShape *s) {
     for (int k = 0; k < s->L; k++)
@@ -225,6 +229,8 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
                             : params_add(p, backbone ? "backbone.embedding.weight" : "embedding.weight",
                                          s.in_vocab ? s.in_vocab : s.V, s.E);
     int stacked = model_shape_is_uniform(&s) && s.layer[0].kind->stacked_module;
+    m->bidir = model_shape_stack_bidir(&s);
+    REQUIRE(!m->bidir || s.C == 0);
     for (int k = 0; k < s.L; k++) {
         const LayerKind *kind = s.layer[k].kind;
         char prefix[40], suffix[16] = "";
@@ -232,6 +238,16 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
         if (kind->stacked_module) snprintf(suffix, sizeof suffix, "_l%d", stacked ? k : 0);
         layer_declare(&m->layers[k], kind, model_layer_input(&s, k), s.layer[k].H,
                       &s.layer[k].opt, p, prefix, suffix);
+        if (m->bidir) { /* PyTorch's names: weight_ih_l0_reverse; layers.0_reverse.* */
+            char rprefix[48], rsuffix[24];
+            snprintf(rsuffix, sizeof rsuffix, "%s%s", suffix, kind->stacked_module ? "_reverse" : "");
+            if (kind->stacked_module)
+                snprintf(rprefix, sizeof rprefix, "%s", prefix);
+            else
+                snprintf(rprefix, sizeof rprefix, backbone ? "backbone.layers.%d_reverse." : "layers.%d_reverse.", k);
+            layer_declare(&m->rev[k], kind, model_layer_input(&s, k), s.layer[k].H,
+                          &s.layer[k].opt, p, rprefix, rsuffix);
+        }
     }
     int Htop = model_top_width(&s);
     m->cond_width = 0;
@@ -273,7 +289,23 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
         layer_alloc(l, p, B, Tmax);
         size_t w = l->kind->workspace_floats(l);
         if (w > need) need = w;
-        if (l->H > widest) widest = l->H;
+        if (model_layer_width(&s, k) > widest) widest = model_layer_width(&s, k);
+        if (m->bidir) {
+            Layer *r = &m->rev[k];
+            layer_alloc(r, p, B, Tmax);
+            for (int st = 0; st < r->kind->nstates; st++)
+                m->rev_state[k][st] =
+                    rt_alloc_floats((size_t)B * r->kind->state_width(r, st), "reverse state");
+            m->bd_xr[k] = rt_alloc_floats(rows * l->D, "reversed input");
+            m->bd_cat[k] = rt_alloc_floats(rows * 2 * l->H, "bidirectional output");
+        }
+    }
+    if (m->bidir) {
+        m->bd_dyf = rt_alloc_floats(rows * widest, "bidirectional gradient");
+        m->bd_dyr = rt_alloc_floats(rows * widest, "bidirectional gradient");
+        m->bd_dxr = rt_alloc_floats(rows * widest, "bidirectional gradient");
+        m->len = rt_calloc((size_t)B, sizeof *m->len, "lengths");
+        for (int b = 0; b < B; b++) m->len[b] = Tmax;
     }
     if (m->has_enc) {
         encoder_alloc(&m->enc, p, B, s.enc_steps);
@@ -323,6 +355,17 @@ void model_free(Model *m) {
     free(m->norm_rinv);
     model_state_free(&m->dstate);
     if (m->has_enc) encoder_free(&m->enc);
+    if (m->bidir)
+        for (int k = 0; k < m->shape.L; k++) {
+            layer_free(&m->rev[k]);
+            for (int st = 0; st < LAYER_MAX_STATES; st++) free(m->rev_state[k][st]);
+            free(m->bd_xr[k]);
+            free(m->bd_cat[k]);
+        }
+    free(m->bd_dyf);
+    free(m->bd_dyr);
+    free(m->bd_dxr);
+    free(m->len);
     if (m->has_attn) attention_free(&m->attn);
     free(m->enc_dout);
     free(m->enc_dsummary);
@@ -363,15 +406,15 @@ void model_set_dropout(Model *m, const ModelDropout *d) {
     size_t rows = (size_t)m->Tmax * m->B;
     for (int k = 0; k < m->shape.L; k++)
         if (!m->drop_y[k]) {
-            m->drop_y[k] = rt_alloc_floats(rows * m->layers[k].H, "dropout outputs");
-            m->drop_mask[k] = rt_calloc(rows * m->layers[k].H, 1, "dropout masks");
+            m->drop_y[k] = rt_alloc_floats(rows * model_layer_width(&m->shape, k), "dropout outputs");
+            m->drop_mask[k] = rt_calloc(rows * model_layer_width(&m->shape, k), 1, "dropout masks");
         }
 }
 
 /* y (T,B,H) of layer k -> drop_y[k], its mask -> drop_mask[k] */
 static void dropout_forward(Model *m, int k, const float *y, int T) {
     const ModelDropout *d = &m->drop;
-    int B = m->B, H = m->layers[k].H;
+    int B = m->B, H = model_layer_width(&m->shape, k);
     uint64_t thr = drop_threshold(d->p);
     float scale = 1.0f / (1.0f - d->p);
     for (int t = 0; t < T; t++)
@@ -389,7 +432,7 @@ static void dropout_forward(Model *m, int k, const float *y, int T) {
 
 /* dy (T,B,H) of layer k's dropped output -> of its output, in place */
 static void dropout_backward(const Model *m, int k, float *dy, int T) {
-    size_t n = (size_t)T * m->B * m->layers[k].H;
+    size_t n = (size_t)T * m->B * model_layer_width(&m->shape, k);
     float scale = 1.0f / (1.0f - m->drop.p);
     const uint8_t *mask = m->drop_mask[k];
     for (size_t i = 0; i < n; i++) dy[i] = mask[i] ? dy[i] * scale : 0.0f;
@@ -420,7 +463,10 @@ void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed) {
         torch_normal_fill(&g, params_value(p, m->emb), p->tensors[m->emb].size, 0.0,
                           top_is_mamba(s) ? 0.02 : 1.0);
     LayerInit init = {kind, &g, &rng, s->L};
-    for (int k = 0; k < s->L; k++) m->layers[k].kind->init_weights(&m->layers[k], &init);
+    for (int k = 0; k < s->L; k++) {
+        m->layers[k].kind->init_weights(&m->layers[k], &init);
+        if (m->bidir) m->rev[k].kind->init_weights(&m->rev[k], &init);
+    }
     int Htop = model_top_width(s), CW = m->cond_width;
     if (m->norm_f >= 0)
         for (int j = 0; j < Htop; j++) params_value(p, m->norm_f)[j] = 1.0f;
@@ -484,7 +530,18 @@ static void forward_stack(Model *m, ModelState *st, int T) {
     for (int k = 0; k < s->L; k++) {
         Layer *l = &m->layers[k];
         l->kind->forward(l, st->t[k], x, T, m->ws);
-        x = l->y;                                    /* (T,B,H_k) */
+        if (m->bidir) { /* the reverse pass from zero, within each length */
+            Layer *r = &m->rev[k];
+            bidir_reverse(m->bd_xr[k], x, m->len, T, m->B, l->D);
+            for (int q = 0; q < r->kind->nstates; q++)
+                memset(m->rev_state[k][q], 0,
+                       (size_t)m->B * r->kind->state_width(r, q) * sizeof(float));
+            r->kind->forward(r, m->rev_state[k], m->bd_xr[k], T, m->ws);
+            bidir_concat(m->bd_cat[k], l->y, r->y, m->len, T, m->B, l->H);
+            x = m->bd_cat[k];                        /* (T,B,2H_k) */
+        } else {
+            x = l->y;                                /* (T,B,H_k) */
+        }
         if (m->drop_on) {
             dropout_forward(m, k, x, T);
             x = m->drop_y[k];
@@ -512,9 +569,17 @@ void model_forward(Model *m, ModelState *st, const int32_t *inputs, int T) {
     forward_stack(m, st, T);
 }
 
+void model_set_lengths(Model *m, const int32_t *len) {
+    REQUIRE(m->bidir);
+    for (int b = 0; b < m->B; b++) {
+        REQUIRE(len[b] >= 1 && len[b] <= m->Tmax);
+        m->len[b] = len[b];
+    }
+}
+
 void model_step(Model *m, ModelState *st, const int32_t *tokens) {
     const ModelShape *s = &m->shape;
-    REQUIRE(m->emb >= 0 && st->B == m->B);
+    REQUIRE(m->emb >= 0 && st->B == m->B && !m->bidir); /* no future one step at a time */
     for (int b = 0; b < m->B; b++) {
         REQUIRE(tokens[b] >= 0 && tokens[b] < (s->in_vocab ? s->in_vocab : s->V));
         m->inputs[b] = tokens[b];
@@ -678,7 +743,9 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
     /* the head's input: the top layer's output, after dropout if the forward dropped, and
      * after attention */
     const float *ytop = m->has_attn ? m->attn.out
-                        : m->drop_on ? m->drop_y[s->L - 1] : m->layers[s->L - 1].y;
+                        : m->drop_on ? m->drop_y[s->L - 1]
+                        : m->bidir   ? m->bd_cat[s->L - 1]
+                                     : m->layers[s->L - 1].y;
     const float *hin = m->norm_f >= 0 ? m->normed : ytop;
     /* head: dW += dlogits^T y (into the embedding's gradient when tied), db +=
      * colsum(dlogits), dy = dlogits W */
@@ -709,25 +776,42 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
      * for bytes and 32 x 64 chunks that is 8x fewer multiply-adds. */
     int V_in = s->in_vocab ? s->in_vocab : s->V;
     int by_token = m->emb >= 0 && !m->emb_grad_direct && (size_t)V_in < rows &&
-                   m->layers[0].kind->input_grad_grouped;
+                   m->layers[0].kind->input_grad_grouped && !m->bidir;
     int grouped = 0;
     for (int k = s->L - 1; k >= 0; k--) {
         Layer *l = &m->layers[k];
         if (m->drop_on) dropout_backward(m, k, dy, T);
-        l->kind->backward(l, dy, dstate0 ? dstate0->t[k] : NULL, T, m->ws, &m->hooks);
+        const float *dy_fwd = dy;
+        if (m->bidir) { /* dy (T,B,2H): the reverse half to its own (reversed) order */
+            Layer *r = &m->rev[k];
+            bidir_split(m->bd_dyf, m->bd_dyr, dy, m->len, T, B, l->H);
+            r->kind->backward(r, m->bd_dyr, NULL, T, m->ws, &m->hooks);
+            dy_fwd = m->bd_dyf;
+        }
+        l->kind->backward(l, dy_fwd, dstate0 ? dstate0->t[k] : NULL, T, m->ws, &m->hooks);
         /* ws is free again: first the per-token sums, then layer 0's input rebuilt there
          * (x0 was in dbuf, which now holds dy) */
         if (k == 0 && by_token)
             grouped = l->kind->input_grad_grouped(l, m->inputs, V_in, params_grad(p, m->emb), T,
                                                   m->ws, m->ws_floats);
-        const float *x = k == 0 ? m->x0 : m->drop_on ? m->drop_y[k - 1] : m->layers[k - 1].y;
+        const float *x = k == 0       ? m->x0
+                         : m->drop_on ? m->drop_y[k - 1]
+                         : m->bidir   ? m->bd_cat[k - 1]
+                                      : m->layers[k - 1].y;
         if (k == 0 && m->emb >= 0) {
             gather_embedded(m, m->ws, T);
             x = m->ws;
         }
         int want_dx = k > 0 || (m->emb >= 0 && !grouped);
         l->kind->backward_input(l, x, want_dx ? dy : NULL, T);
-        tensors_ready(m, l->param_first, l->param_count);
+        if (m->bidir) { /* the reverse pass read x reversed: its dx added back in order */
+            Layer *r = &m->rev[k];
+            r->kind->backward_input(r, m->bd_xr[k], want_dx ? m->bd_dxr : NULL, T);
+            if (want_dx) bidir_add_reversed(dy, m->bd_dxr, m->len, T, B, l->D);
+            tensors_ready(m, l->param_first, r->param_first + r->param_count - l->param_first);
+        } else {
+            tensors_ready(m, l->param_first, l->param_count);
+        }
     }
     if (m->emb >= 0) {
         if (!grouped) { /* rows in a fixed order: deterministic */

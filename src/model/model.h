@@ -50,6 +50,10 @@ typedef struct {
     int enc_L;
     LayerSpec enc_layer[MODEL_MAX_LAYERS];
     int enc_vocab, bidirectional, attention, enc_steps;
+    /* bidirectional without an encoder (classify, tag, regress): every layer of the stack
+     * runs forward and reversed within each sequence's length (encoder.h's bidir_*), its
+     * output the two concatenated (2 H_k wide); whole sequences only (model_set_lengths
+     * before each forward), no one-step form. */
 } ModelShape;
 
 /* L layers of one kind and width (the --model/--layers/--hidden shorthand). */
@@ -66,7 +70,11 @@ int model_shape_is_uniform(const ModelShape *s);
 int model_shape_equal(const ModelShape *a, const ModelShape *b);
 /* seq2seq: the encoder's output width (the conditioning width), 0 without an encoder. */
 int model_shape_encoder_width(const ModelShape *s);
-/* Input width of layer k: E for the first, H_{k-1} above. */
+/* 1 if the stack itself is bidirectional (s->bidirectional without an encoder). */
+int model_shape_stack_bidir(const ModelShape *s);
+/* Output width of layer k: H_k, or 2 H_k in a bidirectional stack. */
+int model_layer_width(const ModelShape *s, int k);
+/* Input width of layer k: E for the first, the width of layer k-1 above. */
 int model_layer_input(const ModelShape *s, int k);
 /* Width of the top layer's output (the head's input). */
 int model_top_width(const ModelShape *s);
@@ -166,6 +174,14 @@ struct Model {
     int has_enc, has_attn;
     float *enc_dout;     /* (enc_steps,B,W) the gradient of the encoder's outputs */
     float *enc_dsummary; /* (B,W) of its hand-over */
+    /* a bidirectional stack (model_shape_stack_bidir): the reverse layers, their states
+     * (zero at each forward), reversed inputs, concatenated outputs, gradient scratch */
+    int bidir;
+    Layer rev[MODEL_MAX_LAYERS];
+    float *rev_state[MODEL_MAX_LAYERS][LAYER_MAX_STATES];
+    float *bd_xr[MODEL_MAX_LAYERS], *bd_cat[MODEL_MAX_LAYERS];
+    float *bd_dyf, *bd_dyr, *bd_dxr;
+    int32_t *len; /* (B) sequence lengths of the next forward */
 };
 
 /* Builds the parameter layout and allocates activations for B x Tmax. Parameter names are
@@ -194,6 +210,8 @@ void model_forward(Model *m, ModelState *st, const int32_t *inputs, int T);
 void model_step(Model *m, ModelState *st, const int32_t *tokens);
 /* Float inputs: x (T,B,E) features, read in place (the caller keeps x until backward). */
 void model_forward_features(Model *m, ModelState *st, const float *x, int T);
+/* A bidirectional stack: the lengths (B) of the sequences of the next forward, 1..T. */
+void model_set_lengths(Model *m, const int32_t *len);
 /* Conditioning: sets st's first state tensor of every layer from c (B,C) (the others to 0);
  * the backward pass then also trains cond.weight/cond.bias. */
 void model_set_condition(Model *m, ModelState *st, const float *c);

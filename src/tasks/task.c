@@ -47,8 +47,9 @@ void task_model_shape(const Task *t, ModelShape *s, int embed) {
     if (sf->S > 0) {
         s->enc_vocab = sf->src_vocab;
         s->enc_steps = sf->S;
-    } else {
-        s->enc_L = s->bidirectional = s->attention = 0;
+    } else { /* a bidirectional stack reads whole sequences that it does not generate */
+        s->enc_L = s->attention = 0;
+        if (sf->task == TASK_GENERATE || sf->task == TASK_SEQ2SEQ) s->bidirectional = 0;
     }
     s->V = seq_outputs(sf);
     s->float_inputs = sf->float_inputs;
@@ -205,6 +206,7 @@ static void seq_batch(Reader *r, int cnt, Batch *b) {
         if (sf->S > 0) b->S = S;
     }
     b->seq = &r->sb;
+    b->len = r->sb.len;
 }
 
 void reader_read(Reader *r, int64_t cursor, int64_t epoch, Batch *b) {
@@ -285,6 +287,10 @@ void task_start_state(Model *m, ModelState *st, const Batch *b) {
 }
 
 void task_forward(Model *m, ModelState *st, const Batch *c) {
+    if (m->bidir) {
+        REQUIRE(c->len && c->reset); /* whole sequences */
+        model_set_lengths(m, c->len);
+    }
     if (c->x)
         model_forward_features(m, st, c->x, c->T);
     else

@@ -58,6 +58,7 @@ typedef struct {
     const int32_t *src_len; /* (B) their lengths */
     int S;
     const SeqBatch *seq;    /* sequences: the batch as read (lengths, indices, classes) */
+    const int32_t *len;     /* sequences: (B) lengths (kept by batch_chunk) */
 } Batch;
 
 typedef struct {

@@ -89,10 +89,21 @@ static void check_seq2seq_options(const TrainConfig *c, const Task *task, int ch
         rt_die(EXIT_USAGE, "--bidirectional: a language model predicts each token from the ones "
                "before it, over streams carried across chunks: the future is not available "
                "(bidirectional layers are for encoders)");
-    if (c->bidirectional && !token_source)
-        rt_die(EXIT_USAGE, "--bidirectional: applies to the encoder of seq2seq data with a token "
-               "source; the data is a %s task%s (a decoder generates left to right: its future "
-               "is not available)", task_label(task), seq2seq ? " with a vector source" : "");
+    int reads_whole = !task->lm && (task->kind == TASK_CLASSIFY || task->kind == TASK_TAG ||
+                                    task->kind == TASK_REGRESS);
+    if (c->bidirectional && !token_source && !reads_whole)
+        rt_die(EXIT_USAGE, "--bidirectional: applies to encoders (seq2seq with a token source) "
+               "and to classify, tag and regress; the data is a %s task%s, whose outputs are "
+               "generated left to right: their future is not available", task_label(task),
+               seq2seq ? " with a vector source" : "");
+    if (c->bidirectional && reads_whole && chunk_T < task->sf.T)
+        rt_die(EXIT_USAGE, "--bidirectional needs each sequence in one chunk (the reverse pass "
+               "starts at its end): --bptt %d is shorter than its %d steps (drop --bptt)",
+               c->bptt, task->sf.T);
+    if (c->bidirectional && reads_whole && task->sf.C > 0)
+        rt_die(EXIT_USAGE, "--bidirectional: data file '%s' conditions the initial states (cond), "
+               "which a reverse pass does not start from; train without --bidirectional",
+               task->path);
     if ((c->encoder_given || c->attention_given) && !token_source)
         rt_die(EXIT_USAGE, "--%s: applies to seq2seq data with a token source (an encoder over "
                "it); the data is a %s task%s", c->encoder_given ? "encoder" : "attention",
