@@ -71,10 +71,22 @@ static void banner(const Trainer *t) {
         return;
     }
     const SeqFile *sf = &task->sf;
+    char extra[MODEL_IO_STACK_MAX + 128] = "";
+    if (s->enc_L > 0) {
+        char enc[MODEL_IO_STACK_MAX];
+        model_shape_stack_text(s->enc_layer, s->enc_L, enc, sizeof enc);
+        snprintf(extra, sizeof extra, " | encoder %s%s over %d source symbols (up to %d) | "
+                 "attention %s", enc, s->bidirectional ? " bidirectional" : "", s->enc_vocab,
+                 sf->S, attention_name((AttentionKind)s->attention));
+    } else if (s->bidirectional) {
+        snprintf(extra, sizeof extra, " | bidirectional");
+    } else if (sf->C) {
+        snprintf(extra, sizeof extra, " | conditioned");
+    }
     rt_log("rnntrain %s | %s | task %s: %s %d per step, %d outputs%s | %zu parameters\n",
            RNNTRAIN_VERSION, layers, task_name(sf->task),
            sf->float_inputs ? "features" : "vocabulary", sf->float_inputs ? sf->D : sf->vocab,
-           s->V, sf->C ? " | conditioned" : "", t->model.params.total);
+           s->V, extra, t->model.params.total);
     rt_log("ranks %d x %d BLAS threads (%s) | %d sequences per batch, %d per rank | T %d in "
            "chunks of %d | %lld batches per epoch%s\n", c->ranks, c->threads, core, c->batch,
            c->B_local, sf->T, t->chunk_T, (long long)t->batches_per_epoch,

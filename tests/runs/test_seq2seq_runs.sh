@@ -86,6 +86,20 @@ for np in 2 4; do
         ok "sgd --dropout 0.2: $np ranks vs 1 rank: $r"
     else fail "sgd --dropout 0.2, $np ranks vs 1: $r"; fi
 done
+# the state space kinds: a Mamba encoder, an S5 decoder, attention; ranks bitwise
+SSM="--data $TMP/rev.h5 --layers s5:16 --encoder mamba:8 --d-state 4 --bidirectional
+     --attention general --embed 8 --batch 8 --eval-batch 8 --ckpt-minutes 0 --print-every 100
+     --lr 5e-3 --clip 5 --deterministic --micro-batch 2 --dropout 0.1 --steps 5"
+for np in 1 2; do
+    run "ssm$np" "$np" $SSM || fail "mamba -> s5 on $np ranks: $(tail -3 "$TMP/ssm$np.log")"
+done
+if r=$(params_cmp "$TMP/ssm2/model.h5" "$TMP/ssm1/model.h5" 0); then
+    ok "mamba encoder -> s5 decoder: 2 ranks bitwise equal to 1 rank"
+else fail "mamba -> s5, 2 ranks: $r"; fi
+out=$("$BIN" eval --model "$TMP/ssm1" --data "$TMP/rev.h5" --split test --beam 2 --json 2>&1)
+[[ $out == *sequence_error_rate* ]] && ok "mamba -> s5: eval decodes (beam 2)" ||
+    fail "mamba -> s5 eval: $out"
+
 run nodrop 0 $S2S --lr 5e-3 --steps 6 || fail "run without --dropout"
 run drop0 0 $S2S --lr 5e-3 --steps 6 --dropout 0 || fail "run with --dropout 0"
 if r=$(params_cmp "$TMP/drop0/model.h5" "$TMP/nodrop/model.h5" 0); then
