@@ -36,6 +36,10 @@ static void fill_random(float *x, size_t n, double scale, Rng *rng) {
     for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * rng_uniform(rng) - 1.0) * scale);
 }
 
+/* Dropout of the models under check (p = 0: none): encoder and decoder layers. */
+static const int64_t drop_streams[B] = {4, 9, 1};
+static ModelDropout case_drop = {0.0f, 5, 2, drop_streams, 0};
+
 static void case_init(Case *c, const ModelShape *shape, int Bm, uint64_t seed) {
     ModelShape s = *shape;
     s.V = V;
@@ -60,6 +64,7 @@ static void case_init(Case *c, const ModelShape *shape, int Bm, uint64_t seed) {
     }
     c->tgt[(T - 1) * B + 1] = -1; /* a masked step */
     model_state_init(&c->st, &c->m, Bm);
+    model_set_dropout(&c->m, &case_drop);
 }
 
 static void case_free(Case *c) {
@@ -153,6 +158,24 @@ START_TEST(gradients_every_kind) {
                  layer_kinds[i]->name);
         check_gradients(&s, what);
     }
+}
+END_TEST
+
+/* Dropout after every encoder and decoder layer: with the masks fixed by their keys the
+ * loss is smooth in the weights; and it does change the loss. */
+START_TEST(gradients_with_dropout) {
+    ModelShape s = shape_of(K_("lstm"), 4, K_("gru"), 3, 2, 1, ATTENTION_GENERAL);
+    Case c;
+    case_init(&c, &s, B, 3);
+    double plain = loss_at(&c);
+    case_free(&c);
+    case_drop.p = 0.3f;
+    case_init(&c, &s, B, 3);
+    double dropped = loss_at(&c);
+    ck_assert_msg(dropped != plain, "dropout changed nothing");
+    case_free(&c);
+    check_gradients(&s, "dropout 0.3: gru 2x3 bidirectional -> lstm 4, general");
+    case_drop.p = 0.0f;
 }
 END_TEST
 
@@ -262,6 +285,7 @@ static Suite *seq2seq_suite(void) {
     tcase_add_test(tc, gradients_gru_dot);
     tcase_add_test(tc, gradients_no_attention);
     tcase_add_test(tc, gradients_every_kind);
+    tcase_add_test(tc, gradients_with_dropout);
     tcase_add_test(tc, padding_is_ignored);
     tcase_add_test(tc, beam_and_greedy);
     tcase_set_timeout(tc, 240);

@@ -93,6 +93,8 @@ void encoder_free(Encoder *enc) {
         }
         free(enc->xr[k]);
         free(enc->cat[k]);
+        free(enc->drop_out[k]);
+        free(enc->drop_mask[k]);
     }
     free(enc->tokens);
     free(enc->len);
@@ -180,11 +182,12 @@ static void zero_states(Encoder *enc, int k, int d) {
 }
 
 void encoder_forward(Encoder *enc, const Params *p, const int32_t *tokens, const int32_t *len,
-                     int S, float *ws) {
+                     int S, const ModelDropout *drop, float *ws) {
     REQUIRE(S >= 1 && S <= enc->Smax);
     int B = enc->B, E = enc->E;
     const float *emb = params_value(p, enc->emb);
     enc->S = S;
+    enc->drop = drop && drop->p > 0.0f ? drop : NULL;
     for (int b = 0; b < B; b++) {
         REQUIRE(len[b] >= 1 && len[b] <= S);
         enc->len[b] = len[b];
@@ -206,15 +209,26 @@ void encoder_forward(Encoder *enc, const Params *p, const int32_t *tokens, const
             r->kind->forward(r, enc->state[k][1], enc->xr[k], S, ws);
             bidir_concat(enc->cat[k], f->y, r->y, enc->len, S, B, f->H);
         }
-        x = enc->out[k];
+        enc->used[k] = enc->out[k];
+        if (enc->drop) {
+            size_t n = (size_t)enc->Smax * B * enc->W[k];
+            if (!enc->drop_out[k]) {
+                enc->drop_out[k] = rt_alloc_floats(n, "encoder dropout");
+                enc->drop_mask[k] = rt_calloc(n, 1, "encoder dropout masks");
+            }
+            dropout_forward(enc->drop, DROPOUT_ENCODER_KEY + k, enc->out[k], enc->drop_out[k],
+                            enc->drop_mask[k], S, B, enc->W[k]);
+            enc->used[k] = enc->drop_out[k];
+        }
+        x = enc->used[k];
     }
     int top = enc->L - 1, W = enc->W[top], H = enc->fwd[top].H;
+    enc->top = enc->used[top];
     for (int b = 0; b < B; b++) {
         float *sm = enc->summary + (size_t)b * W;
-        memcpy(sm, enc->out[top] + ((size_t)(enc->len[b] - 1) * B + b) * W,
-               (size_t)H * sizeof(float));
+        memcpy(sm, enc->top + ((size_t)(enc->len[b] - 1) * B + b) * W, (size_t)H * sizeof(float));
         if (enc->bidir) /* the reverse pass ends at step 0 */
-            memcpy(sm + H, enc->out[top] + (size_t)b * W + H, (size_t)H * sizeof(float));
+            memcpy(sm + H, enc->top + (size_t)b * W + H, (size_t)H * sizeof(float));
     }
 }
 
@@ -240,7 +254,9 @@ void encoder_backward(Encoder *enc, Params *p, float *dout, const float *dsummar
     for (int k = top; k >= 0; k--) {
         Layer *f = &enc->fwd[k];
         int D = f->D;
-        const float *x = k == 0 ? enc->x0 : enc->out[k - 1];
+        const float *x = k == 0 ? enc->x0 : enc->used[k - 1];
+        if (enc->drop) /* d: of the dropped output, to that of the output */
+            dropout_backward(enc->drop, enc->drop_mask[k], d, rows * enc->W[k]);
         if (!enc->bidir) {
             /* d is fwd.y's gradient; dx written over it (the layer contract allows it) */
             f->kind->backward(f, d, NULL, S, ws, hooks);

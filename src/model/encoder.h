@@ -15,13 +15,14 @@
  * The hand-over: summary[b] (W) = out_top[len_b-1, b] (one direction), or the forward
  * half there and the reverse half at step 0 (each direction's last step: PyTorch's h_n).
  *
- *   encoder_forward(enc, p, tokens, len, S, ws);          enc->out[L-1] (S,B,W), summary
+ *   encoder_forward(enc, p, tokens, len, S, drop, ws);    enc->top (S,B,W), summary
  *   encoder_backward(enc, p, dout, dsummary, S, ws, ...);  += gradients; dout is clobbered */
 #ifndef RNNTRAIN_ENCODER_H
 #define RNNTRAIN_ENCODER_H
 
 #include <stdint.h>
 
+#include "dropout.h"
 #include "layer.h"
 #include "params.h"
 
@@ -39,6 +40,12 @@ typedef struct {
     float *xr[ENCODER_MAX_LAYERS];            /* (Smax,B,D_k) reversed input (bidirectional) */
     float *cat[ENCODER_MAX_LAYERS];           /* (Smax,B,W_k) concatenated output (bidir) */
     float *out[ENCODER_MAX_LAYERS];           /* = cat[k], or fwd[k].y (one direction) */
+    /* dropout (DROPOUT_ENCODER_KEY + k, source positions from 0) after each layer */
+    const ModelDropout *drop;                 /* of the last forward, NULL: none */
+    float *drop_out[ENCODER_MAX_LAYERS];      /* (Smax,B,W_k) allocated on first use */
+    uint8_t *drop_mask[ENCODER_MAX_LAYERS];
+    const float *used[ENCODER_MAX_LAYERS];    /* the output as the next layer reads it */
+    const float *top;                         /* (S,B,W) = used[L-1]: to attention */
     float *summary;                           /* (B,W) the hand-over */
     float *state[ENCODER_MAX_LAYERS][2][LAYER_MAX_STATES]; /* (B,width) zeroed per forward */
     float *dy, *dyr, *dx, *dxr;               /* gradient scratch (Smax,B,max width) */
@@ -71,9 +78,10 @@ int encoder_width(const Encoder *enc);
 void encoder_param_range(const Encoder *enc, int *first, int *count);
 /* PyTorch-style initialisation from g: the embedding N(0,1), each layer as its kind does. */
 void encoder_init_weights(Encoder *enc, const LayerInit *init, const Params *p);
-/* tokens (S,B) with lengths len (B) in 1..S -> out[L-1] (S,B,W) and summary (B,W). */
+/* tokens (S,B) with lengths len (B) in 1..S -> top (S,B,W) and summary (B,W); drop: the
+ * dropout of a training step, or NULL. */
 void encoder_forward(Encoder *enc, const Params *p, const int32_t *tokens, const int32_t *len,
-                     int S, float *ws);
+                     int S, const ModelDropout *drop, float *ws);
 /* dout (S,B,W) gradient of the top output (NULL: none), dsummary (B,W) of the hand-over;
  * accumulates the parameter gradients. dout may be modified. */
 void encoder_backward(Encoder *enc, Params *p, float *dout, const float *dsummary, float *ws,

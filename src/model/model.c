@@ -378,22 +378,8 @@ void model_free(Model *m) {
 
 /* ---- dropout ----------------------------------------------------------------------- */
 
-static uint64_t drop_row_key(const ModelDropout *d, int64_t stream, int k, int64_t pos) {
-    uint64_t h = rng_mix64(d->seed ^ 0x6a09e667f3bcc909ull);
-    h = rng_mix64(h ^ d->step);
-    h = rng_mix64(h ^ (uint64_t)stream);
-    return rng_mix64(h ^ ((uint64_t)k << 48) ^ (uint64_t)pos);
-}
-
-/* kept: 24 bits of the unit's hash at or above p * 2^24 */
-static inline int drop_keep(uint64_t key, int j, uint64_t threshold) {
-    return (rng_mix64(key + (uint64_t)j * 0x9e3779b97f4a7c15ull) >> 40) >= threshold;
-}
-
-static uint64_t drop_threshold(float p) { return (uint64_t)((double)p * 16777216.0); }
-
 int model_dropout_keep(const ModelDropout *d, int64_t stream, int k, int64_t pos, int j) {
-    return drop_keep(drop_row_key(d, stream, k, pos), j, drop_threshold(d->p));
+    return dropout_keep(d, stream, k, pos, j);
 }
 
 void model_set_dropout(Model *m, const ModelDropout *d) {
@@ -411,31 +397,16 @@ void model_set_dropout(Model *m, const ModelDropout *d) {
         }
 }
 
-/* y (T,B,H) of layer k -> drop_y[k], its mask -> drop_mask[k] */
-static void dropout_forward(Model *m, int k, const float *y, int T) {
-    const ModelDropout *d = &m->drop;
-    int B = m->B, H = model_layer_width(&m->shape, k);
-    uint64_t thr = drop_threshold(d->p);
-    float scale = 1.0f / (1.0f - d->p);
-    for (int t = 0; t < T; t++)
-        for (int b = 0; b < B; b++) {
-            size_t o = ((size_t)t * B + b) * H;
-            uint64_t key = drop_row_key(d, d->stream[b], k, d->pos0 + t);
-            uint8_t *mask = m->drop_mask[k] + o;
-            float *out = m->drop_y[k] + o;
-            for (int j = 0; j < H; j++) {
-                mask[j] = (uint8_t)drop_keep(key, j, thr);
-                out[j] = mask[j] ? y[o + j] * scale : 0.0f;
-            }
-        }
+/* y (T,B,W_k) of layer k -> drop_y[k], its mask -> drop_mask[k] */
+static void dropout_layer(Model *m, int k, const float *y, int T) {
+    dropout_forward(&m->drop, k, y, m->drop_y[k], m->drop_mask[k], T, m->B,
+                    model_layer_width(&m->shape, k));
 }
 
-/* dy (T,B,H) of layer k's dropped output -> of its output, in place */
-static void dropout_backward(const Model *m, int k, float *dy, int T) {
-    size_t n = (size_t)T * m->B * model_layer_width(&m->shape, k);
-    float scale = 1.0f / (1.0f - m->drop.p);
-    const uint8_t *mask = m->drop_mask[k];
-    for (size_t i = 0; i < n; i++) dy[i] = mask[i] ? dy[i] * scale : 0.0f;
+/* dy (T,B,W_k) of layer k's dropped output -> of its output, in place */
+static void dropout_layer_backward(const Model *m, int k, float *dy, int T) {
+    dropout_backward(&m->drop, m->drop_mask[k], dy,
+                     (size_t)T * m->B * model_layer_width(&m->shape, k));
 }
 
 /* nn.Linear's weight bound, kaiming_uniform_(a=sqrt(5)) in double as PyTorch computes it:
@@ -543,7 +514,7 @@ static void forward_stack(Model *m, ModelState *st, int T) {
             x = l->y;                                /* (T,B,H_k) */
         }
         if (m->drop_on) {
-            dropout_forward(m, k, x, T);
+            dropout_layer(m, k, x, T);
             x = m->drop_y[k];
         }
     }
@@ -628,8 +599,8 @@ void model_set_condition(Model *m, ModelState *st, const float *c) {
 
 void model_encode(Model *m, ModelState *st, const int32_t *src, const int32_t *len, int S) {
     REQUIRE(m->has_enc && st->B == m->B);
-    encoder_forward(&m->enc, &m->params, src, len, S, m->ws);
-    if (m->has_attn) attention_keys(&m->attn, &m->params, m->enc.out[m->enc.L - 1], m->enc.len, S);
+    encoder_forward(&m->enc, &m->params, src, len, S, &m->drop, m->ws);
+    if (m->has_attn) attention_keys(&m->attn, &m->params, m->enc.top, m->enc.len, S);
     model_set_condition(m, st, m->enc.summary);
 }
 
@@ -780,7 +751,7 @@ void model_backward(Model *m, int T, ModelState *dstate0) {
     int grouped = 0;
     for (int k = s->L - 1; k >= 0; k--) {
         Layer *l = &m->layers[k];
-        if (m->drop_on) dropout_backward(m, k, dy, T);
+        if (m->drop_on) dropout_layer_backward(m, k, dy, T);
         const float *dy_fwd = dy;
         if (m->bidir) { /* dy (T,B,2H): the reverse half to its own (reversed) order */
             Layer *r = &m->rev[k];

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "attention.h"
+#include "dropout.h"
 #include "encoder.h"
 #include "layer.h"
 #include "params.h"
@@ -85,17 +86,8 @@ int model_shape_head_tied(const ModelShape *s);
 
 typedef struct Model Model;
 
-/* Dropout (training only): after each layer, so before the next layer and before the head,
- * each activation is zeroed with probability p and the others scaled by 1/(1-p) (PyTorch's
- * inverted dropout). The mask of unit j of layer k, stream row b, chunk step t is a
- * counter-based hash of (seed, step, stream[b], k, pos0 + t, j): the same whatever the
- * streams' spread over ranks and micro-batches, and nothing to carry in checkpoints. */
-typedef struct {
-    float p;               /* in [0, 1); 0 = off */
-    uint64_t seed, step;
-    const int64_t *stream; /* (B) the global stream (lm) or sequence number of each row */
-    int64_t pos0;          /* position of the chunk's first step within its stream */
-} ModelDropout;
+/* Dropout (training only, dropout.h): after each layer, so before the next layer and
+ * before the head (and after each encoder layer); model_set_dropout. */
 
 /* The carried state of B streams: for each layer k, each of its kind's state tensors s,
  * t[k][s] (B, width). An owning state holds them in one buffer, layer by layer and tensor

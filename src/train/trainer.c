@@ -305,6 +305,14 @@ static double step_gradient(Trainer *t, int *bad, int64_t *tokens) {
         const Batch *b = &t->batches[g];
         ModelState group, kept;
         model_state_view(&group, &t->state, g * c->B_micro, c->B_micro);
+        /* the dropout of the first chunk (set again below) also covers a seq2seq encoder,
+         * which runs here; keys: the global stream (lm) or the sequence's number in the
+         * split (not its slot: the slots of a batch are sorted per reader, which depends
+         * on the rank count) */
+        ModelDropout drop0 = {(float)c->dropout, (uint64_t)c->seed, (uint64_t)pr->step,
+                              t->task.lm ? t->drop_stream + g * c->B_micro : b->seq->index,
+                              t->task.lm ? ws : 0};
+        model_set_dropout(m, &drop0);
         task_start_state(m, &group, b);
         if (windowed) {
             model_state_view(&kept, &t->window_state, g * c->B_micro, c->B_micro);
