@@ -26,9 +26,8 @@ export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CO
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/model_runs.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok:   $*"; }
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KINDS="mamba s5 lstm-dropout lstm-window"
 
@@ -41,25 +40,6 @@ head -c 120000 "$ROOT/datasets/moby-dick.txt" > "$TMP/text.txt"
 "$BIN" prepare --csv "$ROOT/datasets/digits.csv" --task generate --steps 8 --features 8 \
     --output "$TMP/gen.h5" >/dev/null || fail "prepare generate"
 
-# params_cmp A B TOL: exit 0 if the /params of two model files agree (TOL 0: bitwise)
-params_cmp() {
-    "$PY" - "$1" "$2" "$3" <<'PYEOF'
-import sys, h5py, numpy as np
-a, b, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
-with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
-    worst = 0.0
-    for n in fa["params"]:
-        x, y = fa["params"][n][()], fb["params"][n][()]
-        if tol == 0.0:
-            if x.tobytes() != y.tobytes():
-                print("differs bitwise in", n); sys.exit(1)
-            continue
-        scale = max(float(np.abs(y).max()), 1e-3)
-        worst = max(worst, float(np.abs(x - y).max()) / scale)
-    print("worst relative difference %.3g" % worst)
-    sys.exit(0 if worst <= tol else 1)
-PYEOF
-}
 
 small() { # small model options per case
     case $1 in
@@ -70,14 +50,6 @@ small() { # small model options per case
     esac
 }
 lm_only() { [[ $1 == lstm-window ]]; } # --bptt-step: language models only
-run() { # run NAME NP ARGS...: train on NP ranks (0: no launcher), log to NAME.log
-    local name=$1 np=$2; shift 2
-    if [[ $np == 0 ]]; then
-        timeout -k 5 300 "$BIN" train --out "$TMP/$name" "$@" > "$TMP/$name.log" 2>&1
-    else
-        timeout -k 5 300 "$MPI" -np "$np" "$BIN" train --out "$TMP/$name" "$@" > "$TMP/$name.log" 2>&1
-    fi
-}
 
 for k in $KINDS; do
     M=$(small "$k")
