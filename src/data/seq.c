@@ -50,8 +50,9 @@ static int per_step_labels(const SeqFile *sf) {
     return sf->task == TASK_TAG || sf->task == TASK_SEQ2SEQ;
 }
 
-static int64_t attr_int_or(hid_t f, const char *name, int64_t dflt, const char *path) {
-    return h5_attr_exists(f, name) ? h5_read_attr_int(f, name, path) : dflt;
+/* An optional count attribute in [0, hi]; 0 when absent. */
+static int attr_int_in_or(hid_t f, const char *name, int hi, const char *path) {
+    return h5_attr_exists(f, name) ? h5_read_attr_int_in(f, name, 0, hi, path) : 0;
 }
 
 /* Shape check with a clear message: "<file>: /<split>/<name> should have shape ..." */
@@ -308,8 +309,8 @@ static void open_seq2seq(SeqFile *sf) {
                path);
     h5_read_attr_str(sf->file, "source", buf, sizeof buf, path);
     if (strcmp(buf, "tokens") == 0) {
-        sf->S = (int)h5_read_attr_int(sf->file, "source_steps", path);
-        sf->src_vocab = (int)h5_read_attr_int(sf->file, "source_vocab_size", path);
+        sf->S = h5_read_attr_int_in(sf->file, "source_steps", 1, 1000000, path);
+        sf->src_vocab = h5_read_attr_int_in(sf->file, "source_vocab_size", 1, 0x110000, path);
         if (sf->S < 1 || sf->S > 1000000 || sf->src_vocab < 1 || sf->src_vocab > 0x110000)
             rt_die(EXIT_INPUT, "data file '%s': source_steps %d / source_vocab_size %d out of "
                    "range", path, sf->S, sf->src_vocab);
@@ -366,12 +367,12 @@ void seq_open(SeqFile *sf, const char *path) {
         rt_die(EXIT_INPUT, "data file '%s': inputs '%s', expected 'features' or 'tokens'", path,
                buf);
     sf->float_inputs = strcmp(buf, "features") == 0;
-    sf->T = (int)h5_read_attr_int(sf->file, "steps", path);
-    sf->D = (int)attr_int_or(sf->file, "features", 0, path);
-    sf->vocab = (int)attr_int_or(sf->file, "vocab_size", 0, path);
-    sf->K = (int)attr_int_or(sf->file, "classes", 0, path);
-    sf->Y = (int)attr_int_or(sf->file, "outputs", 0, path);
-    sf->C = (int)attr_int_or(sf->file, "cond", 0, path);
+    sf->T = h5_read_attr_int_in(sf->file, "steps", 1, 1000000, path);
+    sf->D = attr_int_in_or(sf->file, "features", 1 << 20, path);
+    sf->vocab = attr_int_in_or(sf->file, "vocab_size", 0x110000, path);
+    sf->K = attr_int_in_or(sf->file, "classes", 1 << 24, path);
+    sf->Y = attr_int_in_or(sf->file, "outputs", 1 << 20, path);
+    sf->C = attr_int_in_or(sf->file, "cond", 1 << 20, path);
     sf->norm_mean = h5_attr_exists(sf->file, "norm_mean") ? h5_read_attr_double(sf->file, "norm_mean", path) : 0.0;
     sf->norm_std = h5_attr_exists(sf->file, "norm_std") ? h5_read_attr_double(sf->file, "norm_std", path) : 1.0;
     if (sf->T < 1 || sf->T > 1000000)

@@ -89,11 +89,28 @@ static hid_t open_attr(hid_t loc, const char *name, const char *path) {
     return a;
 }
 
+/* An attribute read into one variable must hold one value (an array would overflow it). */
+static void expect_scalar(hid_t a, const char *name, const char *what, const char *path) {
+    hid_t sp = H5Aget_space(a);
+    hssize_t count = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    if (count != 1)
+        rt_die(EXIT_INPUT, "%s: attribute '%s' should be one %s, found %lld values", path, name,
+               what, (long long)count);
+}
+
 int64_t h5_read_attr_int(hid_t loc, const char *name, const char *path) {
     hid_t a = open_attr(loc, name, path);
     hid_t t = H5Aget_type(a);
     if (H5Tget_class(t) != H5T_INTEGER)
         rt_die(EXIT_INPUT, "%s: attribute '%s' should be an integer", path, name);
+    expect_scalar(a, name, "integer", path);
+    if (H5Tget_sign(t) == H5T_SGN_NONE && H5Tget_size(t) >= 8) { /* above INT64_MAX? */
+        uint64_t u = 0;
+        if (H5Aread(a, H5T_NATIVE_UINT64, &u) < 0 || u > (uint64_t)INT64_MAX)
+            rt_die(EXIT_INPUT, "%s: attribute '%s' does not fit a 64-bit signed integer", path,
+                   name);
+    }
     int64_t v = 0;
     if (H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
         rt_die(EXIT_INPUT, "%s: cannot read attribute '%s'", path, name);
@@ -102,8 +119,22 @@ int64_t h5_read_attr_int(hid_t loc, const char *name, const char *path) {
     return v;
 }
 
+int h5_read_attr_int_in(hid_t loc, const char *name, int64_t lo, int64_t hi, const char *path) {
+    int64_t v = h5_read_attr_int(loc, name, path);
+    if (v < lo || v > hi)
+        rt_die(EXIT_INPUT, "%s: attribute '%s' is %lld, expected %lld to %lld", path, name,
+               (long long)v, (long long)lo, (long long)hi);
+    return (int)v;
+}
+
 double h5_read_attr_double(hid_t loc, const char *name, const char *path) {
     hid_t a = open_attr(loc, name, path);
+    hid_t t = H5Aget_type(a);
+    H5T_class_t cls = H5Tget_class(t);
+    H5Tclose(t);
+    if (cls != H5T_FLOAT && cls != H5T_INTEGER)
+        rt_die(EXIT_INPUT, "%s: attribute '%s' should be a number", path, name);
+    expect_scalar(a, name, "number", path);
     double v = 0;
     if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0)
         rt_die(EXIT_INPUT, "%s: cannot read attribute '%s' as a number", path, name);

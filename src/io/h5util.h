@@ -28,6 +28,9 @@ void h5_make_parents(hid_t f, const char *name, const char *path);
 int h5_attr_exists(hid_t loc, const char *name);
 int64_t h5_read_attr_int(hid_t loc, const char *name, const char *path);
 double h5_read_attr_double(hid_t loc, const char *name, const char *path);
+/* An integer attribute that must lie in [lo, hi] (within int): a clear error otherwise
+ * (no silent narrowing of 2^32 + 8 to 8). */
+int h5_read_attr_int_in(hid_t loc, const char *name, int64_t lo, int64_t hi, const char *path);
 /* Reads a string attribute (fixed or variable length) into buf (NUL-terminated). */
 void h5_read_attr_str(hid_t loc, const char *name, char *buf, size_t size, const char *path);
 void h5_write_attr_int(hid_t loc, const char *name, int64_t v, const char *path);

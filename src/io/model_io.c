@@ -254,8 +254,9 @@ int64_t model_io_read_header(hid_t f, const char *path, ModelShape *sp, Vocab *v
         h5_read_attr_str(f, "inputs", buf, sizeof buf, path);
         s.float_inputs = strcmp(buf, "features") == 0;
     }
-    if (h5_attr_exists(f, "cond")) s.C = (int)h5_read_attr_int(f, "cond", path);
-    if (h5_attr_exists(f, "in_vocab")) s.in_vocab = (int)h5_read_attr_int(f, "in_vocab", path);
+    if (h5_attr_exists(f, "cond")) s.C = h5_read_attr_int_in(f, "cond", 0, 1 << 20, path);
+    if (h5_attr_exists(f, "in_vocab"))
+        s.in_vocab = h5_read_attr_int_in(f, "in_vocab", 0, 0x110000, path);
     if (h5_attr_exists(f, "pool")) {
         h5_read_attr_str(f, "pool", buf, sizeof buf, path);
         if (strcmp(buf, "mean") != 0 && strcmp(buf, "last") != 0)

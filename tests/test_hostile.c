@@ -1,0 +1,172 @@
+/* Hostile inputs (issue 15): files and options built to break the readers. Each case runs
+ * the binary (in the ASan/UBSan build too) and asserts a clear error: exit status 3 (bad
+ * input) or 2 (bad option), a message naming the file and what was wrong, no crash.
+ *   - attributes of the wrong shape or type: an array where one value is expected (integer,
+ *     number, string), a string where a number is expected, in token and sequence
+ *     datasets, model files and checkpoints;
+ *   - integers that do not fit: 2^32 + 8 steps (it used to be read as 8), a class count
+ *     beyond int, an unsigned 2^63 version. */
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char dir[256];
+
+static void run_ok(const char *cmd) {
+    ck_assert_msg(test_status(cmd) == 0, "setup failed: %s", cmd);
+}
+
+/* copy src to dst, then replace attribute name of object obj in dst by one of type/space */
+static void put_attr(const char *file, const char *obj, const char *name, hid_t type,
+                     int n, const void *values) {
+    hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
+    ck_assert_int_ge(o, 0);
+    if (H5Aexists(o, name) > 0) H5Adelete(o, name);
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t sp = n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims, NULL);
+    hid_t a = H5Acreate2(o, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_ge(H5Awrite(a, type, values), 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Oclose(o);
+    H5Fclose(f);
+}
+
+static void put_str(const char *file, const char *obj, const char *name, const char *v) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(v) + 1);
+    put_attr(file, obj, name, t, 0, v);
+    H5Tclose(t);
+}
+
+/* Runs `rnntrain ARGS` (FILE substituted) and asserts exit status want and that the output
+ * names the file and contains every expected piece. */
+static void expect(const char *what, const char *file, const char *args, int want,
+                   const char *piece1, const char *piece2) {
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd, "%s %s", RNNTRAIN_BIN, args);
+    int rc = test_capture(cmd, out, sizeof out);
+    ck_assert_msg(rc == want, "%s: exit %d, expected %d: %s", what, rc, want, out);
+    ck_assert_msg(strstr(out, file), "%s: the message does not name '%s': %s", what, file, out);
+    ck_assert_msg(!piece1 || strstr(out, piece1), "%s: no '%s' in: %s", what, piece1, out);
+    ck_assert_msg(!piece2 || strstr(out, piece2), "%s: no '%s' in: %s", what, piece2, out);
+    ck_assert_msg(!strstr(out, "AddressSanitizer") && !strstr(out, "runtime error"),
+                  "%s: sanitizer report: %s", what, out);
+    printf("ok: %s\n", what);
+}
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/hostile.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "head -c 20000 %s/datasets/moby-dick.txt > %s/t.txt && "
+             "%s prepare --input %s/t.txt --output %s/lm.h5 >/dev/null && "
+             "%s prepare --csv %s/datasets/digits.csv --task classify --steps 8 --features 8 "
+             "--output %s/seq.h5 >/dev/null && "
+             "%s train --data %s/lm.h5 --out %s/run --hidden 8 --batch 4 --bptt 8 --steps 2 "
+             "--ckpt-every 2 >/dev/null 2>&1",
+             SOURCE_DIR, dir, RNNTRAIN_BIN, dir, dir, RNNTRAIN_BIN, SOURCE_DIR, dir,
+             RNNTRAIN_BIN, dir, dir);
+    ck_assert_msg(test_status(cmd) == 0, "setup: %s", cmd);
+}
+
+static void teardown(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    run_ok(cmd);
+}
+
+/* a fresh copy of a valid file under a new name */
+static void copy(const char *from, const char *to, char *path, size_t n) {
+    snprintf(path, n, "%s/%s", dir, to);
+    char cmd[1280];
+    snprintf(cmd, sizeof cmd, "cp %s/%s %s", dir, from, path);
+    run_ok(cmd);
+}
+
+START_TEST(attributes_of_the_wrong_shape) {
+    setup();
+    char p[512], args[2048];
+    int64_t two[2] = {300, 301};
+    double dd[3] = {0.5, 1.5, 2.5};
+    /* token dataset: vocab_size and version as arrays */
+    copy("lm.h5", "lm-vocab.h5", p, sizeof p);
+    put_attr(p, "/", "vocab_size", H5T_NATIVE_INT64, 2, two);
+    snprintf(args, sizeof args, "eval --model %s/run --data %s", dir, p);
+    expect("token dataset: vocab_size an array", p, args, 3, "vocab_size", "one integer");
+    copy("lm.h5", "lm-version.h5", p, sizeof p);
+    put_attr(p, "/", "version", H5T_NATIVE_INT64, 2, two);
+    snprintf(args, sizeof args, "eval --model %s/run --data %s", dir, p);
+    expect("token dataset: version an array", p, args, 3, "version", NULL);
+    /* sequence dataset: norm_mean an array, steps a string, format an array of strings */
+    copy("seq.h5", "seq-norm.h5", p, sizeof p);
+    put_attr(p, "/", "norm_mean", H5T_NATIVE_DOUBLE, 3, dd);
+    snprintf(args, sizeof args, "train --data %s --out %s/o1 --steps 1 --batch 4", p, dir);
+    expect("sequence dataset: norm_mean an array", p, args, 3, "norm_mean", "one number");
+    copy("seq.h5", "seq-steps.h5", p, sizeof p);
+    put_str(p, "/", "steps", "eight");
+    snprintf(args, sizeof args, "train --data %s --out %s/o2 --steps 1 --batch 4", p, dir);
+    expect("sequence dataset: steps a string", p, args, 3, "steps", "integer");
+    /* model file: version an array of 2, embed as a double array */
+    char model[512];
+    snprintf(model, sizeof model, "%s/run/model.h5", dir);
+    copy("run/model.h5", "model-version.h5", p, sizeof p);
+    put_attr(p, "/", "version", H5T_NATIVE_INT64, 2, two);
+    snprintf(args, sizeof args, "info %s", p);
+    expect("model file: version an array", p, args, 3, "version", NULL);
+    copy("run/model.h5", "model-embed.h5", p, sizeof p);
+    put_attr(p, "/", "embed", H5T_NATIVE_DOUBLE, 3, dd);
+    snprintf(args, sizeof args, "eval --model %s --data %s/lm.h5", p, dir);
+    expect("model file: embed a float array", p, args, 3, "embed", NULL);
+    /* checkpoint: lr_scale a string, step an array */
+    copy("run/checkpoints/ckpt-0000000002.h5", "ckpt-lr.h5", p, sizeof p);
+    put_str(p, "/", "lr_scale", "x");
+    snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/o3 --hidden 8 --batch 4 --bptt 8 "
+             "--steps 3 --resume %s", dir, dir, p);
+    expect("checkpoint: lr_scale a string", p, args, 3, "lr_scale", NULL);
+    copy("run/checkpoints/ckpt-0000000002.h5", "ckpt-step.h5", p, sizeof p);
+    put_attr(p, "/", "step", H5T_NATIVE_INT64, 2, two);
+    snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/o4 --hidden 8 --batch 4 --bptt 8 "
+             "--steps 3 --resume %s", dir, dir, p);
+    expect("checkpoint: step an array", p, args, 3, "step", NULL);
+    teardown();
+}
+END_TEST
+
+START_TEST(integers_that_do_not_fit) {
+    setup();
+    char p[512], args[2048];
+    int64_t big = ((int64_t)1 << 32) + 8, huge = (int64_t)1 << 40;
+    uint64_t u63 = (uint64_t)1 << 63;
+    copy("seq.h5", "seq-big.h5", p, sizeof p);
+    put_attr(p, "/", "steps", H5T_NATIVE_INT64, 0, &big);
+    snprintf(args, sizeof args, "train --data %s --out %s/o1 --steps 1 --batch 4", p, dir);
+    expect("steps = 2^32 + 8", p, args, 3, "steps", "4294967304");
+    copy("seq.h5", "seq-classes.h5", p, sizeof p);
+    put_attr(p, "/", "classes", H5T_NATIVE_INT64, 0, &huge);
+    snprintf(args, sizeof args, "train --data %s --out %s/o2 --steps 1 --batch 4", p, dir);
+    expect("classes = 2^40", p, args, 3, "classes", NULL);
+    copy("run/model.h5", "model-u63.h5", p, sizeof p);
+    put_attr(p, "/", "version", H5T_NATIVE_UINT64, 0, &u63);
+    snprintf(args, sizeof args, "info %s", p);
+    expect("model version = 2^63 unsigned", p, args, 3, "version", NULL);
+    teardown();
+}
+END_TEST
+
+static Suite *hostile_suite(void) {
+    Suite *s = suite_create("hostile");
+    TCase *tc = tcase_create("inputs");
+    tcase_add_test(tc, attributes_of_the_wrong_shape);
+    tcase_add_test(tc, integers_that_do_not_fit);
+    tcase_set_timeout(tc, 240);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TEST_MAIN(hostile_suite)
