@@ -5,8 +5,13 @@
  *     number, string), a string where a number is expected, in token and sequence
  *     datasets, model files and checkpoints;
  *   - integers that do not fit: 2^32 + 8 steps (it used to be read as 8), a class count
- *     beyond int, an unsigned 2^63 version. */
+ *     beyond int, an unsigned 2^63 version;
+ *   - files that are not regular files (a FIFO blocks open() until a writer comes; a
+ *     directory): as --data of train and eval, as prepare's --input, --csv and --pairs, as
+ *     --model, named like a checkpoint in the checkpoint directory, as --resume PATH.
+ * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -48,8 +53,9 @@ static void put_str(const char *file, const char *obj, const char *name, const c
 static void expect(const char *what, const char *file, const char *args, int want,
                    const char *piece1, const char *piece2) {
     char cmd[2048], out[8192];
-    snprintf(cmd, sizeof cmd, "%s %s", RNNTRAIN_BIN, args);
+    snprintf(cmd, sizeof cmd, "timeout -k 2 30 %s %s", RNNTRAIN_BIN, args);
     int rc = test_capture(cmd, out, sizeof out);
+    ck_assert_msg(rc != 124 && rc != 137, "%s: hung (killed by timeout): %s", what, out);
     ck_assert_msg(rc == want, "%s: exit %d, expected %d: %s", what, rc, want, out);
     ck_assert_msg(strstr(out, file), "%s: the message does not name '%s': %s", what, file, out);
     ck_assert_msg(!piece1 || strstr(out, piece1), "%s: no '%s' in: %s", what, piece1, out);
@@ -159,11 +165,61 @@ START_TEST(integers_that_do_not_fit) {
 }
 END_TEST
 
+START_TEST(files_that_are_not_regular) {
+    setup();
+    char fifo[512], d[512], args[2048];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    snprintf(d, sizeof d, "%s/adir", dir);
+    ck_assert_int_eq(mkdir(d, 0700), 0);
+    const char *odd[2] = {fifo, d};
+    const char *kind[2] = {"FIFO", "directory"};
+    for (int i = 0; i < 2; i++) {
+        const char *p = odd[i];
+        char what[128];
+        snprintf(args, sizeof args, "train --data %s --out %s/o%d --steps 1", p, dir, i);
+        snprintf(what, sizeof what, "train --data a %s", kind[i]);
+        expect(what, p, args, 3, kind[i], NULL);
+        snprintf(args, sizeof args, "eval --model %s/run --data %s", dir, p);
+        snprintf(what, sizeof what, "eval --data a %s", kind[i]);
+        expect(what, p, args, 3, kind[i], NULL);
+        snprintf(args, sizeof args, "prepare --input %s --output %s/x%d.h5", p, dir, i);
+        snprintf(what, sizeof what, "prepare --input a %s", kind[i]);
+        expect(what, p, args, 3, kind[i], NULL);
+        snprintf(args, sizeof args, "prepare --csv %s --steps 8 --features 8 --output %s/y%d.h5",
+                 p, dir, i);
+        snprintf(what, sizeof what, "prepare --csv a %s", kind[i]);
+        expect(what, p, args, 3, kind[i], NULL);
+        snprintf(args, sizeof args, "prepare --pairs %s --output %s/z%d.h5", p, dir, i);
+        snprintf(what, sizeof what, "prepare --pairs a %s", kind[i]);
+        expect(what, p, args, 3, kind[i], NULL);
+    }
+    snprintf(args, sizeof args, "eval --model %s --data %s/lm.h5", fifo, dir);
+    expect("eval --model a FIFO", fifo, args, 3, "FIFO", NULL);
+    snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/o5 --hidden 8 --batch 4 --bptt 8 "
+             "--steps 3 --resume %s", dir, dir, fifo);
+    expect("--resume a FIFO", fifo, args, 3, "FIFO", NULL);
+    /* a FIFO named as the newest checkpoint: --resume auto skips it, naming it, and resumes
+     * from the valid one before it */
+    char ck[512], cmd[2048], out[8192];
+    snprintf(ck, sizeof ck, "%s/run/checkpoints/ckpt-0000000009.h5", dir);
+    ck_assert_int_eq(mkfifo(ck, 0600), 0);
+    snprintf(cmd, sizeof cmd, "timeout -k 2 30 %s train --data %s/lm.h5 --out %s/run --hidden 8 "
+             "--batch 4 --bptt 8 --steps 3 --ckpt-every 2 --resume auto", RNNTRAIN_BIN, dir, dir);
+    int rc = test_capture(cmd, out, sizeof out);
+    ck_assert_msg(rc == 0 && strstr(out, "ckpt-0000000009.h5") && strstr(out, "FIFO") &&
+                  strstr(out, "resumed from"), "--resume auto past a FIFO: exit %d: %s", rc, out);
+    printf("ok: --resume auto skips a FIFO named like a checkpoint\n");
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
     tcase_add_test(tc, attributes_of_the_wrong_shape);
     tcase_add_test(tc, integers_that_do_not_fit);
+    tcase_add_test(tc, files_that_are_not_regular);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

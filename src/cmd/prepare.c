@@ -31,6 +31,9 @@ typedef struct {
 static const char *const split_names[3] = {"train", "valid", "test"};
 
 static FILE *open_input(const char *path) {
+    const char *odd = rt_not_regular(path);
+    if (odd) /* read twice (count, then encode): a stream cannot be */
+        rt_die(EXIT_INPUT, "--input: '%s' is %s, expected a regular file", path, odd);
     FILE *f = fopen(path, "rb");
     if (!f) rt_die(EXIT_INPUT, "--input: cannot open '%s': %s", path, strerror(errno));
     return f;

@@ -64,6 +64,10 @@ float *rt_alloc_floats(size_t n, const char *what);
 void rt_fsync_path(const char *path, const char *what);
 /* Monotonic wall clock in seconds. */
 double rt_seconds(void);
+/* NULL if path is a regular file (symlinks followed) or does not exist; else what it is
+ * ("a FIFO", "a directory", ...): opening a FIFO blocks until a writer comes, so every
+ * reader that needs a file refuses the others first. */
+const char *rt_not_regular(const char *path);
 /* Peak resident set size of this process in MiB (from getrusage). */
 double rt_peak_rss_mb(void);
 

@@ -137,6 +137,8 @@ typedef struct {
 } Pairs;
 
 static char *read_all(const char *path, size_t *size) {
+    const char *odd = rt_not_regular(path);
+    if (odd) rt_die(EXIT_INPUT, "--pairs: '%s' is %s, expected a regular file", path, odd);
     FILE *f = fopen(path, "rb");
     if (!f) rt_die(EXIT_INPUT, "--pairs: cannot open '%s': %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;

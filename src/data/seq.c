@@ -26,7 +26,7 @@ int seq_split_index(const char *split) {
 }
 
 int seq_is_sequence_file(const char *path) {
-    if (access(path, R_OK) != 0 || H5Fis_hdf5(path) <= 0) return 0;
+    if (rt_not_regular(path) || access(path, R_OK) != 0 || H5Fis_hdf5(path) <= 0) return 0;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return 0;
     int yes = 0;

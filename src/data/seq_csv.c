@@ -41,6 +41,8 @@ static int parse_number(const char *s, double *out) {
 
 static void csv_read(const char *path, Csv *c) {
     memset(c, 0, sizeof *c);
+    const char *odd = rt_not_regular(path);
+    if (odd) rt_die(EXIT_INPUT, "--csv: '%s' is %s, expected a regular file", path, odd);
     FILE *f = fopen(path, "r");
     if (!f) rt_die(EXIT_INPUT, "--csv: cannot open '%s': %s", path, strerror(errno));
     char *line = NULL;

@@ -173,6 +173,11 @@ void ckpt_remove_stale(const char *dir) {
 }
 
 int ckpt_verify(const char *path, char *why, size_t size) {
+    const char *odd = rt_not_regular(path);
+    if (odd) {
+        snprintf(why, size, "is %s, not a regular file", odd);
+        return -1;
+    }
     if (access(path, R_OK) != 0) {
         snprintf(why, size, "cannot read it (%s)", strerror(errno));
         return -1;

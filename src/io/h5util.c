@@ -10,6 +10,8 @@
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 hid_t h5_open_read(const char *path, const char *what) {
+    const char *odd = rt_not_regular(path);
+    if (odd) rt_die(EXIT_INPUT, "%s '%s': is %s, expected a regular (HDF5) file", what, path, odd);
     if (access(path, R_OK) != 0)
         rt_die(EXIT_INPUT, "%s '%s': cannot read it (%s)", what, path, strerror(errno));
     htri_t is = H5Fis_hdf5(path);
