@@ -9,6 +9,8 @@
  *   - files that are not regular files (a FIFO blocks open() until a writer comes; a
  *     directory): as --data of train and eval, as prepare's --input, --csv and --pairs, as
  *     --model, named like a checkpoint in the checkpoint directory, as --resume PATH.
+ *   - prepare --csv: an empty column name in the header (reached strcmp with NULL), a row
+ *     size --steps x --features beyond int, values beyond float32 (1e300 became Inf).
  * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
 #include <sys/stat.h>
@@ -214,12 +216,51 @@ START_TEST(files_that_are_not_regular) {
 }
 END_TEST
 
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(csv_inputs) {
+    setup();
+    char p[512], args[2048];
+    const char *headers[2] = {"a,,value\n1,2,3\n4,5,6\n7,8,9\n", ",value\n1,2\n3,4\n5,6\n"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/h%d.csv", dir, i);
+        write_file(p, headers[i]);
+        snprintf(args, sizeof args, "prepare --csv %s --task regress --column value --window 1 "
+                 "--output %s/h%d.h5", p, dir, i);
+        expect("prepare --csv: a header column without a name", p, args, 3, "has no name", NULL);
+    }
+    snprintf(p, sizeof p, "%s/v.csv", dir);
+    write_file(p, "1,2,0\n3,4,1\n");
+    snprintf(args, sizeof args, "prepare --csv %s --steps 1048576 --features 4096 --output %s/v.h5",
+             p, dir);
+    expect("prepare --csv: 2^20 x 2^12 values per row", p, args, 3, "4294967297", NULL);
+    snprintf(args, sizeof args, "prepare --csv %s --steps 65536 --features 65537 --output %s/v.h5",
+             p, dir);
+    expect("prepare --csv: 65536 x 65537 values per row", p, args, 3, "4295032833", NULL);
+    const char *big[2] = {"1e300,2,0\n3,4,1\n5,6,0\n", "1,-1e39,0\n3,4,1\n5,6,0\n"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/b%d.csv", dir, i);
+        write_file(p, big[i]);
+        snprintf(args, sizeof args, "prepare --csv %s --steps 1 --features 2 --output %s/b%d.h5", p,
+                 dir, i);
+        expect("prepare --csv: a value beyond float32", p, args, 3, "float32", NULL);
+    }
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
     tcase_add_test(tc, attributes_of_the_wrong_shape);
     tcase_add_test(tc, integers_that_do_not_fit);
     tcase_add_test(tc, files_that_are_not_regular);
+    tcase_add_test(tc, csv_inputs);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

@@ -8,6 +8,7 @@
  * Written atomically (atomic.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,20 @@ static int parse_number(const char *s, double *out) {
     return errno == 0 && *end == 0;
 }
 
+/* The next comma-separated field of *p (empty fields kept), *p advanced past its comma;
+ * NULL after the last. */
+static char *next_field(char **p) {
+    if (!*p) return NULL;
+    char *f = *p, *comma = strchr(f, ',');
+    if (comma) {
+        *comma = 0;
+        *p = comma + 1;
+    } else {
+        *p = NULL;
+    }
+    return f;
+}
+
 static void csv_read(const char *path, Csv *c) {
     memset(c, 0, sizeof *c);
     const char *odd = rt_not_regular(path);
@@ -55,17 +70,20 @@ static void csv_read(const char *path, Csv *c) {
         if (n == 0) continue;
         int cols = 1;
         for (char *p = line; *p; p++) cols += *p == ',';
-        char *save = NULL, *tok = strtok_r(line, ",", &save);
+        char *rest = line, *tok = next_field(&rest);
         double first;
-        if (c->rows == 0 && !c->header && tok && !parse_number(tok, &first)) {
+        if (c->rows == 0 && !c->header && !parse_number(tok, &first)) {
             c->header = rt_calloc((size_t)cols, sizeof(char *), "csv header");
-            for (int k = 0; k < cols && tok; k++, tok = strtok_r(NULL, ",", &save)) {
+            c->cols = cols;
+            for (int k = 0; k < cols; k++, tok = next_field(&rest)) {
                 while (*tok == ' ' || *tok == '"') tok++;
                 size_t len = strlen(tok);
                 while (len && (tok[len - 1] == '"' || tok[len - 1] == ' ')) tok[--len] = 0;
+                if (len == 0)
+                    rt_die(EXIT_INPUT, "--csv: '%s' line %lld (the header): column %d has no "
+                           "name", path, (long long)lineno, k + 1);
                 c->header[k] = rt_strdup(tok);
             }
-            c->cols = cols;
             continue;
         }
         if (c->cols == 0) c->cols = cols;
@@ -76,7 +94,7 @@ static void csv_read(const char *path, Csv *c) {
             vcap = vcap ? 2 * vcap : (size_t)c->cols * 1024;
             c->v = rt_realloc(c->v, vcap * sizeof(double), "csv");
         }
-        for (int k = 0; k < cols; k++, tok = strtok_r(NULL, ",", &save)) {
+        for (int k = 0; k < cols; k++, tok = next_field(&rest)) {
             double x;
             if (!tok || !parse_number(tok, &x))
                 rt_die(EXIT_INPUT, "--csv: '%s' line %lld column %d: expected a number, found "
@@ -84,6 +102,9 @@ static void csv_read(const char *path, Csv *c) {
             if (!isfinite(x))
                 rt_die(EXIT_INPUT, "--csv: '%s' line %lld column %d is %s", path,
                        (long long)lineno, k + 1, isnan(x) ? "NaN" : "Inf");
+            if (fabs(x) > FLT_MAX) /* stored as float32: it would become Inf */
+                rt_die(EXIT_INPUT, "--csv: '%s' line %lld column %d: %g is outside the float32 "
+                       "range (|x| <= %g)", path, (long long)lineno, k + 1, x, (double)FLT_MAX);
             c->v[(size_t)c->rows * c->cols + k] = x;
         }
         c->rows++;
@@ -142,11 +163,12 @@ void seq_prepare_csv(const CsvPrepare *cp) {
     int D_in = 1, Y = 0, K = 0, C = 0, per_step_targets = 0;
     double mean = 0.0, std = 1.0;
     if (cp->task == TASK_CLASSIFY || cp->task == TASK_GENERATE) {
-        /* rows: steps*features values, then an integer label */
-        int want = cp->steps * cp->features + 1;
+        /* rows: steps*features values, then an integer label (in 64 bits: 2^20 x 2^20) */
+        int64_t want = (int64_t)cp->steps * cp->features + 1;
         if (c.cols != want)
-            rt_die(EXIT_INPUT, "--csv: '%s' has %d columns; --steps %d x --features %d needs %d "
-                   "(values, then the label)", cp->csv, c.cols, cp->steps, cp->features, want);
+            rt_die(EXIT_INPUT, "--csv: '%s' has %d columns; --steps %d x --features %d needs %lld "
+                   "(values, then the label)", cp->csv, c.cols, cp->steps, cp->features,
+                   (long long)want);
         for (int64_t r = 0; r < c.rows; r++) {
             double l = c.v[(size_t)r * c.cols + c.cols - 1];
             if (l < 0 || l != floor(l) || l > 1e6)
