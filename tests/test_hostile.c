@@ -11,6 +11,8 @@
  *     --model, named like a checkpoint in the checkpoint directory, as --resume PATH.
  *   - prepare --csv: an empty column name in the header (reached strcmp with NULL), a row
  *     size --steps x --features beyond int, values beyond float32 (1e300 became Inf).
+ *   - prepare's output naming one of its inputs another way (./x, a symlink, a hard link):
+ *     refused, and the input is unchanged.
  * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
 #include <sys/stat.h>
@@ -254,6 +256,40 @@ START_TEST(csv_inputs) {
 }
 END_TEST
 
+START_TEST(output_is_an_input) {
+    setup();
+    char in[512], alias[512], args[2048], cmd[2048];
+    snprintf(in, sizeof in, "%s/t.txt", dir);
+    struct stat before;
+    ck_assert_int_eq(stat(in, &before), 0);
+    const char *how[3] = {"./", "symlink", "hard link"};
+    for (int i = 0; i < 3; i++) {
+        if (i == 0) {
+            snprintf(alias, sizeof alias, "%s/./t.txt", dir);
+        } else {
+            snprintf(alias, sizeof alias, "%s/alias%d.txt", dir, i);
+            ck_assert_int_eq(i == 1 ? symlink(in, alias) : link(in, alias), 0);
+        }
+        char what[128];
+        snprintf(what, sizeof what, "prepare --input X --output X by %s", how[i]);
+        snprintf(args, sizeof args, "prepare --input %s --output %s", in, alias);
+        expect(what, alias, args, 2, "refusing to overwrite", NULL);
+        snprintf(what, sizeof what, "prepare --csv X --output X by %s", how[i]);
+        snprintf(args, sizeof args, "prepare --csv %s --steps 1 --features 1 --output %s", in, alias);
+        expect(what, alias, args, 2, "refusing to overwrite", NULL);
+        snprintf(what, sizeof what, "prepare --pairs X --output X by %s", how[i]);
+        snprintf(args, sizeof args, "prepare --pairs %s --output %s", in, alias);
+        expect(what, alias, args, 2, "refusing to overwrite", NULL);
+    }
+    struct stat after;
+    ck_assert_int_eq(stat(in, &after), 0);
+    ck_assert(after.st_size == before.st_size && after.st_mtime == before.st_mtime);
+    snprintf(cmd, sizeof cmd, "head -c 20000 %s/datasets/moby-dick.txt | cmp -s - %s", SOURCE_DIR, in);
+    ck_assert_msg(test_status(cmd) == 0, "the input changed");
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
@@ -261,6 +297,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, integers_that_do_not_fit);
     tcase_add_test(tc, files_that_are_not_regular);
     tcase_add_test(tc, csv_inputs);
+    tcase_add_test(tc, output_is_an_input);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

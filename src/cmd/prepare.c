@@ -212,8 +212,9 @@ int cmd_prepare(int argc, char **argv) {
                                        !strcmp(opts[k].name, "target")))
             cli_bad(opts[k].name, "goes with --pairs only");
     if (pairs) {
-        if (strcmp(pairs, output) == 0)
-            cli_bad("output", "'%s' is also the input; refusing to overwrite it", output);
+        if (strcmp(pairs, output) == 0 || rt_same_file(pairs, output))
+            cli_bad("output", "'%s' is also the input ('%s'); refusing to overwrite it", output,
+                    pairs);
         PairsPrepare pp = {pairs, output, (PairsKind)pairs_kind_by_name(source),
                            (PairsKind)pairs_kind_by_name(target), seed,
                            {frac[0], frac[1], frac[2]}};
@@ -227,14 +228,16 @@ int cmd_prepare(int argc, char **argv) {
             rt_die(EXIT_USAGE, "prepare --csv --task %s needs --steps and --features", task);
         if (cp.task == TASK_REGRESS && !window)
             rt_die(EXIT_USAGE, "prepare --csv --task regress needs --window");
-        if (strcmp(csv, output) == 0)
-            cli_bad("output", "'%s' is also the input; refusing to overwrite it", output);
+        if (strcmp(csv, output) == 0 || rt_same_file(csv, output))
+            cli_bad("output", "'%s' is also the input ('%s'); refusing to overwrite it", output,
+                    csv);
         seq_prepare_csv(&cp);
         return 0;
     }
     for (int i = 0; i < inputs.count; i++)
-        if (strcmp(inputs.items[i], output) == 0)
-            cli_bad("output", "'%s' is also an input; refusing to overwrite it", output);
+        if (strcmp(inputs.items[i], output) == 0 || rt_same_file(inputs.items[i], output))
+            cli_bad("output", "'%s' is also an input ('%s'); refusing to overwrite it", output,
+                    inputs.items[i]);
 
     VocabKind kind = (VocabKind)vocab_kind_by_name(vocab_kind);
     unsigned char *seen = rt_calloc(0x110000, 1, "character set");

@@ -111,3 +111,9 @@ const char *rt_not_regular(const char *path) {
            : S_ISSOCK(st.st_mode) ? "a socket"
                                   : "not a regular file";
 }
+
+int rt_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}

@@ -68,6 +68,9 @@ double rt_seconds(void);
  * ("a FIFO", "a directory", ...): opening a FIFO blocks until a writer comes, so every
  * reader that needs a file refuses the others first. */
 const char *rt_not_regular(const char *path);
+/* 1 if a and b name the same existing file (device and inode: ./x, links and symlinks
+ * included); 0 otherwise, or if either does not exist. */
+int rt_same_file(const char *a, const char *b);
 /* Peak resident set size of this process in MiB (from getrusage). */
 double rt_peak_rss_mb(void);
 
