@@ -13,6 +13,9 @@
  *     size --steps x --features beyond int, values beyond float32 (1e300 became Inf).
  *   - prepare's output naming one of its inputs another way (./x, a symlink, a hard link):
  *     refused, and the input is unchanged.
+ *   - weights that would give wrong results silently: a NaN or Inf in a model file (eval,
+ *     sample, --init-from), a checkpoint whose checksums fail read as a model (eval, sample,
+ *     --init-from verify it as --resume does).
  * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
 #include <sys/stat.h>
@@ -290,6 +293,61 @@ START_TEST(output_is_an_input) {
 }
 END_TEST
 
+/* Sets entry 0 of dataset name in file to v. */
+static void put_value(const char *file, const char *name, float v) {
+    hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    ck_assert_int_ge(d, 0);
+    hid_t fs = H5Dget_space(d);
+    hsize_t start[2] = {0, 0}, cnt[2] = {1, 1};
+    int nd = H5Sget_simple_extent_ndims(fs);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
+    hsize_t one = 1;
+    hid_t ms = H5Screate_simple(1, &one, NULL);
+    ck_assert_int_ge(nd, 1);
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, &v), 0);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+START_TEST(weights_that_mislead) {
+    setup();
+    char p[512], args[2048];
+    const float bad[2] = {NAN, INFINITY};
+    const char *tensor[2] = {"params/head.bias", "params/rnn.weight_hh_l0"};
+    for (int i = 0; i < 2; i++) {
+        copy("run/model.h5", i ? "model-inf.h5" : "model-nan.h5", p, sizeof p);
+        put_value(p, tensor[i], bad[i]);
+        const char *what = i ? "Inf" : "NaN";
+        char w[128];
+        snprintf(args, sizeof args, "eval --model %s --data %s/lm.h5", p, dir);
+        snprintf(w, sizeof w, "eval: a model with %s", what);
+        expect(w, p, args, 3, what, tensor[i] + 7);
+        snprintf(args, sizeof args, "sample --model %s --length 10", p);
+        snprintf(w, sizeof w, "sample: a model with %s", what);
+        expect(w, p, args, 3, what, NULL);
+        snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/o%d --hidden 8 --batch 4 "
+                 "--bptt 8 --steps 1 --init-from %s", dir, dir, i, p);
+        snprintf(w, sizeof w, "--init-from a model with %s", what);
+        expect(w, p, args, 3, what, NULL);
+    }
+    /* a checkpoint with one weight changed: its checksum no longer matches */
+    copy("run/checkpoints/ckpt-0000000002.h5", "ckpt-flip.h5", p, sizeof p);
+    put_value(p, "params/head.bias", 0.125f);
+    snprintf(args, sizeof args, "eval --model %s --data %s/lm.h5", p, dir);
+    expect("eval: a checkpoint failing its checksum", p, args, 3, "damaged", "head.bias");
+    snprintf(args, sizeof args, "sample --model %s --length 10", p);
+    expect("sample: a checkpoint failing its checksum", p, args, 3, "damaged", NULL);
+    snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/o9 --hidden 8 --batch 4 --bptt 8 "
+             "--steps 1 --init-from %s", dir, dir, p);
+    expect("--init-from a checkpoint failing its checksum", p, args, 3, "damaged", NULL);
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
@@ -298,6 +356,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, files_that_are_not_regular);
     tcase_add_test(tc, csv_inputs);
     tcase_add_test(tc, output_is_an_input);
+    tcase_add_test(tc, weights_that_mislead);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

@@ -1,6 +1,7 @@
 #include "model_io.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,10 +297,29 @@ int64_t model_io_read_header(hid_t f, const char *path, ModelShape *sp, Vocab *v
     return version;
 }
 
+/* A checkpoint read as a model (eval, sample, --init-from) is verified as --resume does. */
 static hid_t open_model(const char *path, ModelShape *sp, Vocab *vocab) {
     hid_t f = h5_open_read(path, "model file");
     model_io_read_header(f, path, sp, vocab);
+    char fmt[64], why[512];
+    h5_read_attr_str(f, "format", fmt, sizeof fmt, path);
+    if (strcmp(fmt, "rnntrain-checkpoint") == 0 && h5_verify_checksums(f, why, sizeof why) != 0)
+        rt_die(EXIT_INPUT, "checkpoint '%s' is damaged: %s", path, why);
     return f;
+}
+
+/* Every parameter value must be finite: a NaN or Inf weight would print nan losses or
+ * sample garbage. */
+static void check_finite_params(const Params *p, const char *path) {
+    for (int i = 0; i < p->count; i++) {
+        const ParamTensor *t = &p->tensors[i];
+        for (size_t j = 0; j < t->size; j++) {
+            float v = p->value[t->offset + j];
+            if (!isfinite(v))
+                rt_die(EXIT_INPUT, "model file '%s': /params/%s holds %s at entry %zu", path,
+                       t->name, isnan(v) ? "NaN" : "Inf", j);
+        }
+    }
 }
 
 void model_io_load(const char *path_in, Model *m, int B, int Tmax, int Smax, Vocab *vocab) {
@@ -309,6 +329,7 @@ void model_io_load(const char *path_in, Model *m, int B, int Tmax, int Smax, Voc
     if (s.enc_L > 0 && Smax > s.enc_steps) s.enc_steps = Smax;
     model_init(m, s, B, Tmax);
     model_io_read_params(f, "params", &m->params, m->params.value, path);
+    check_finite_params(&m->params, path);
     H5Fclose(f);
     free(path);
 }
@@ -346,6 +367,7 @@ void model_io_load_weights(const char *path_in, Model *m, const Vocab *vocab) {
     }
     free(fv.symbols);
     model_io_read_params(f, "params", &m->params, m->params.value, path);
+    check_finite_params(&m->params, path);
     H5Fclose(f);
     free(path);
 }
