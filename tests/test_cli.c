@@ -248,10 +248,10 @@ START_TEST(init_from) {
     free(w_fresh);
 
     snprintf(a, sizeof a, "train --data %s --out %s/o --hidden 16 --layers 1 --batch 2 --bptt 8 "
-             "--steps 1 --init-from %s", data_path, dir, model_dir);
+             "--eval-batch 2 --steps 1 --init-from %s", data_path, dir, model_dir);
     expect(a, 3, "--init-from", "holds a lstm:8,");
     snprintf(a, sizeof a, "train --data %s --out %s/o --hidden 8 --layers 1 --model gru "
-             "--batch 2 --bptt 8 --steps 1 --init-from %s", data_path, dir, in_file);
+             "--batch 2 --bptt 8 --eval-batch 2 --steps 1 --init-from %s", data_path, dir, in_file);
     expect(a, 3, in_file, "configures gru:8,");
     /* same number of symbols, other symbols: the token ids would mean other characters */
     char text[600], in[512], other[512];

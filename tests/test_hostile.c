@@ -16,6 +16,9 @@
  *   - weights that would give wrong results silently: a NaN or Inf in a model file (eval,
  *     sample, --init-from), a checkpoint whose checksums fail read as a model (eval, sample,
  *     --init-from verify it as --resume does).
+ *   - what used to be found only after training: a validation split too short for
+ *     --eval-batch (or empty: prepare --split 1,0,0), a token outside the vocabulary at the
+ *     end of a split: refused before the first step.
  * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
 #include <sys/stat.h>
@@ -348,6 +351,63 @@ START_TEST(weights_that_mislead) {
 }
 END_TEST
 
+/* the last token of 1-D dataset name set to v */
+static void put_last_token(const char *file, const char *name, int32_t v) {
+    hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    ck_assert_int_ge(d, 0);
+    hid_t fs = H5Dget_space(d);
+    hsize_t one = 1, pos;
+    H5Sget_simple_extent_dims(fs, &pos, NULL);
+    pos -= 1;
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &pos, NULL, &one, NULL);
+    hid_t ms = H5Screate_simple(1, &one, NULL);
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, &v), 0);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+START_TEST(found_before_the_first_step) {
+    setup();
+    char p[512], args[2048], cmd[2048], out[8192];
+    /* too many validation streams; no validation split at all */
+    snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/o1 --hidden 8 --batch 4 --bptt 8 "
+             "--steps 50 --eval-batch 2048", dir, dir);
+    snprintf(p, sizeof p, "%s/lm.h5", dir);
+    expect("--eval-batch longer than the valid split allows", p, args, 3, "valid", "2048 streams");
+    snprintf(cmd, sizeof cmd, "%s prepare --input %s/t.txt --split 1,0,0 --output %s/all.h5 "
+             ">/dev/null", RNNTRAIN_BIN, dir, dir);
+    ck_assert_int_eq(test_status(cmd), 0);
+    snprintf(p, sizeof p, "%s/all.h5", dir);
+    snprintf(args, sizeof args, "train --data %s --out %s/o2 --hidden 8 --batch 4 --bptt 8 "
+             "--steps 50", p, dir);
+    expect("an empty valid split (--split 1,0,0)", p, args, 3, "valid", NULL);
+    /* a chars vocabulary; a bad token as the last of train, and as the last of test */
+    snprintf(cmd, sizeof cmd, "%s prepare --input %s/t.txt --vocab chars --output %s/ch.h5 "
+             ">/dev/null", RNNTRAIN_BIN, dir, dir);
+    ck_assert_int_eq(test_status(cmd), 0);
+    const char *split[2] = {"train", "test"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/bad%d.h5", dir, i);
+        snprintf(cmd, sizeof cmd, "cp %s/ch.h5 %s", dir, p);
+        ck_assert_int_eq(test_status(cmd), 0);
+        put_last_token(p, split[i], 250); /* uint8 dataset, V about 70 */
+        snprintf(args, sizeof args, "train --data %s --out %s/o%d --hidden 8 --batch 4 --bptt 8 "
+                 "--steps 50", p, dir, 3 + i);
+        snprintf(cmd, sizeof cmd, "timeout 30 %s %s", RNNTRAIN_BIN, args);
+        int rc = test_capture(cmd, out, sizeof out);
+        ck_assert_msg(rc == 3 && strstr(out, "is 250") && strstr(out, split[i]) &&
+                      !strstr(out, "step 1/"), "a bad token at the end of %s: exit %d: %s",
+                      split[i], rc, out);
+        printf("ok: a token outside the vocabulary at the end of %s, before the first step\n",
+               split[i]);
+    }
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
@@ -357,6 +417,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, csv_inputs);
     tcase_add_test(tc, output_is_an_input);
     tcase_add_test(tc, weights_that_mislead);
+    tcase_add_test(tc, found_before_the_first_step);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

@@ -102,6 +102,31 @@ int vocab_decode(const Vocab *v, int32_t tok, char out[4]) {
     return 4;
 }
 
+/* Every token of split ds in [0, V), read in blocks of 1 Mi tokens: a bad token is found
+ * when the file is opened, not at the step that reaches it. */
+static void check_tokens(const TokenFile *tf, hid_t ds, const char *split) {
+    uint64_t d[8];
+    h5_dataset_shape(tf->file, split, d, tf->path);
+    const hsize_t block = (hsize_t)1 << 20;
+    int32_t *buf = rt_malloc(block * sizeof *buf, "token check");
+    hid_t fs = H5Dget_space(ds);
+    for (hsize_t off = 0; off < d[0]; off += block) {
+        hsize_t cnt = d[0] - off < block ? d[0] - off : block;
+        hid_t ms = H5Screate_simple(1, &cnt, NULL);
+        if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL) < 0 ||
+            H5Dread(ds, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, buf) < 0)
+            rt_die(EXIT_INPUT, "data file '%s': reading '/%s' failed (damaged?)", tf->path, split);
+        H5Sclose(ms);
+        for (hsize_t i = 0; i < cnt; i++)
+            if (buf[i] < 0 || buf[i] >= tf->vocab.V)
+                rt_die(EXIT_INPUT, "data file '%s': split '%s' token %llu is %d, outside the "
+                       "vocabulary [0, %d)", tf->path, split, (unsigned long long)(off + i),
+                       buf[i], tf->vocab.V);
+    }
+    H5Sclose(fs);
+    free(buf);
+}
+
 void data_open(TokenFile *tf, const char *path) {
     memset(tf, 0, sizeof *tf);
     tf->path = rt_strdup(path);
@@ -137,6 +162,7 @@ void data_open(TokenFile *tf, const char *path) {
             rt_die(EXIT_INPUT, "data file '%s': dataset '/%s' should hold integer token ids",
                    path, splits[s]);
         H5Tclose(t);
+        check_tokens(tf, ds, splits[s]);
         H5Dclose(ds);
     }
 }

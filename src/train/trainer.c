@@ -207,6 +207,13 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     dist_bcast_f32(m->params.value, m->params.total);
     /* Validation runs on the training model itself (its state is separate) when it has as
      * many streams per rank; otherwise on a second model over the same parameters. */
+    if (task->lm) { /* the validation split, read as --eval-batch streams: checked now, not
+                       at the first validation hours later */
+        Reader probe;
+        int Be = c->eval_batch / N;
+        reader_init(&probe, task, 1, c->eval_batch, rank * Be, Be, t->chunk_T, 0);
+        reader_free(&probe);
+    }
     t->eval_model = m;
     if (c->eval_batch / N != c->B_micro) {
         model_init_shared(&t->eval_own, m, c->eval_batch / N, t->chunk_T);
