@@ -19,6 +19,8 @@
  *   - what used to be found only after training: a validation split too short for
  *     --eval-batch (or empty: prepare --split 1,0,0), a token outside the vocabulary at the
  *     end of a split: refused before the first step.
+ *   - ranks that disagree (mpirun ... : ... with other commands or options on one rank):
+ *     every rank stops at once naming the disagreement, instead of a deadlock.
  * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
 #include <sys/stat.h>
@@ -408,6 +410,28 @@ START_TEST(found_before_the_first_step) {
 }
 END_TEST
 
+START_TEST(ranks_that_disagree) {
+    setup();
+    char cmd[4096], out[8192];
+    char other[3][1024];
+    snprintf(other[0], sizeof other[0], "train --help");
+    snprintf(other[1], sizeof other[1], "eval --model %s/run --data %s/lm.h5", dir, dir);
+    snprintf(other[2], sizeof other[2], "train --data %s/lm.h5 --out %s/o2 --hidden 8 --batch 4 "
+             "--bptt 8 --steps 2 --lr 0.5", dir, dir);
+    for (int i = 0; i < 3; i++) {
+        const char *second = other[i];
+        snprintf(cmd, sizeof cmd, "timeout -k 2 60 %s -np 1 %s train --data %s/lm.h5 --out %s/o1 "
+                 "--hidden 8 --batch 4 --bptt 8 --steps 2 : -np 1 %s %s", MPIEXEC, RNNTRAIN_BIN,
+                 dir, dir, RNNTRAIN_BIN, second);
+        int rc = test_capture(cmd, out, sizeof out);
+        ck_assert_msg(rc != 0 && rc != 124 && rc != 137 && strstr(out, "different command lines"),
+                      "ranks running 'train' and '%s': exit %d: %s", second, rc, out);
+        printf("ok: one rank 'train', the other '%.40s': stopped, exit %d\n", second, rc);
+    }
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
@@ -418,6 +442,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, output_is_an_input);
     tcase_add_test(tc, weights_that_mislead);
     tcase_add_test(tc, found_before_the_first_step);
+    tcase_add_test(tc, ranks_that_disagree);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

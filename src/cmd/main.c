@@ -24,7 +24,34 @@ static void usage(FILE *f) {
             "             75 stopped by a signal after writing a checkpoint (resume to continue)\n");
 }
 
+/* Under a launcher, every rank must run the same command with the same arguments: a rank
+ * that prints --help and exits, or runs eval beside train, would leave the others waiting
+ * in their first collective forever. Compared before anything else (argv[0], the binary's
+ * path, may differ between hosts). */
+static void agree_on_command(int argc, char **argv) {
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 1; i < argc; i++) {
+        for (const char *s = argv[i]; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        h = (h ^ 0xffu) * 1099511628211ULL; /* separator: "a b" differs from "ab" */
+    }
+    if (!dist_all_equal_u64(h))
+        rt_die(EXIT_USAGE, "the ranks were started with different command lines (this rank: "
+               "'%s%s%s'%s); every rank must run the same command with the same options",
+               argc > 1 ? argv[1] : "", argc > 2 ? " " : "", argc > 2 ? argv[2] : "",
+               argc > 3 ? " ..." : "");
+}
+
+static int run_command(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    dist_init(&argc, &argv);
+    agree_on_command(argc, argv);
+    int rc = run_command(argc, argv);
+    dist_finalize();
+    return rc;
+}
+
+static int run_command(int argc, char **argv) {
     /* Large blocks (MPI's non-blocking reduction buffers, HDF5 conversion buffers) would
      * otherwise be mmap'ed and returned to the kernel every step; on VMs that return freed
      * pages to the host, first touch of fresh pages runs at ~330 MB/s, which cost ~50 ms of
@@ -55,11 +82,8 @@ int main(int argc, char **argv) {
                     {"sample", cmd_sample}, {"info", cmd_info}, {"predict", cmd_predict}};
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
         if (strcmp(cmd, commands[i].name) != 0) continue;
-        dist_init(&argc, &argv);
         h5_quiet();
-        int rc = commands[i].run(argc - 1, argv + 1);
-        dist_finalize();
-        return rc;
+        return commands[i].run(argc - 1, argv + 1);
     }
     fprintf(stderr, "rnntrain: error: unknown command '%s'\n\n", cmd);
     usage(stderr);
