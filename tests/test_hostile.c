@@ -21,6 +21,9 @@
  *     end of a split: refused before the first step.
  *   - ranks that disagree (mpirun ... : ... with other commands or options on one rank):
  *     every rank stops at once naming the disagreement, instead of a deadlock.
+ *   - a full disk under prepare (a tmpfs of 1 MiB; needs root to mount, else skipped): the
+ *     write that fails at HDF5's final flush used to leave a dataset with zeros and exit 0;
+ *     now an error naming ENOSPC, no output, and an existing output file left as it was.
  * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
 #include <sys/stat.h>
@@ -432,6 +435,54 @@ START_TEST(ranks_that_disagree) {
 }
 END_TEST
 
+START_TEST(full_disk) {
+    setup();
+    char mnt[512], cmd[4096], out[8192];
+    snprintf(mnt, sizeof mnt, "%s/small", dir);
+    ck_assert_int_eq(mkdir(mnt, 0700), 0);
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=1m tmpfs %s 2>/dev/null", mnt);
+    if (test_status(cmd) != 0) {
+        printf("skipped: full disk (cannot mount a tmpfs: not root?)\n");
+        teardown();
+        return;
+    }
+    /* an existing output, then inputs that do not fit beside it: about 1 MiB of text, and
+     * (the write that fails at the last flush) 1,048,500 bytes */
+    const long sizes[2] = {900000, 1048500};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "rm -f %s/* && printf 'old contents' > %s/x.h5 && "
+                 "head -c %ld %s/datasets/moby-dick.txt > %s/in%d.txt", mnt, mnt,
+                 i ? sizes[i] : 200000, SOURCE_DIR, dir, i);
+        ck_assert_int_eq(test_status(cmd), 0);
+        if (i == 1) { /* the full size on an empty disk: only the final flush fails */
+            snprintf(cmd, sizeof cmd, "rm -f %s/x.h5", mnt);
+            ck_assert_int_eq(test_status(cmd), 0);
+        } else { /* fill most of the disk first */
+            snprintf(cmd, sizeof cmd, "head -c %ld /dev/zero > %s/filler", sizes[0], mnt);
+            ck_assert_int_eq(test_status(cmd), 0);
+        }
+        snprintf(cmd, sizeof cmd, "timeout 30 %s prepare --input %s/in%d.txt --output %s/x.h5",
+                 RNNTRAIN_BIN, dir, i, mnt);
+        int rc = test_capture(cmd, out, sizeof out);
+        ck_assert_msg(rc == 1 && (strstr(out, "No space left") || strstr(out, "disk full")),
+                      "prepare onto a full disk (%d): exit %d: %s", i, rc, out);
+        snprintf(cmd, sizeof cmd, "ls -a %s | grep -q tmp", mnt);
+        ck_assert_msg(test_status(cmd) != 0, "a temporary file was left behind");
+        if (i == 0) {
+            snprintf(cmd, sizeof cmd, "printf 'old contents' | cmp -s - %s/x.h5", mnt);
+            ck_assert_msg(test_status(cmd) == 0, "the existing output was changed");
+        } else {
+            snprintf(cmd, sizeof cmd, "test ! -e %s/x.h5", mnt);
+            ck_assert_msg(test_status(cmd) == 0, "a damaged output was left");
+        }
+        printf("ok: prepare onto a full disk (%s): %.*s\n", i ? "final flush" : "a write", 90, out);
+    }
+    snprintf(cmd, sizeof cmd, "umount %s", mnt);
+    test_status(cmd);
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
@@ -443,6 +494,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, weights_that_mislead);
     tcase_add_test(tc, found_before_the_first_step);
     tcase_add_test(tc, ranks_that_disagree);
+    tcase_add_test(tc, full_disk);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

@@ -285,7 +285,7 @@ int cmd_prepare(int argc, char **argv) {
     if (w.written != total)
         rt_die(EXIT_INPUT, "--input: the inputs changed while being read (%lld tokens, then "
                "%lld)", (long long)total, (long long)w.written);
-    for (int s = 0; s < 3; s++) H5Dclose(w.dset[s]);
+    for (int s = 0; s < 3; s++) h5_close_dataset(w.dset[s], split_names[s], tmp);
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
     atomic_commit(&a);

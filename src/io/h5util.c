@@ -276,8 +276,15 @@ static void write_ds(hid_t f, const char *name, const void *buf, hid_t filetype,
     hid_t d = H5Dcreate2(f, name, filetype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (d < 0 || H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
         rt_die(EXIT_RUNTIME, "%s: cannot write dataset '%s'", path, name);
-    H5Dclose(d);
+    h5_close_dataset(d, name, path);
     H5Sclose(s);
+}
+
+void h5_close_dataset(hid_t d, const char *name, const char *path) {
+    errno = 0;
+    if (H5Dclose(d) < 0) /* where HDF5 writes out what it buffered: a full disk shows here */
+        rt_die(EXIT_RUNTIME, "%s: writing dataset '%s' failed%s%s", path, name,
+               errno ? ": " : " (disk full?)", errno ? strerror(errno) : "");
 }
 
 void h5_write_f32(hid_t f, const char *name, const float *buf, int ndim, const uint64_t *dims,
@@ -320,7 +327,7 @@ void h5_set_checksum(hid_t f, const char *name, const void *buf, size_t bytes,
         rt_die(EXIT_RUNTIME, "%s: cannot write the checksum of '%s'", path, name);
     H5Aclose(a);
     H5Sclose(s);
-    H5Dclose(d);
+    h5_close_dataset(d, name, path);
 }
 
 typedef struct {

@@ -21,6 +21,9 @@ hid_t h5_create(const char *path);
  * checkpoints, where a flipped bit must be detected anywhere in the file). */
 hid_t h5_create_checksummed(const char *path);
 void h5_close_file(hid_t f, const char *path);
+/* H5Dclose of a dataset written to (it flushes buffered raw data): dies naming the dataset
+ * and the reason (ENOSPC: "No space left on device") if it fails. */
+void h5_close_dataset(hid_t d, const char *name, const char *path);
 int h5_exists(hid_t loc, const char *name);
 /* Creates the groups on the way to name ("a/b/c" creates a and a/b). */
 void h5_make_parents(hid_t f, const char *name, const char *path);
