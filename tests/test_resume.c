@@ -223,7 +223,19 @@ START_TEST(sigusr1_checkpoints_and_exits_75) {
               "100000", (char *)NULL);
         _exit(127);
     }
-    sleep_us(400000);
+    /* signal once training runs (its banner is out): a fixed delay raced with a slow start
+     * under the sanitizers on a loaded machine, where the signal came before the handlers */
+    char log[700], text0[4096];
+    snprintf(log, sizeof log, "%s/signalled.log", dir);
+    for (int i = 0; i < 600; i++) {
+        FILE *f = fopen(log, "r");
+        size_t n = f ? fread(text0, 1, sizeof text0 - 1, f) : 0;
+        if (f) fclose(f);
+        text0[n] = 0;
+        if (strstr(text0, "ranks ")) break;
+        sleep_us(50000);
+    }
+    sleep_us(200000);
     kill(pid, SIGUSR1);
     int status;
     waitpid(pid, &status, 0);
