@@ -89,8 +89,10 @@ done_section prepare
 
 header "4/7 train ($MODEL ${LAYERS}x$HIDDEN, $NP ranks, $STEPS steps -> $RUN)"
 mkdir -p -- "$RUN"
-# The metrics file is appended to: start it afresh so the curves show this run only.
+# The metrics file is appended to: start it afresh so the curves show this run only; and
+# this job's earlier checkpoints go (train refuses to start afresh over a run's checkpoints).
 rm -f -- "$RUN/metrics.jsonl" "$RUN/curves.png"
+rm -rf -- "$RUN/checkpoints"
 set -x
 "${MPIRUN[@]}" "$BIN" train --data "$DATA" --out "$RUN" \
   --model "$MODEL" --layers "$LAYERS" --hidden "$HIDDEN" --batch "$BATCH" --bptt "$BPTT" \

@@ -24,6 +24,9 @@
  *   - a full disk under prepare (a tmpfs of 1 MiB; needs root to mount, else skipped): the
  *     write that fails at HDF5's final flush used to leave a dataset with zeros and exit 0;
  *     now an error naming ENOSPC, no output, and an existing output file left as it was.
+ *   - another run's checkpoints: a fresh run into a directory holding them is refused (it
+ *     overwrote them, and --keep deleted its own); --resume auto refuses a checkpoint of a
+ *     run with another seed or another data file; the checkpoints stay as they were.
  * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
 #include <sys/stat.h>
@@ -483,6 +486,35 @@ START_TEST(full_disk) {
 }
 END_TEST
 
+START_TEST(another_runs_checkpoints) {
+    setup();
+    char args[2048], ck[512], cmd[2048];
+    snprintf(ck, sizeof ck, "%s/run/checkpoints/ckpt-0000000002.h5", dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s/saved.h5", ck, dir);
+    ck_assert_int_eq(test_status(cmd), 0);
+    const char *variant[2] = {"", "--keep 1 --ckpt-every 1"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/run --hidden 8 --batch 4 "
+                 "--bptt 8 --steps 3 %s", dir, dir, variant[i]);
+        char ckdir[512];
+        snprintf(ckdir, sizeof ckdir, "%s/run/checkpoints", dir);
+        expect("a fresh run over another run's checkpoints", ckdir, args, 2, "already holds",
+               "ckpt-0000000002.h5");
+    }
+    snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/run --hidden 8 --batch 4 --bptt 8 "
+             "--steps 3 --resume auto --seed 99", dir, dir);
+    expect("--resume auto: a run with another seed", ck, args, 2, "seed=", "another run");
+    snprintf(cmd, sizeof cmd, "cp %s/lm.h5 %s/other.h5", dir, dir);
+    ck_assert_int_eq(test_status(cmd), 0);
+    snprintf(args, sizeof args, "train --data %s/other.h5 --out %s/run --hidden 8 --batch 4 "
+             "--bptt 8 --steps 3 --resume auto", dir, dir);
+    expect("--resume auto: a run over another data file", ck, args, 2, "data=", "another run");
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s/saved.h5", ck, dir);
+    ck_assert_msg(test_status(cmd) == 0, "the other run's checkpoint changed");
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
@@ -495,6 +527,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, found_before_the_first_step);
     tcase_add_test(tc, ranks_that_disagree);
     tcase_add_test(tc, full_disk);
+    tcase_add_test(tc, another_runs_checkpoints);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

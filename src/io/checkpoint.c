@@ -356,3 +356,43 @@ void ckpt_load(const char *path, Model *m, ModelState *st, Optim *o, Progress *p
     }
     H5Fclose(f);
 }
+
+int ckpt_count(const char *dir, char *newest, size_t size) {
+    char **names;
+    int n = list_ckpts(dir, &names), files = 0;
+    if (newest && size) newest[0] = 0;
+    for (int i = 0; i < n; i++) { /* regular files only (a directory so named is not one) */
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (!rt_not_regular(path)) {
+            if (files++ == 0 && newest && size) snprintf(newest, size, "%s", names[i]);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return files;
+}
+
+void config_value(const char *text, const char *key, char *value, size_t size) {
+    size_t kl = strlen(key);
+    value[0] = 0;
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, key, kl) != 0 || p[kl] != '=') continue;
+        const char *v = p + kl + 1, *end = strchr(v, '\n');
+        size_t n = end ? (size_t)(end - v) : strlen(v);
+        snprintf(value, size, "%.*s", (int)(n < size ? n : size - 1), v);
+        return;
+    }
+}
+
+void ckpt_config_value(const char *path, const char *key, char *value, size_t size) {
+    hid_t f = h5_open_read(path, "checkpoint");
+    value[0] = 0;
+    if (h5_attr_exists(f, "config")) {
+        char *text = rt_malloc(65536, "configuration");
+        h5_read_attr_str(f, "config", text, 65536, path);
+        config_value(text, key, value, size);
+        free(text);
+    }
+    H5Fclose(f);
+}

@@ -50,6 +50,13 @@ void ckpt_load(const char *path, Model *m, ModelState *st, Optim *o, Progress *p
 /* Removes temporary checkpoint files (.ckpt-*.h5.tmp.*) left in dir by a killed job.
  * Called by rank 0 when a run starts: the directory belongs to that run. */
 void ckpt_remove_stale(const char *dir);
+/* Checkpoints (by name) in dir; the newest one's name into newest (may be NULL). */
+int ckpt_count(const char *dir, char *newest, size_t size);
+/* The value of `key` in the configuration text a checkpoint was written with ("" if it has
+ * no such line). */
+void ckpt_config_value(const char *path, const char *key, char *value, size_t size);
+/* The same from a configuration text ("key=value" lines). */
+void config_value(const char *text, const char *key, char *value, size_t size);
 /* Non-dying verification (format, version, checksums); 0 if good, else -1 and why. */
 int ckpt_verify(const char *path, char *why, size_t size);
 

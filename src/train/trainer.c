@@ -235,8 +235,35 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     t->progress = prog;
     RunShape rs = {c->batch, t->chunk_T, t->k1, train_size};
     t->run_shape = rs;
+    if (!c->resume) { /* a fresh run: another run's checkpoints would be overwritten, and
+                         --keep or a later --resume auto would mix the two runs */
+        char newest[512] = "";
+        int64_t n = rank == 0 ? ckpt_count(c->ckpt_path, newest, sizeof newest) : 0;
+        dist_bcast_bytes(&n, sizeof n);
+        dist_bcast_bytes(newest, sizeof newest);
+        if (n > 0)
+            rt_die(EXIT_USAGE, "--%s: '%s' already holds %lld checkpoint%s of a run (newest %s); "
+                   "continue it with --resume auto, or give this run another --out or "
+                   "--ckpt-dir (or remove them)", c->ckpt_dir ? "ckpt-dir" : "out", c->ckpt_path,
+                   (long long)n, n == 1 ? "" : "s", newest);
+    }
     if (c->resume) {
         t->last_ckpt = ckpt_find(c->ckpt_path, c->resume);
+        if (t->last_ckpt && strcmp(c->resume, "auto") == 0) /* the same run's? */
+            for (int i = 0; i < 2; i++) {
+                const char *key = i ? "seed" : "data";
+                char was[4200], now[4200];
+                ckpt_config_value(t->last_ckpt, key, was, sizeof was);
+                config_value(c->text, key, now, sizeof now);
+                /* the data by its file name: a moved file is still the run's */
+                const char *wb = i ? was : strrchr(was, '/') ? strrchr(was, '/') + 1 : was;
+                const char *nb = i ? now : strrchr(now, '/') ? strrchr(now, '/') + 1 : now;
+                if (*was && strcmp(wb, nb) != 0)
+                    rt_die(EXIT_USAGE, "--resume auto: '%s' was written by a run with %s=%s, this "
+                           "run has %s=%s: it is another run's checkpoint (give this run another "
+                           "--out or --ckpt-dir, or --resume PATH to continue from it on "
+                           "purpose)", t->last_ckpt, key, was, key, now);
+            }
         if (t->last_ckpt) {
             ckpt_load(t->last_ckpt, m, &t->state, &t->optim, &t->progress, &t->run_shape);
             rt_log("resumed from %s: step %lld, epoch %lld\n", t->last_ckpt,
