@@ -27,6 +27,7 @@
  *   - another run's checkpoints: a fresh run into a directory holding them is refused (it
  *     overwrote them, and --keep deleted its own); --resume auto refuses a checkpoint of a
  *     run with another seed or another data file; the checkpoints stay as they were.
+ *   - a file another process holds open for writing (HDF5's lock): said so, not "damaged?".
  * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
 #include <sys/stat.h>
@@ -515,6 +516,47 @@ START_TEST(another_runs_checkpoints) {
 }
 END_TEST
 
+START_TEST(locked_files) {
+    setup();
+    char data[512], model[512], args[2048];
+    snprintf(data, sizeof data, "%s/lm.h5", dir);
+    snprintf(model, sizeof model, "%s/run/model.h5", dir);
+    const char *file[2] = {data, model};
+    for (int i = 0; i < 2; i++) {
+        hid_t f = H5Fopen(file[i], H5F_ACC_RDWR, H5P_DEFAULT); /* this process holds the lock */
+        ck_assert_int_ge(f, 0);
+        snprintf(args, sizeof args, "eval --model %s --data %s", model, data);
+        expect(i ? "a model file locked by a writer" : "a dataset locked by a writer", file[i],
+               args, 3, "holds it open for writing", NULL);
+        H5Fclose(f);
+    }
+    teardown();
+}
+END_TEST
+
+/* Paths longer than the buffers they are built in: refused naming the option, not cut
+ * (the 4200-byte path is made by the shell: the test's own command buffers are shorter). */
+START_TEST(long_paths) {
+    setup();
+    const char *opt[3] = {"--out", "--ckpt-dir", "--log"};
+    for (int i = 0; i < 3; i++) {
+        char cmd[2048], out[8192];
+        if (i == 0)
+            snprintf(cmd, sizeof cmd, "L=$(head -c 4200 /dev/zero | tr '\\0' a); timeout 30 %s "
+                     "train --data %s/lm.h5 --out $L --steps 1", RNNTRAIN_BIN, dir);
+        else
+            snprintf(cmd, sizeof cmd, "L=$(head -c 4200 /dev/zero | tr '\\0' a); timeout 30 %s "
+                     "train --data %s/lm.h5 --out %s/o %s %s/$L --steps 1", RNNTRAIN_BIN, dir, dir,
+                     opt[i], dir);
+        int rc = test_capture(cmd, out, sizeof out);
+        ck_assert_msg(rc == 2 && strstr(out, opt[i]) && strstr(out, "bytes long"),
+                      "a 4200-byte %s: exit %d: %.300s", opt[i], rc, out);
+        printf("ok: a 4200-byte %s refused\n", opt[i]);
+    }
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
@@ -528,6 +570,8 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, ranks_that_disagree);
     tcase_add_test(tc, full_disk);
     tcase_add_test(tc, another_runs_checkpoints);
+    tcase_add_test(tc, locked_files);
+    tcase_add_test(tc, long_paths);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

@@ -188,7 +188,9 @@ int ckpt_verify(const char *path, char *why, size_t size) {
     }
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
-        snprintf(why, size, "HDF5 cannot open it (truncated or corrupted)");
+        snprintf(why, size, "%s", h5_locked_by_other(path)
+                                      ? "another process holds it open for writing (file lock)"
+                                      : "HDF5 cannot open it (truncated or corrupted)");
         return -1;
     }
     int rc = -1;

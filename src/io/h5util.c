@@ -1,13 +1,23 @@
 #include "h5util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "common.h"
 
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+int h5_locked_by_other(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    int locked = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return locked;
+}
 
 hid_t h5_open_read(const char *path, const char *what) {
     const char *odd = rt_not_regular(path);
@@ -17,6 +27,10 @@ hid_t h5_open_read(const char *path, const char *what) {
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) rt_die(EXIT_INPUT, "%s '%s': not an HDF5 file", what, path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0 && h5_locked_by_other(path))
+        rt_die(EXIT_INPUT, "%s '%s': another process holds it open for writing (HDF5's file "
+               "lock); wait for it, or set HDF5_USE_FILE_LOCKING=FALSE if that is safe", what,
+               path);
     if (f < 0) rt_die(EXIT_INPUT, "%s '%s': HDF5 cannot open it (damaged?)", what, path);
     return f;
 }

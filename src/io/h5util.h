@@ -12,6 +12,8 @@
 void h5_quiet(void);
 /* Opens an existing HDF5 file read-only; `what` says what it is for ("data file"). */
 hid_t h5_open_read(const char *path, const char *what);
+/* 1 if another process holds an HDF5 write lock on path (why an open failed). */
+int h5_locked_by_other(const char *path);
 /* Opens a data file whose attribute format must be `format` and version 1; `hint` says how
  * to make one. Dies naming the file, what was expected and what was found. */
 hid_t h5_open_dataset_file(const char *path, const char *format, const char *hint);

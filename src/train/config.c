@@ -219,6 +219,14 @@ void train_config_finish(TrainConfig *c) {
     parse_layers(c);
     apply_layer_opts(c);
     if (c->embed == 0) c->embed = c->stack.layer[0].H;
+    /* paths are built in fixed buffers: refuse what would be cut, instead of cutting it */
+    const size_t room = sizeof c->ckpt_path - 40; /* "/checkpoints/ckpt-NNNNNNNNNN.h5" */
+    if (strlen(c->out) > room) cli_bad("out", "the path is %zu bytes long, at most %zu", strlen(c->out), room);
+    if (c->ckpt_dir && strlen(c->ckpt_dir) > room)
+        cli_bad("ckpt-dir", "the path is %zu bytes long, at most %zu", strlen(c->ckpt_dir), room);
+    if (c->log && strlen(c->log) >= sizeof c->metrics_path)
+        cli_bad("log", "the path is %zu bytes long, at most %zu", strlen(c->log),
+                sizeof c->metrics_path - 1);
     snprintf(c->ckpt_path, sizeof c->ckpt_path, "%s", c->ckpt_dir ? c->ckpt_dir : "");
     if (!c->ckpt_dir) snprintf(c->ckpt_path, sizeof c->ckpt_path, "%s/checkpoints", c->out);
     snprintf(c->metrics_path, sizeof c->metrics_path, "%s", c->log ? c->log : "");
