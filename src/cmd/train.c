@@ -85,7 +85,9 @@ int cmd_train(int argc, char **argv) {
     int64_t at = t->progress.step;
     if (at > 0 && (due(at, c.eval_every) || at == c.steps) && t->has_valid)
         validate(t, &rep);
+    dist_watchdog_start(c.watchdog); /* after the start-up (file checks, resume) */
     while (t->progress.step < c.steps) {
+        dist_watchdog_step(t->progress.step);
         StepResult s = trainer_step(t);
         if (s.rolled_back) continue;
         if (s.updated) report_loss(&rep, s.loss);

@@ -15,7 +15,7 @@
 
 #define RNNTRAIN_VERSION "0.1.0"
 
-enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INPUT = 3, EXIT_CHECKPOINTED = 75 };
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_INPUT = 3, EXIT_CHECKPOINTED = 75, EXIT_STALLED = 76 };
 
 #if defined(__GNUC__)
 #define RT_PRINTF(a, b) __attribute__((format(printf, a, b)))

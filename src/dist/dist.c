@@ -2,8 +2,12 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -13,6 +17,62 @@ static int g_size = 1;
 
 /* An MPI failure is a runtime failure of the job: report and abort (errors are returned,
  * not fatal, because we install MPI_ERRORS_RETURN on the world communicator). */
+/* ---- the watchdog ---------------------------------------------------------------------
+ * Every blocking MPI call of this file is timed: entering one stores its start and name,
+ * leaving clears them. A thread (started by dist_watchdog_start) looks twice a second; a
+ * call blocked longer than the limit means another rank has stopped (stalled, SIGSTOPped,
+ * cut off from the network): report it and end this rank with EXIT_STALLED, which the
+ * SLURM scripts requeue (resume from the last checkpoint). The thread calls no MPI. */
+static _Atomic double g_wait_since = 0.0; /* 0: not in a blocking call */
+static const char *_Atomic g_wait_what = NULL;
+static _Atomic long long g_wait_step = -1;
+static double g_watch_limit = 0.0;
+
+static double mono_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void *watchdog_loop(void *arg) {
+    (void)arg;
+    for (;;) {
+        struct timespec half = {0, 500000000L};
+        nanosleep(&half, NULL);
+        double since = atomic_load(&g_wait_since);
+        if (since <= 0.0 || mono_seconds() - since < g_watch_limit) continue;
+        const char *what = atomic_load(&g_wait_what);
+        fprintf(stderr, "rnntrain[rank %d]: error: %s has not completed after %.0f s (step %lld): "
+                "another rank has stopped (stalled, stopped by a signal, or cut off from the "
+                "network); exiting with status %d so that the job can be requeued and resumed "
+                "from its last checkpoint (--watchdog sets the limit)\n", g_rank,
+                what ? what : "an MPI call", mono_seconds() - since,
+                (long long)atomic_load(&g_wait_step), EXIT_STALLED);
+        fflush(stderr);
+        _exit(EXIT_STALLED);
+    }
+    return NULL;
+}
+
+void dist_watchdog_start(double seconds) {
+    static int started = 0;
+    if (g_size == 1 || seconds <= 0.0 || started) return;
+    g_watch_limit = seconds;
+    pthread_t th;
+    if (pthread_create(&th, NULL, watchdog_loop, NULL) != 0)
+        rt_die(EXIT_RUNTIME, "cannot start the watchdog thread");
+    pthread_detach(th);
+    started = 1;
+}
+
+void dist_watchdog_step(int64_t step) { atomic_store(&g_wait_step, (long long)step); }
+
+static void wait_begin(const char *what) {
+    atomic_store(&g_wait_what, what);
+    atomic_store(&g_wait_since, mono_seconds());
+}
+static void wait_end(void) { atomic_store(&g_wait_since, 0.0); }
+
 static void check_mpi(int rc, const char *what) {
     if (rc == MPI_SUCCESS) return;
     char msg[MPI_MAX_ERROR_STRING];
@@ -64,7 +124,9 @@ void dist_abort(int status) {
 
 void dist_barrier(void) {
     if (g_size == 1) return;
+    wait_begin("MPI_Barrier");
     check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+    wait_end();
 }
 
 /* MPI counts are int: long buffers go in pieces. */
@@ -74,7 +136,9 @@ static void sum_pieces(void *buf, size_t n, size_t elem, MPI_Datatype type, MPI_
     char *p = buf;
     while (n > 0) {
         int count = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        wait_begin(what);
         check_mpi(MPI_Allreduce(MPI_IN_PLACE, p, count, type, op, MPI_COMM_WORLD), what);
+        wait_end();
         p += (size_t)count * elem;
         n -= (size_t)count;
     }
@@ -98,7 +162,9 @@ static void bcast_pieces(void *buf, size_t n, size_t elem, MPI_Datatype type) {
     char *p = buf;
     while (n > 0) {
         int count = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        wait_begin("MPI_Bcast");
         check_mpi(MPI_Bcast(p, count, type, 0, MPI_COMM_WORLD), "MPI_Bcast");
+        wait_end();
         p += (size_t)count * elem;
         n -= (size_t)count;
     }
@@ -110,8 +176,10 @@ void dist_bcast_bytes(void *buf, size_t n) { bcast_pieces(buf, n, 1, MPI_BYTE); 
 int dist_all_equal_u64(uint64_t v) {
     if (g_size == 1) return 1;
     uint64_t lohi[2] = {v, ~v};
+    wait_begin("MPI_Allreduce(check)");
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, lohi, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD),
               "MPI_Allreduce(check)");
+    wait_end();
     return lohi[0] == v && lohi[1] == ~v;
 }
 
@@ -121,8 +189,10 @@ void dist_gather_f32(const float *send, size_t n, float *recv) {
         return;
     }
     if (n > (size_t)INT_MAX) rt_die(EXIT_RUNTIME, "gather of %zu floats is too large", n);
+    wait_begin("MPI_Gather");
     check_mpi(MPI_Gather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, 0, MPI_COMM_WORLD),
               "MPI_Gather");
+    wait_end();
 }
 
 /* Outstanding non-blocking sums (one per gradient bucket, or per INT_MAX piece). */
@@ -154,7 +224,9 @@ void dist_progress(void) {
 double dist_wait_all(void) {
     if (g_nrequests == 0) return 0.0;
     double t0 = MPI_Wtime();
+    wait_begin("MPI_Waitall(gradient sums)");
     check_mpi(MPI_Waitall(g_nrequests, g_requests, MPI_STATUSES_IGNORE), "MPI_Waitall");
+    wait_end();
     g_nrequests = 0;
     return MPI_Wtime() - t0;
 }

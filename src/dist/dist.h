@@ -15,6 +15,12 @@ int dist_size(void);
 /* Ends the whole job with this status: MPI_Abort when MPI is up, exit() otherwise. */
 void dist_abort(int status) __attribute__((noreturn));
 void dist_barrier(void);
+/* With more than one rank and seconds > 0: a thread ends this rank with EXIT_STALLED (and a
+ * message naming the call and the step) when one of this file's blocking calls has waited
+ * longer than seconds: another rank has stopped. */
+void dist_watchdog_start(double seconds);
+/* The step the watchdog's message names. */
+void dist_watchdog_step(int64_t step);
 
 /* In-place sums across ranks. */
 void dist_sum_f32(float *buf, size_t n);

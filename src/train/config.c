@@ -17,7 +17,7 @@ static const TrainConfig defaults = {
     .max_bad = 10, .ckpt_minutes = 15.0, .rollback_factor = 0.5, .lr = 2e-3, .clip = 5.0,
     .init_scale = 0.08, .min_lr = 0.0, .gamma = 0.5, .weight_decay = 0.0, .momentum = 0.9,
     .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99, .pool = "last",
-    .encoder = "", .attention = "none"};
+    .encoder = "", .attention = "none", .watchdog = 300};
 
 void train_config_defaults(TrainConfig *c) { *c = defaults; }
 
@@ -115,6 +115,9 @@ static int option_table(TrainConfig *c, CliOption *o) {
          "training directory or checkpoint of the same shape and vocabulary (warm start, "
          "fine-tuning, or weights exported from PyTorch); optimizer state starts afresh; "
          "ignored when --resume finds a checkpoint", 1, 0, NULL, 0, 0},
+        {"watchdog", CLI_DOUBLE, &c->watchdog, "S", "with several ranks: a rank waiting more "
+         "than S seconds in a collective (another rank stalled, was stopped or lost its network) "
+         "exits with status 76, which the SLURM scripts requeue; 0 = off", 0, 1e9, NULL, 0, 0},
         {"max-bad-steps", CLI_I64, &c->max_bad, "K", "after K non-finite steps in a row, roll back "
          "to the last checkpoint with a lower lr", 1, 1e9, NULL, 0, 0},
         {"rollback-lr-factor", CLI_DOUBLE, &c->rollback_factor, "F", "lr multiplier after a "

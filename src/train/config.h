@@ -17,6 +17,8 @@ typedef struct {
     int64_t steps, seed, print_every, eval_every, warmup, decay_every, verify_every;
     int64_t ckpt_every, keep, max_bad;
     double ckpt_minutes, rollback_factor;
+    double watchdog;       /* seconds a blocking collective may wait before the rank exits
+                              EXIT_STALLED (another rank has stopped); 0 = off */
     double lr, clip, init_scale, min_lr, gamma, weight_decay, momentum, beta1, beta2, eps,
         rms_alpha;
     /* state space layers (0: the kind's default) */
