@@ -557,6 +557,29 @@ START_TEST(long_paths) {
 }
 END_TEST
 
+/* A checkpoint's counters out of range: refused (they overflowed, read outside the epoch's
+ * permutation, or ran toward a negative step for ever). */
+START_TEST(checkpoint_counters) {
+    setup();
+    char p[512], args[2048];
+    const char *attr[5] = {"cursor", "cursor", "step", "epoch", "optim_step"};
+    const int64_t value[5] = {-1, 3, INT64_MIN, INT64_MAX, INT64_MAX};
+    for (int i = 0; i < 5; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "ckpt-%d.h5", i);
+        copy("run/checkpoints/ckpt-0000000002.h5", name, p, sizeof p);
+        put_attr(p, "/", attr[i], H5T_NATIVE_INT64, 0, &value[i]);
+        snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/c%d --hidden 8 --batch 4 "
+                 "--bptt 8 --steps 3 --resume %s", dir, dir, i, p);
+        char what[96];
+        snprintf(what, sizeof what, "checkpoint %s = %lld", attr[i], (long long)value[i]);
+        /* the attributes are not checksummed; cursor 3 is not a chunk start (bptt 8) */
+        expect(what, p, args, 3, attr[i], NULL);
+    }
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
@@ -572,6 +595,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, another_runs_checkpoints);
     tcase_add_test(tc, locked_files);
     tcase_add_test(tc, long_paths);
+    tcase_add_test(tc, checkpoint_counters);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

@@ -103,6 +103,9 @@ int cmd_info(int argc, char **argv) {
             char why[512];
             if (ckpt_verify(path, why, sizeof why) != 0) {
                 printf("  checksums        FAILED: %s\n", why);
+                fflush(stdout);
+                fprintf(stderr, "rnntrain: error: checkpoint '%s' fails verification: %s\n",
+                        path, why);
                 free(resolved);
                 return EXIT_INPUT;
             }

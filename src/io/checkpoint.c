@@ -198,7 +198,10 @@ int ckpt_verify(const char *path, char *why, size_t size) {
     int64_t version = -1;
     if (H5Aexists(f, "format") > 0) {
         hid_t a = H5Aopen(f, "format", H5P_DEFAULT), t = H5Aget_type(a);
-        if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) <= 0 &&
+        hid_t sp = H5Aget_space(a);
+        hssize_t count = H5Sget_simple_extent_npoints(sp);
+        H5Sclose(sp);
+        if (count == 1 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) <= 0 &&
             H5Tget_size(t) < sizeof fmt) {
             hid_t mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, H5Tget_size(t));
@@ -210,7 +213,7 @@ int ckpt_verify(const char *path, char *why, size_t size) {
     }
     if (H5Aexists(f, "version") > 0) {
         hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
-        if (H5Aread(a, H5T_NATIVE_INT64, &version) < 0) version = -1;
+        if (!attr_is_one_integer(a) || H5Aread(a, H5T_NATIVE_INT64, &version) < 0) version = -1;
         H5Aclose(a);
     }
     if (strcmp(fmt, "rnntrain-checkpoint") != 0)
@@ -260,6 +263,15 @@ char *ckpt_find(const char *dir, const char *resume) {
     dist_bcast_bytes(&status, sizeof status);
     dist_bcast_bytes(chosen, sizeof chosen);
     return status == 1 ? rt_strdup(chosen) : NULL;
+}
+
+/* A counter attribute in [0, most]. */
+static int64_t attr_count(hid_t f, const char *name, int64_t most, const char *path) {
+    int64_t v = h5_read_attr_int(f, name, path);
+    if (v < 0 || v > most)
+        rt_die(EXIT_INPUT, "checkpoint '%s': %s is %lld, expected 0 to %lld", path, name,
+               (long long)v, (long long)most);
+    return v;
 }
 
 static void expect_int(hid_t f, const char *attr, int64_t want, const char *option,
@@ -334,15 +346,20 @@ void ckpt_load(const char *path, Model *m, ModelState *st, Optim *o, Progress *p
     model_io_read_params(f, "params", pa, pa->value, path);
     model_io_read_params(f, "optim/state1", pa, pa->state1, path);
     model_io_read_params(f, "optim/state2", pa, pa->state2, path);
-    o->step = h5_read_attr_int(f, "optim_step", path);
-    p->step = h5_read_attr_int(f, "step", path);
-    p->epoch = h5_read_attr_int(f, "epoch", path);
-    p->skipped = h5_read_attr_int(f, "skipped", path);
+    /* counters far below overflow: a checkpoint's are at most its steps (2^50 is years) */
+    const int64_t most = (int64_t)1 << 50;
+    o->step = attr_count(f, "optim_step", most, path);
+    p->step = attr_count(f, "step", most, path);
+    p->epoch = attr_count(f, "epoch", most, path);
+    p->skipped = attr_count(f, "skipped", most, path);
     p->lr_scale = h5_read_attr_double(f, "lr_scale", path);
+    if (!(p->lr_scale > 0.0 && p->lr_scale <= 1.0))
+        rt_die(EXIT_INPUT, "checkpoint '%s': lr_scale is %g, expected a factor in (0, 1]", path,
+               p->lr_scale);
     int G = rs->global_streams, first = dist_rank() * st->B;
     REQUIRE(st->B * dist_size() == G);
     if (version >= 2) {
-        p->cursor = h5_read_attr_int(f, "cursor", path);
+        p->cursor = attr_count(f, "cursor", most, path);
         read_state_v2(f, path, m, st, G, first);
     } else { /* one cursor per stream, all equal */
         int64_t *cursor = rt_malloc((size_t)G * sizeof(int64_t), "cursors");

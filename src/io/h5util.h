@@ -31,6 +31,8 @@ int h5_exists(hid_t loc, const char *name);
 void h5_make_parents(hid_t f, const char *name, const char *path);
 
 int h5_attr_exists(hid_t loc, const char *name);
+/* 1 if attribute a holds exactly one integer (safe to read into one variable); never dies. */
+int attr_is_one_integer(hid_t a);
 int64_t h5_read_attr_int(hid_t loc, const char *name, const char *path);
 double h5_read_attr_double(hid_t loc, const char *name, const char *path);
 /* An integer attribute that must lie in [lo, hi] (within int): a clear error otherwise

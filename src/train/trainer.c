@@ -266,6 +266,13 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
             }
         if (t->last_ckpt) {
             ckpt_load(t->last_ckpt, m, &t->state, &t->optim, &t->progress, &t->run_shape);
+            int64_t cur = t->progress.cursor;
+            if (task->lm ? cur % t->k1 != 0 || cur + t->k1 + 1 > t->stream_length
+                         : cur >= t->batches_per_epoch)
+                rt_die(EXIT_INPUT, "checkpoint '%s': cursor %lld is not a position of this run's "
+                       "epoch (%s %lld)", t->last_ckpt, (long long)cur,
+                       task->lm ? "streams of" : "batches:",
+                       (long long)(task->lm ? t->stream_length : t->batches_per_epoch));
             rt_log("resumed from %s: step %lld, epoch %lld\n", t->last_ckpt,
                    (long long)t->progress.step, (long long)t->progress.epoch);
         } else {
