@@ -19,7 +19,7 @@ command -v ip >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 && command -
 # later under srun (about 4 x MPI_KILL_TIMEOUT under mpirun).
 cluster_up --nodes 2 --cpus 2 --kill-wait 10
 prepare_data
-small_model 600 100
+small_model 2400 100 # long enough that node2 is lost mid-run, not after the end
 # Both "nodes" share this machine's cores: no binding (bound ranks would pile onto core 0).
 export MPI_BIND=none CPU_BIND=none
 
