@@ -28,6 +28,8 @@
  *     overwrote them, and --keep deleted its own); --resume auto refuses a checkpoint of a
  *     run with another seed or another data file; the checkpoints stay as they were.
  *   - a file another process holds open for writing (HDF5's lock): said so, not "damaged?".
+ *   - token datasets whose tokens were changed after prepare (its per-split checksum), and a
+ *     data file replaced under a running job (found at the next checkpoint).
  * Every command runs under `timeout`: a hang fails the test instead of stalling it. */
 #include <string.h>
 #include <sys/stat.h>
@@ -580,6 +582,38 @@ START_TEST(checkpoint_counters) {
 }
 END_TEST
 
+START_TEST(tokens_changed) {
+    setup();
+    char p[512], args[2048], cmd[4096], out[8192];
+    const char *split[2] = {"train", "valid"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/flip%d.h5", dir, i);
+        snprintf(cmd, sizeof cmd, "cp %s/lm.h5 %s", dir, p);
+        ck_assert_int_eq(test_status(cmd), 0);
+        put_last_token(p, split[i], 'Q');
+        snprintf(args, sizeof args, "train --data %s --out %s/f%d --hidden 8 --batch 4 --bptt 8 "
+                 "--steps 1", p, dir, i);
+        char what[64];
+        snprintf(what, sizeof what, "a changed token in %s", split[i]);
+        expect(what, p, args, 3, "fails its checksum", split[i]);
+    }
+    /* replaced under a running job: prepare writes a new file (new inode) at the same path */
+    snprintf(cmd, sizeof cmd, "cp %s/lm.h5 %s/live.h5 && (timeout 60 %s train --data %s/live.h5 "
+             "--out %s/live --hidden 8 --batch 4 --bptt 8 --steps 1000000 --ckpt-every 20 "
+             "> %s/live.log 2>&1; echo $? > %s/live.rc) & "
+             "for i in $(seq 1 100); do [ -e %s/live/checkpoints/ckpt-0000000020.h5 ] && break; "
+             "sleep 0.1; done; %s prepare --input %s/t.txt --output %s/live.h5 > /dev/null; "
+             "for i in $(seq 1 300); do [ -e %s/live.rc ] && break; sleep 0.1; done; "
+             "cat %s/live.rc; grep -m1 error %s/live.log", dir, dir, RNNTRAIN_BIN, dir, dir, dir, dir, dir,
+             RNNTRAIN_BIN, dir, dir, dir, dir, dir);
+    test_capture(cmd, out, sizeof out);
+    ck_assert_msg(strncmp(out, "3\n", 2) == 0 && strstr(out, "changed while the run"),
+                  "a data file replaced under a running job: %.600s", out);
+    printf("ok: a data file replaced under a running job stops it at the next checkpoint\n");
+    teardown();
+}
+END_TEST
+
 static Suite *hostile_suite(void) {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("inputs");
@@ -596,6 +630,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, locked_files);
     tcase_add_test(tc, long_paths);
     tcase_add_test(tc, checkpoint_counters);
+    tcase_add_test(tc, tokens_changed);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

@@ -24,6 +24,7 @@
 
 typedef struct {
     hid_t dset[3];
+    uint64_t hash[3]; /* data_hash_tokens of each split, as written */
     int64_t size[3];
     int64_t written; /* tokens written so far, over all splits */
 } SplitWriter;
@@ -56,6 +57,7 @@ static void write_tokens(SplitWriter *w, const int32_t *tok, int64_t n, const ch
                    split_names[s], out);
         H5Sclose(ms);
         H5Sclose(fs);
+        w->hash[s] = data_hash_tokens(w->hash[s], tok, (size_t)take);
         tok += take;
         n -= take;
         w->written += take;
@@ -257,7 +259,7 @@ int cmd_prepare(int argc, char **argv) {
     }
     free(seen);
 
-    SplitWriter w = {{0}, {0}, 0};
+    SplitWriter w = {{0}, {DATA_HASH_START, DATA_HASH_START, DATA_HASH_START}, {0}, 0};
     w.size[0] = (int64_t)((double)total * frac[0]);
     w.size[1] = (int64_t)((double)total * frac[1]);
     w.size[2] = total - w.size[0] - w.size[1];
@@ -285,7 +287,16 @@ int cmd_prepare(int argc, char **argv) {
     if (w.written != total)
         rt_die(EXIT_INPUT, "--input: the inputs changed while being read (%lld tokens, then "
                "%lld)", (long long)total, (long long)w.written);
-    for (int s = 0; s < 3; s++) h5_close_dataset(w.dset[s], split_names[s], tmp);
+    for (int s = 0; s < 3; s++) { /* each split's checksum (data_open verifies it) */
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t at = H5Acreate2(w.dset[s], "checksum", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        if (at < 0 || H5Awrite(at, H5T_NATIVE_UINT64, &w.hash[s]) < 0)
+            rt_die(EXIT_RUNTIME, "--output: cannot write the checksum of '/%s' in '%s'",
+                   split_names[s], tmp);
+        H5Aclose(at);
+        H5Sclose(sp);
+        h5_close_dataset(w.dset[s], split_names[s], tmp);
+    }
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rt_die(EXIT_RUNTIME, "flushing '%s' failed", tmp);
     h5_close_file(f, tmp);
     atomic_commit(&a);

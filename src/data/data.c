@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common.h"
 #include "h5util.h"
@@ -104,10 +105,37 @@ int vocab_decode(const Vocab *v, int32_t tok, char out[4]) {
 
 /* Every token of split ds in [0, V), read in blocks of 1 Mi tokens: a bad token is found
  * when the file is opened, not at the step that reaches it. */
-static void check_tokens(const TokenFile *tf, hid_t ds, const char *split) {
+uint64_t data_hash_tokens(uint64_t h, const int32_t *tok, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)tok[i];
+        for (int b = 0; b < 4; b++) h = (h ^ ((v >> (8 * b)) & 0xffu)) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static void file_identity(const char *path, int64_t *size, int64_t *mtime_ns, int64_t *ino) {
+    struct stat st;
+    *size = *mtime_ns = *ino = -1;
+    if (stat(path, &st) != 0) return;
+    *size = (int64_t)st.st_size;
+    *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    *ino = (int64_t)st.st_ino;
+}
+
+int data_changed(const TokenFile *tf) {
+    int64_t size, mtime, ino;
+    file_identity(tf->path, &size, &mtime, &ino);
+    return size != tf->st_size || mtime != tf->st_mtime_ns || ino != tf->st_ino;
+}
+
+/* Every token of split ds in [0, V) and its checksum the stored one (files from before
+ * checksums have none), read in blocks of 1 Mi tokens: a bad token or a flipped bit is
+ * found when the file is opened, not at the step that reaches it. Returns the checksum. */
+static uint64_t check_tokens(const TokenFile *tf, hid_t ds, const char *split) {
     uint64_t d[8];
     h5_dataset_shape(tf->file, split, d, tf->path);
     const hsize_t block = (hsize_t)1 << 20;
+    uint64_t h = DATA_HASH_START;
     int32_t *buf = rt_malloc(block * sizeof *buf, "token check");
     hid_t fs = H5Dget_space(ds);
     for (hsize_t off = 0; off < d[0]; off += block) {
@@ -122,14 +150,29 @@ static void check_tokens(const TokenFile *tf, hid_t ds, const char *split) {
                 rt_die(EXIT_INPUT, "data file '%s': split '%s' token %llu is %d, outside the "
                        "vocabulary [0, %d)", tf->path, split, (unsigned long long)(off + i),
                        buf[i], tf->vocab.V);
+        h = data_hash_tokens(h, buf, (size_t)cnt);
     }
     H5Sclose(fs);
     free(buf);
+    if (H5Aexists(ds, "checksum") > 0) {
+        hid_t a = H5Aopen(ds, "checksum", H5P_DEFAULT);
+        uint64_t want = 0;
+        if (!attr_is_one_integer(a) || H5Aread(a, H5T_NATIVE_UINT64, &want) < 0)
+            rt_die(EXIT_INPUT, "data file '%s': the checksum of '/%s' cannot be read", tf->path,
+                   split);
+        H5Aclose(a);
+        if (want != h)
+            rt_die(EXIT_INPUT, "data file '%s': split '%s' fails its checksum (stored %016llx, "
+                   "computed %016llx): the tokens were changed or damaged", tf->path, split,
+                   (unsigned long long)want, (unsigned long long)h);
+    }
+    return h;
 }
 
 void data_open(TokenFile *tf, const char *path) {
     memset(tf, 0, sizeof *tf);
     tf->path = rt_strdup(path);
+    file_identity(path, &tf->st_size, &tf->st_mtime_ns, &tf->st_ino);
     tf->file = h5_open_dataset_file(path, "rnntrain-tokens", "make one with 'rnntrain prepare'");
     char kind[32];
     h5_read_attr_str(tf->file, "vocab_kind", kind, sizeof kind, path);
@@ -162,7 +205,7 @@ void data_open(TokenFile *tf, const char *path) {
             rt_die(EXIT_INPUT, "data file '%s': dataset '/%s' should hold integer token ids",
                    path, splits[s]);
         H5Tclose(t);
-        check_tokens(tf, ds, splits[s]);
+        tf->tokens_hash = tf->tokens_hash * 31 + check_tokens(tf, ds, splits[s]);
         H5Dclose(ds);
     }
 }

@@ -39,7 +39,19 @@ typedef struct {
     char *path;
     hid_t file;
     Vocab vocab;
+    /* FNV-1a 64 of the token ids of every split, in order (computed when the file is opened,
+     * compared with the "checksum" attribute prepare writes on each split); the file's
+     * identity at open (data_changed) */
+    uint64_t tokens_hash;
+    int64_t st_size, st_mtime_ns, st_ino;
 } TokenFile;
+
+/* FNV-1a 64 over token ids (each as 4 little-endian bytes), continued from h (start with
+ * DATA_HASH_START): the checksum of a split. */
+#define DATA_HASH_START 1469598103934665603ULL
+uint64_t data_hash_tokens(uint64_t h, const int32_t *tok, size_t n);
+/* 1 if the file at tf->path is no longer the one opened (size, modification time, inode). */
+int data_changed(const TokenFile *tf);
 
 /* Opens and validates a token dataset (format, version, vocabulary, the three splits as
  * 1-D integer arrays). Dies with a clear message on anything wrong. */

@@ -157,6 +157,10 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
                "--batch %d", c->data, (long long)train_size, c->batch);
     if (!dist_all_equal_u64((uint64_t)train_size ^ fnv1a(c->data)))
         rt_die(EXIT_USAGE, "--data: the ranks opened different data files");
+    if (task->lm && !dist_all_equal_u64(task->tf.tokens_hash)) /* same path, other contents */
+        rt_die(EXIT_INPUT, "--data: the ranks read different tokens from '%s' (checksum "
+               "%016llx on rank %d): each node has its own copy, and they differ", c->data,
+               (unsigned long long)task->tf.tokens_hash, rank);
     int T_seq = task_sequence_steps(task);
     t->has_valid = task->lm || task->sf.n[1] > 0;
     t->chunk_T = task->lm || (c->bptt_given && c->bptt < T_seq) ? c->bptt : T_seq;
@@ -483,6 +487,14 @@ ValidReport trainer_evaluate(Trainer *t) {
 
 void trainer_checkpoint(Trainer *t) {
     const TrainConfig *c = t->config;
+    /* the data the run reads is the data it opened: a file replaced or rewritten under a
+     * running job would mix two datasets in one model */
+    int64_t changed = t->task.lm && data_changed(&t->task.tf);
+    dist_max_i64(&changed, 1);
+    if (changed)
+        rt_die(EXIT_INPUT, "--data: '%s' changed while the run was reading it (size, time or "
+               "inode differ from when it was opened); the last checkpoint is %s", c->data,
+               t->last_ckpt ? t->last_ckpt : "none");
     ckpt_save(c->ckpt_path, (int)c->keep, &t->model, &t->state, &t->optim, &t->progress,
               &t->run_shape, t->task.lm ? &t->task.tf.vocab : NULL, c->text);
     free(t->last_ckpt);
