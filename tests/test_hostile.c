@@ -23,7 +23,8 @@
  *     every rank stops at once naming the disagreement, instead of a deadlock.
  *   - a full disk under prepare (a tmpfs of 1 MiB; needs root to mount, else skipped): the
  *     write that fails at HDF5's final flush used to leave a dataset with zeros and exit 0;
- *     now an error naming ENOSPC, no output, and an existing output file left as it was.
+ *     now an error naming ENOSPC, no output, and an existing output file left as it was; the
+ *     metrics log on a full disk (it was cut silently): an error naming it, the run resumes.
  *   - another run's checkpoints: a fresh run into a directory holding them is refused (it
  *     overwrote them, and --keep deleted its own); --resume auto refuses a checkpoint of a
  *     run with another seed or another data file; the checkpoints stay as they were.
@@ -483,6 +484,21 @@ START_TEST(full_disk) {
         }
         printf("ok: prepare onto a full disk (%s): %.*s\n", i ? "final flush" : "a write", 90, out);
     }
+    /* the metrics log on a full disk: an error naming it (it was cut silently); the
+     * checkpoints (elsewhere) stay and the run resumes */
+    snprintf(cmd, sizeof cmd, "rm -f %s/* && (head -c 2000000 /dev/zero > %s/filler 2>/dev/null; "
+             "true) && timeout 60 %s train --data %s/lm.h5 --out %s/full --hidden 8 --batch 4 "
+             "--bptt 8 --steps 40 --ckpt-every 10 --print-every 20 --log %s/metrics.jsonl",
+             mnt, mnt, RNNTRAIN_BIN, dir, dir, mnt);
+    int rc = test_capture(cmd, out, sizeof out);
+    ck_assert_msg(rc == 1 && strstr(out, "--log") && strstr(out, "No space left"),
+                  "metrics log on a full disk: exit %d: %.500s", rc, out);
+    printf("ok: the metrics log on a full disk: %.100s\n", strstr(out, "rnntrain: error"));
+    snprintf(cmd, sizeof cmd, "timeout 60 %s train --data %s/lm.h5 --out %s/full --hidden 8 "
+             "--batch 4 --bptt 8 --steps 40 --ckpt-every 10 --resume auto", RNNTRAIN_BIN, dir, dir);
+    rc = test_capture(cmd, out, sizeof out);
+    ck_assert_msg(rc == 0 && strstr(out, "resumed from"), "resume after the full log: %d: %.500s",
+                  rc, out);
     snprintf(cmd, sizeof cmd, "umount %s", mnt);
     test_status(cmd);
     teardown();

@@ -16,14 +16,30 @@ void report_open(Report *r, const char *metrics_path, int64_t first_step, int64_
     r->first_step = r->step_mark = first_step;
     r->t_start = r->t_mark = rt_seconds();
     if (dist_rank() != 0) return;
+    r->metrics_path = metrics_path;
     r->metrics = fopen(metrics_path, "a");
     if (!r->metrics)
         rt_die(EXIT_RUNTIME, "--log: cannot open '%s' for writing: %s", metrics_path,
                strerror(errno));
 }
 
+/* Every record reaches the file, or the run stops saying why (a full disk cut the log
+ * silently): the last checkpoint stays, the run resumes once there is room. */
+static void metrics_flush(Report *r) {
+    if (!r->metrics) return;
+    errno = 0;
+    if (fflush(r->metrics) != 0 || ferror(r->metrics))
+        rt_die(EXIT_RUNTIME, "--log: writing '%s' failed: %s", r->metrics_path,
+               errno ? strerror(errno) : "write error");
+}
+
 void report_close(Report *r) {
-    if (r->metrics) fclose(r->metrics);
+    if (r->metrics) {
+        metrics_flush(r);
+        if (fclose(r->metrics) != 0)
+            rt_die(EXIT_RUNTIME, "--log: closing '%s' failed: %s", r->metrics_path,
+                   strerror(errno));
+    }
     r->metrics = NULL;
 }
 
@@ -61,7 +77,7 @@ void report_progress(Report *r, int64_t done, double epoch, double lr, double gr
                 (long long)(r->counted ? r->tokens : done * r->tokens_per_step), mean,
                 mean / log(2.0), lr, grad_norm,
                 tps, comm, elapsed, (long long)skipped);
-        fflush(r->metrics);
+        metrics_flush(r);
     }
     r->loss_acc = 0.0;
     r->loss_n = 0;
@@ -94,5 +110,5 @@ void report_valid(Report *r, int64_t done, const ValidReport *v, double seconds)
                     "\"nats\": %.9g, \"accuracy\": %.9g}\n", (long long)done, tokens, v->loss,
                     isnan(v->accuracy) ? -1.0 : v->accuracy);
     }
-    if (r->metrics) fflush(r->metrics);
+    metrics_flush(r);
 }

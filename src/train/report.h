@@ -9,6 +9,7 @@
 
 typedef struct {
     FILE *metrics;           /* NULL on ranks other than 0 */
+    const char *metrics_path;
     int64_t total_steps, tokens_per_step, first_step, step_mark;
     /* counted tokens (report_tokens; seq2seq: real source and target tokens, not padding):
      * when set, throughput uses them instead of tokens_per_step */
