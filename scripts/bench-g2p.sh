@@ -19,11 +19,14 @@
 #                      (default general,none). dot needs a decoder as wide as the encoder's
 #                      output: 2 x its width with --bidirectional, so use general there
 #   --steps N          updates per run (default 20000; one epoch is ~1880 updates of 64)
-#   --minutes M        time budget per run instead of --steps: a 200-update probe of the
+#   --minutes M        time budget per run instead of --steps: a 250-update probe of the
 #                      same configuration measures the speed, and the run gets the updates
 #                      that fit 0.92 x M minutes (the rest is left for validation passes
-#                      and the machine's noise). The wall time is measured and reported
-#   --hidden H         decoder width (default 128); the encoder's layers are --hidden wide
+#                      and the machine's noise). On a shared machine the speed can change
+#                      after the probe: a run still training at M minutes is stopped
+#                      there (SIGTERM: rnntrain writes a checkpoint and exits 75) and that
+#                      checkpoint is evaluated; the table then says "stopped at M min"
+#   --hidden H         decoder width (default 256); the encoder's layers are --hidden wide
 #                      unless --encoder gives a KIND:WIDTH list
 #   --encoder SPEC     encoder layers: a count, or a list such as lstm:256 (default 1)
 #   --layers L         decoder layers (default 1)
@@ -47,7 +50,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "bench-g2p: ERROR: $*" >&2; exit 2; }
 
 bin=$root/build/rnntrain out='' data='' attention=general,none steps='' minutes=''
-hidden=128 encoder=1 layers=1 embed=64 batch=64 lr=3e-3 dropout=0.2 warmup=200
+hidden=256 encoder=1 layers=1 embed=64 batch=64 lr=3e-3 dropout=0.2 warmup=200
 eval_every=1000 beam=5 alpha=1 ranks=2 seed=1234 bidir=--bidirectional nice_n=0
 extra=()
 while [ "$#" -gt 0 ]; do
@@ -136,9 +139,21 @@ EOF
   fi
   cmd=("${base[@]}" --out "$dir" --steps "$n" --eval-every "$eval_every" --print-every 200)
   echo "== $name: ${cmd[*]}" | tee -a "$cmds"
+  limit=()
+  [ -n "$minutes" ] && limit=(timeout --signal=TERM --kill-after=120 "${minutes}m")
+  model=$dir updates=$n status=0
   t0=$(now)
-  run "${cmd[@]}" > "$dir.log" 2>&1 || { tail -5 "$dir.log"; echo "bench-g2p: training $name failed: $dir.log" >&2; continue; }
+  run ${limit[@]+"${limit[@]}"} "${cmd[@]}" > "$dir.log" 2>&1 || status=$?
   t1=$(now)
+  if [ "$status" -eq 124 ] && ls "$dir"/checkpoints/ckpt-*.h5 >/dev/null 2>&1; then
+    # stopped by the time budget: the checkpoint written on SIGTERM is the model
+    model=$(ls "$dir"/checkpoints/ckpt-*.h5 | sort | tail -1)
+    updates=$(grep -o 'written at step [0-9]*' "$dir.log" | tail -1 | grep -o '[0-9]*$' || true)
+    updates="${updates:-?} of $n (stopped at $minutes min)"
+    echo "== $name: stopped by the $minutes min budget; evaluating $model"
+  elif [ "$status" -ne 0 ]; then
+    tail -5 "$dir.log"; echo "bench-g2p: training $name failed (exit $status): $dir.log" >&2; continue
+  fi
   mv "$dir.log" "$dir/train.log"
   wall=$(elapsed "$t0" "$t1")
   grep -E '^(rnntrain|ranks|valid|model)' "$dir/train.log" | tail -4
@@ -150,13 +165,13 @@ print("%.1f" % tr[-1]["epoch"])' "$dir/metrics.jsonl")
   case "$encoder" in *:*) ;; *) enc_desc="${encoder}x$hidden" ;; esac
   [ -n "$bidir" ] && enc_desc="$enc_desc bi"
   for k in 1 "$beam"; do
-    ecmd=("$bin" eval --model "$dir" --data "$data" --split test --beam "$k" --alpha "$alpha" --json)
+    ecmd=("$bin" eval --model "$model" --data "$data" --split test --beam "$k" --alpha "$alpha" --json)
     echo "   ${ecmd[*]}" | tee -a "$cmds"
     run "${ecmd[@]}" > "$dir/eval-beam$k.json"
     ser=$(json "$dir/eval-beam$k.json" '"%.2f" % (100 * j["sequence_error_rate"])')
     ter=$(json "$dir/eval-beam$k.json" '"%.2f" % (100 * j["token_error_rate"])')
     loss=$(json "$dir/eval-beam$k.json" '"%.4f" % j["loss"]')
-    echo "| $kind | ${layers}x$hidden | $enc_desc | $n | $epochs | $(awk -v w="$wall" 'BEGIN { printf "%.1f", w / 60 }') | $k | $ser% | $ter% | $loss |" >> "$table"
+    echo "| $kind | ${layers}x$hidden | $enc_desc | $updates | $epochs | $(awk -v w="$wall" 'BEGIN { printf "%.1f", w / 60 }') | $k | $ser% | $ter% | $loss |" >> "$table"
     [ "$k" = "$beam" ] && break   # --beam 1: one evaluation
   done
   tail -n +3 "$table" | grep "^| $kind | ${layers}x$hidden " || true
