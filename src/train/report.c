@@ -90,7 +90,7 @@ void report_progress(Report *r, int64_t done, double epoch, double lr, double gr
 
 void report_valid(Report *r, int64_t done, const ValidReport *v, double seconds) {
     r->t_eval += seconds;
-    long long tokens = (long long)(done * r->tokens_per_step);
+    long long tokens = (long long)(r->counted ? r->tokens : done * r->tokens_per_step);
     if (v->lm) {
         rt_log("valid step %lld | %.4f nats | %.4f bits | perplexity %.3f | %.0f tokens\n",
                (long long)done, v->loss, v->loss / log(2.0), exp(v->loss), v->count);
