@@ -35,13 +35,30 @@ static void print_layers(hid_t f, const char *path) {
     model_init(&m, s, 1, 1);
     /* every tensor present, of its shape (a clear error naming a missing one) */
     model_io_read_params(f, "params", &m.params, m.params.value, path);
+    if (m.has_enc) { /* seq2seq: the encoder's layers (each direction), the attention */
+        for (int k = 0; k < m.enc.L; k++)
+            for (int d = 0; d < 1 + m.enc.bidir; d++) {
+                const Layer *l = d ? &m.enc.rev[k] : &m.enc.fwd[k];
+                size_t n = 0;
+                for (int i = l->param_first; i < l->param_first + l->param_count; i++)
+                    n += m.params.tensors[i].size;
+                printf("  encoder %-8d %s%s width %d, input %d, %zu parameters\n", k,
+                       l->kind->name, d ? " (reverse)" : "", l->H, l->D, n);
+            }
+        printf("  %-16s %s over %d source symbols (sources up to %d), hand-over width %d\n",
+               "attention", attention_name((AttentionKind)s.attention), s.enc_vocab,
+               s.enc_steps, s.C);
+    }
     for (int k = 0; k < s.L; k++) {
         const Layer *l = &m.layers[k];
         size_t n = 0;
         for (int i = l->param_first; i < l->param_first + l->param_count; i++)
             n += m.params.tensors[i].size;
-        printf("  layer %-10d %s width %d, input %d, %zu parameters |", k, l->kind->name, l->H,
-               l->D, n);
+        if (m.bidir)
+            for (int i = m.rev[k].param_first; i < m.rev[k].param_first + m.rev[k].param_count; i++)
+                n += m.params.tensors[i].size;
+        printf("  layer %-10d %s%s width %d, input %d, %zu parameters |", k, l->kind->name,
+               m.bidir ? " bidirectional" : "", l->H, l->D, n);
         LayerOpts o = l->opt;
         for (const LayerOptField *of = layer_opt_fields; of->name; of++)
             if (layer_opt_used(of, l->kind)) printf(" %s %d", of->name, *layer_opt_ptr(&o, of));
