@@ -308,24 +308,36 @@ START_TEST(output_is_an_input) {
 }
 END_TEST
 
-/* Sets entry 0 of dataset name in file to v. */
-static void put_value(const char *file, const char *name, float v) {
+/* One entry of dataset name in file set to *v (memtype): the first (last = 0) or, for a 1-D
+ * dataset, the last (last = 1). */
+static void put_entry(const char *file, const char *name, int last, hid_t memtype,
+                      const void *v) {
     hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
     ck_assert_int_ge(f, 0);
     hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
     ck_assert_int_ge(d, 0);
     hid_t fs = H5Dget_space(d);
-    hsize_t start[2] = {0, 0}, cnt[2] = {1, 1};
+    hsize_t dims[8], start[8] = {0}, cnt[8], one = 1;
     int nd = H5Sget_simple_extent_ndims(fs);
+    ck_assert(nd >= 1 && nd <= 8 && (!last || nd == 1));
+    H5Sget_simple_extent_dims(fs, dims, NULL);
+    for (int k = 0; k < nd; k++) cnt[k] = 1;
+    if (last) start[0] = dims[0] - 1;
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL);
-    hsize_t one = 1;
     hid_t ms = H5Screate_simple(1, &one, NULL);
-    ck_assert_int_ge(nd, 1);
-    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, &v), 0);
+    ck_assert_int_ge(H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, v), 0);
     H5Sclose(ms);
     H5Sclose(fs);
     H5Dclose(d);
     H5Fclose(f);
+}
+
+static void put_value(const char *file, const char *name, float v) {
+    put_entry(file, name, 0, H5T_NATIVE_FLOAT, &v);
+}
+
+static void put_last_token(const char *file, const char *name, int32_t v) {
+    put_entry(file, name, 1, H5T_NATIVE_INT32, &v);
 }
 
 START_TEST(weights_that_mislead) {
@@ -362,24 +374,6 @@ START_TEST(weights_that_mislead) {
     teardown();
 }
 END_TEST
-
-/* the last token of 1-D dataset name set to v */
-static void put_last_token(const char *file, const char *name, int32_t v) {
-    hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    ck_assert_int_ge(d, 0);
-    hid_t fs = H5Dget_space(d);
-    hsize_t one = 1, pos;
-    H5Sget_simple_extent_dims(fs, &pos, NULL);
-    pos -= 1;
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &pos, NULL, &one, NULL);
-    hid_t ms = H5Screate_simple(1, &one, NULL);
-    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, &v), 0);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    H5Dclose(d);
-    H5Fclose(f);
-}
 
 START_TEST(found_before_the_first_step) {
     setup();

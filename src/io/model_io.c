@@ -384,19 +384,11 @@ int model_io_read_symbols(const char *path_in, ModelSymbols *sym) {
     hid_t f = h5_open_read(path, "model file");
     int have = h5_attr_exists(f, "target_symbol_count");
     if (have) {
-        int64_t K = h5_read_attr_int(f, "target_symbol_count", path);
-        if (K < 3 || K > 0x110000)
-            rt_die(EXIT_INPUT, "model file '%s': target_symbol_count %lld out of range", path,
-                   (long long)K);
-        sym->K = (int)K;
+        sym->K = h5_read_attr_int_in(f, "target_symbol_count", 3, 0x110000, path);
         sym->tgt_chars = attr_is(f, "target_kind", "chars", path);
         sym->tgt = seq_symbols_read(f, "target_symbols", sym->K, path);
         if (h5_attr_exists(f, "source_symbol_count")) {
-            int64_t Vs = h5_read_attr_int(f, "source_symbol_count", path);
-            if (Vs < 1 || Vs > 0x110000)
-                rt_die(EXIT_INPUT, "model file '%s': source_symbol_count %lld out of range", path,
-                       (long long)Vs);
-            sym->Vs = (int)Vs;
+            sym->Vs = h5_read_attr_int_in(f, "source_symbol_count", 1, 0x110000, path);
             sym->src_chars = attr_is(f, "source_kind", "chars", path);
             sym->src = seq_symbols_read(f, "source_symbols", sym->Vs, path);
         }

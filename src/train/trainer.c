@@ -310,6 +310,16 @@ static void window_batch(Trainer *t, int g, Batch *b, int len) {
     b->T = b->chunk_T = len;
 }
 
+/* The dropout of micro-batch g's chunk starting at stream position pos0. Keys: the global
+ * stream (lm) or the sequence's number in the split (not its slot: the slots of a batch are
+ * sorted per reader, which depends on the rank count). */
+static ModelDropout step_dropout(const Trainer *t, int g, const Batch *b, int64_t pos0) {
+    const TrainConfig *c = t->config;
+    ModelDropout d = {(float)c->dropout, (uint64_t)c->seed, (uint64_t)t->progress.step,
+                      t->task.lm ? t->drop_stream + g * c->B_micro : b->seq->index, pos0};
+    return d;
+}
+
 /* The gradient of one step, summed over ranks into the model's gradient; returns the global
  * mean loss; *bad is set if a gradient is non-finite (or too large for fixed point). */
 static double step_gradient(Trainer *t, int *bad, int64_t *tokens) {
@@ -350,14 +360,10 @@ static double step_gradient(Trainer *t, int *bad, int64_t *tokens) {
         const Batch *b = &t->batches[g];
         ModelState group, kept;
         model_state_view(&group, &t->state, g * c->B_micro, c->B_micro);
-        /* the dropout of the first chunk (set again below) also covers a seq2seq encoder,
-         * which runs here; keys: the global stream (lm) or the sequence's number in the
-         * split (not its slot: the slots of a batch are sorted per reader, which depends
-         * on the rank count) */
-        ModelDropout drop0 = {(float)c->dropout, (uint64_t)c->seed, (uint64_t)pr->step,
-                              t->task.lm ? t->drop_stream + g * c->B_micro : b->seq->index,
-                              t->task.lm ? ws : 0};
-        model_set_dropout(m, &drop0);
+        /* the first chunk's dropout (set again below) also covers a seq2seq encoder,
+         * which runs here */
+        ModelDropout drop = step_dropout(t, g, b, t->task.lm ? ws : 0);
+        model_set_dropout(m, &drop);
         task_start_state(m, &group, b);
         if (windowed) {
             model_state_view(&kept, &t->window_state, g * c->B_micro, c->B_micro);
@@ -368,12 +374,7 @@ static double step_gradient(Trainer *t, int *bad, int64_t *tokens) {
         for (int t0 = 0; t0 < b->T; t0 += b->chunk_T) {
             int T = b->T - t0 < b->chunk_T ? b->T - t0 : b->chunk_T;
             Batch chunk = batch_chunk(&t->task, b, t0, T);
-            /* keys: the global stream (lm) or the sequence's number in the split (not its
-             * slot: the slots of a batch are sorted per reader, which depends on the
-             * rank count) */
-            ModelDropout drop = {(float)c->dropout, (uint64_t)c->seed, (uint64_t)pr->step,
-                                 t->task.lm ? t->drop_stream + g * c->B_micro : b->seq->index,
-                                 (t->task.lm ? ws : 0) + t0};
+            drop = step_dropout(t, g, b, (t->task.lm ? ws : 0) + t0);
             model_set_dropout(m, &drop);
             task_forward(m, &group, &chunk);
             group_loss += task_loss(&t->task, m, &chunk, scale, 1);

@@ -137,6 +137,11 @@ expect_error "--bptt on seq2seq" "trains each target whole" $T0 --data "$TMP/rev
 expect_error "--attention dot with unequal widths" "use --attention general" \
     $T0 --data "$TMP/rev.h5" --bidirectional --attention dot
 expect_error "--dropout 1" "--dropout" $T0 --data "$TMP/rev.h5" --dropout 1
+expect_error "--encoder without a token source" "--encoder" $T0 --data "$TMP/cap.h5" --encoder 1
+"$BIN" prepare --csv "$ROOT/datasets/digits.csv" --task classify --steps 8 --features 8 \
+    --output "$TMP/digits.h5" >/dev/null || fail "prepare digits"
+expect_error "--bidirectional with sequences cut by --bptt" "needs each sequence in one chunk" \
+    $T0 --data "$TMP/digits.h5" --bidirectional --bptt 4
 expect_error "--beam 0" "--beam" "$BIN" eval --model "$TMP/learn" --data "$TMP/rev.h5" --beam 0
 printf 'abc\nab!c\n' > "$TMP/bad.txt"
 expect_error "predict --input: unknown symbol" "line 2: symbol '!'" \
