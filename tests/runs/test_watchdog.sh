@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # watchdog: a stalled rank does not stall the job forever. Two ranks train; one is stopped
 # with SIGSTOP (as a hung node or a debugger would); the other rank's watchdog (--watchdog 3)
-# ends the job within seconds with status 76 and a message naming the waiting call and the
-# step; the run then resumes from its last checkpoint to the same bits as an uninterrupted
-# run. Twice: stopping rank 0 and stopping rank 1.
+# ends the job within seconds with status 76 and a message naming the waiting call, the
+# step and the stopped rank (the one that did not answer the live rank's message); the run
+# then resumes from its last checkpoint to the same bits as an uninterrupted run. Twice:
+# stopping rank 0 and stopping rank 1. (A cut network link: tests/multihost/test_cut_link.sh.)
 #   tests/runs/test_watchdog.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT
 set -uo pipefail
 BIN=${1:?usage: test_watchdog.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT}
@@ -11,6 +12,7 @@ MPI=${2:?}
 ROOT=${3:?}
 PY=/usr/bin/python3
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/watchdog.XXXXXX")
 trap 'pkill -9 -P $$ 2>/dev/null; rm -rf "$TMP"' EXIT
@@ -47,7 +49,8 @@ for victim in 0 1; do
     fi
     wait "$launcher"; rc=$?
     kill -9 "$pid" 2>/dev/null
-    if [[ $rc == 76 ]] && grep -q "has not completed after" "$TMP/$name.log"; then
+    if [[ $rc == 76 ]] && grep "has not completed after" "$TMP/$name.log" |
+            grep -q "rank $victim ([^)]*) did not answer"; then
         ok "rank $victim stopped: the job ended in $((SECONDS - t0)) s with status 76: $(grep -m1 'has not completed' "$TMP/$name.log" | cut -c1-110)"
     else
         fail "rank $victim stopped: status $rc: $(tail -5 "$TMP/$name.log")"
