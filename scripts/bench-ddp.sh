@@ -55,6 +55,7 @@ command -v mpirun >/dev/null || die "mpirun not found (apt-get install openmpi-b
 # --- environment: same for both ----------------------------------------------------------
 for v in $(env | sed -n 's/^\(OMPI_MCA_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
 export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 # shellcheck source=scripts/blas-core.sh
 . "$ROOT/scripts/blas-core.sh"

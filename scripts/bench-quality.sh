@@ -81,7 +81,7 @@ EVAL_EVERY=$(to_steps "$EVAL_M")
 (( STEPS % EVAL_EVERY == 0 )) || die "TOKENS_M must be a multiple of EVAL_M"
 (( BATCH % NP == 0 )) || die "NP must divide the batch ($BATCH)"
 
-MPI_ENV=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPI_ENV=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PMIX_MCA_gds=${PMIX_MCA_gds:-hash}
          OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-quality.XXXXXX")

@@ -142,6 +142,7 @@ OUT=$(cd -- "$OUT" && pwd -P)
 for v in $(env | sed -n 's/^\(OMPI_MCA_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 unset OMPI_COMM_WORLD_SIZE OMPI_COMM_WORLD_RANK PMIX_RANK PMI_RANK PMI_SIZE RNNTRAIN_MPI
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
 # OPENBLAS_CORETYPE=Haswell (exported by the interactive shell) halves sgemm speed: unset it.
 unset OPENBLAS_CORETYPE
 export OPENBLAS_NUM_THREADS=1

@@ -57,6 +57,7 @@ data=${data:-$out/cap.h5}
 
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
 unset OPENBLAS_CORETYPE
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 

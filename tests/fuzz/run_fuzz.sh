@@ -35,6 +35,7 @@ command -v timeout >/dev/null || { echo "run_fuzz: needs timeout (coreutils)" >&
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
 export OPENBLAS_NUM_THREADS=1
 
 if [ -n "${FUZZ_WORK:-}" ]; then

@@ -18,6 +18,7 @@ NETNS="$REPO/scripts/netns-hosts.sh"
 for v in $(env | sed -n 's/^\(OMPI_MCA_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 unset OMPI_COMM_WORLD_SIZE OMPI_COMM_WORLD_RANK PMIX_RANK PMI_RANK PMI_SIZE RNNTRAIN_MPI
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
 export OPENBLAS_NUM_THREADS=1
 
 # Namespaces of this run are named rnntmh<PID>-br, rnntmh<PID>-h<i>: concurrent runs (two

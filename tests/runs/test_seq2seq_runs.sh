@@ -16,6 +16,7 @@ MPI=${2:?}
 ROOT=${3:?}
 PY=/usr/bin/python3
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/seq2seq_runs.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
