@@ -7,7 +7,7 @@
  *   - the one-step form: the log-probability decoding reports for its output equals the
  *     teacher-forced loss of that output (the step and chunk forms of every layer and of
  *     the attention agree);
- *   - beam search with beam 1 is greedy (tokens and log-probability), and with beam K and
+ *   - beam search with beam 1 is greedy (the tokens; the log-probability to 1e-6), and with beam K and
  *     no length normalisation finds outputs at least as probable as greedy's. */
 #include <string.h>
 
@@ -260,7 +260,12 @@ START_TEST(beam_and_greedy) {
                 if (K == 1) {
                     ck_assert_int_eq(n, g_len[r]);
                     ck_assert(memcmp(out, g_out + r * L, (size_t)n * sizeof *out) == 0);
-                    ck_assert_msg(lp == g_lp[r], "beam 1 logp %.17g, greedy %.17g", lp, g_lp[r]);
+                    /* the same tokens; the log-probability to float rounding only: greedy
+                     * runs the B rows as one batch, beam 1 one row, and OpenBLAS may pick
+                     * another kernel (another summation order) for another row count (it
+                     * did on Intel Emerald Rapids, not on AMD Zen 4) */
+                    ck_assert_msg(fabs(lp - g_lp[r]) <= 1e-6 * fabs(g_lp[r]),
+                                  "beam 1 logp %.17g, greedy %.17g", lp, g_lp[r]);
                     ended += n < L;
                 } else {
                     ck_assert_msg(lp >= g_lp[r] - 1e-6, "%s beam %d row %d: logp %.7g < greedy "
