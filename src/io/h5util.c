@@ -52,19 +52,25 @@ hid_t h5_open_dataset_file(const char *path, const char *format, const char *hin
 /* Every file in the latest format: its metadata carries checksums, so a flipped bit in a
  * header is an error when the file is opened (the old format let HDF5 1.10 read past its
  * buffers on some corrupted object headers: tests/fuzz). */
+/* The reason of a failed write: the system error HDF5 saw (errno), when it set one. */
+static const char *write_reason(void) { return errno ? strerror(errno) : "HDF5 gave no reason"; }
+
 hid_t h5_create(const char *path) { return h5_create_checksummed(path); }
 
 hid_t h5_create_checksummed(const char *path) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    errno = 0;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    if (f < 0) rt_die(EXIT_RUNTIME, "cannot create HDF5 file '%s'", path);
+    if (f < 0) rt_die(EXIT_RUNTIME, "cannot create HDF5 file '%s': %s", path, write_reason());
     return f;
 }
 
 void h5_close_file(hid_t f, const char *path) {
-    if (H5Fclose(f) < 0) rt_die(EXIT_RUNTIME, "closing HDF5 file '%s' failed", path);
+    errno = 0;
+    if (H5Fclose(f) < 0)
+        rt_die(EXIT_RUNTIME, "closing HDF5 file '%s' failed: %s", path, write_reason());
 }
 
 int h5_exists(hid_t loc, const char *name) {
@@ -85,8 +91,11 @@ void h5_make_parents(hid_t f, const char *name, const char *path) {
     for (char *p = buf; (p = strchr(p + 1, '/')) != NULL;) {
         *p = 0;
         if (buf[0] && H5Lexists(f, buf, H5P_DEFAULT) <= 0) {
+            errno = 0;
             hid_t g = H5Gcreate2(f, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-            if (g < 0) rt_die(EXIT_RUNTIME, "%s: cannot create group '%s'", path, buf);
+            if (g < 0)
+                rt_die(EXIT_RUNTIME, "%s: cannot create group '%s': %s", path, buf,
+                       write_reason());
             H5Gclose(g);
         }
         *p = '/';
@@ -208,9 +217,10 @@ static void write_attr(hid_t loc, const char *name, hid_t type, const void *v,
                        const char *path) {
     if (h5_attr_exists(loc, name)) H5Adelete(loc, name);
     hid_t s = H5Screate(H5S_SCALAR);
+    errno = 0;
     hid_t a = H5Acreate2(loc, name, type, s, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, type, v) < 0)
-        rt_die(EXIT_RUNTIME, "%s: cannot write attribute '%s'", path, name);
+        rt_die(EXIT_RUNTIME, "%s: cannot write attribute '%s': %s", path, name, write_reason());
     H5Aclose(a);
     H5Sclose(s);
 }
@@ -295,9 +305,10 @@ static void write_ds(hid_t f, const char *name, const void *buf, hid_t filetype,
     for (int i = 0; i < ndim; i++) hd[i] = dims[i];
     h5_make_parents(f, name, path);
     hid_t s = H5Screate_simple(ndim, hd, NULL);
+    errno = 0;
     hid_t d = H5Dcreate2(f, name, filetype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (d < 0 || H5Dwrite(d, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        rt_die(EXIT_RUNTIME, "%s: cannot write dataset '%s'", path, name);
+        rt_die(EXIT_RUNTIME, "%s: cannot write dataset '%s': %s", path, name, write_reason());
     h5_close_dataset(d, name, path);
     H5Sclose(s);
 }
@@ -305,8 +316,7 @@ static void write_ds(hid_t f, const char *name, const void *buf, hid_t filetype,
 void h5_close_dataset(hid_t d, const char *name, const char *path) {
     errno = 0;
     if (H5Dclose(d) < 0) /* where HDF5 writes out what it buffered: a full disk shows here */
-        rt_die(EXIT_RUNTIME, "%s: writing dataset '%s' failed%s%s", path, name,
-               errno ? ": " : " (disk full?)", errno ? strerror(errno) : "");
+        rt_die(EXIT_RUNTIME, "%s: writing dataset '%s' failed: %s", path, name, write_reason());
 }
 
 void h5_write_f32(hid_t f, const char *name, const float *buf, int ndim, const uint64_t *dims,
