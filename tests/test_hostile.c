@@ -87,9 +87,47 @@ static void expect(const char *what, const char *file, const char *args, int wan
     printf("ok: %s\n", what);
 }
 
+/* A failed ck_assert ends a (forked) test before its teardown. So each test first notes
+ * what it makes (a scratch directory, a mount) in a file named by the runner's PID, and
+ * the runner removes it all when the test case ends (an unchecked fixture). */
+static pid_t g_runner; /* set in the runner before the tests fork */
+static void note_runner(void) { g_runner = getpid(); }
+static void leftover_file(char *path, size_t n) {
+    snprintf(path, n, "/tmp/rnntrain-hostile-%ld.left", (long)g_runner);
+}
+static void note_leftover(const char *kind, const char *path) {
+    char f[128];
+    leftover_file(f, sizeof f);
+    FILE *fp = fopen(f, "a");
+    ck_assert_ptr_nonnull(fp);
+    fprintf(fp, "%s %s\n", kind, path);
+    fclose(fp);
+}
+static void remove_leftovers(void) {
+    char f[128], line[1024], cmd[1100];
+    leftover_file(f, sizeof f);
+    for (int pass = 0; pass < 2; pass++) { /* mounts first, then directories */
+        FILE *fp = fopen(f, "r");
+        if (!fp) return;
+        while (fgets(line, sizeof line, fp)) {
+            line[strcspn(line, "\n")] = 0;
+            if (pass == 0 && strncmp(line, "mount ", 6) == 0)
+                snprintf(cmd, sizeof cmd, "umount %s 2>/dev/null", line + 6);
+            else if (pass == 1 && strncmp(line, "dir ", 4) == 0)
+                snprintf(cmd, sizeof cmd, "rm -rf %s", line + 4);
+            else
+                continue;
+            if (system(cmd) == -1) perror("system");
+        }
+        fclose(fp);
+    }
+    unlink(f);
+}
+
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/hostile.XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
+    note_leftover("dir", dir);
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "head -c 20000 %s/datasets/moby-dick.txt > %s/t.txt && "
@@ -441,6 +479,7 @@ START_TEST(full_disk) {
     char mnt[512], cmd[4096], out[8192];
     snprintf(mnt, sizeof mnt, "%s/small", dir);
     ck_assert_int_eq(mkdir(mnt, 0700), 0);
+    note_leftover("mount", mnt);
     snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=1m tmpfs %s 2>/dev/null", mnt);
     if (test_status(cmd) != 0) {
         printf("skipped: full disk (cannot mount a tmpfs: not root?)\n");
@@ -641,6 +680,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, long_paths);
     tcase_add_test(tc, checkpoint_counters);
     tcase_add_test(tc, tokens_changed);
+    tcase_add_unchecked_fixture(tc, note_runner, remove_leftovers);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);
     return s;

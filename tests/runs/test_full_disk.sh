@@ -9,19 +9,11 @@
 #   tests/runs/test_full_disk.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT
 # Needs root to mount a tmpfs (exit 77 = skipped otherwise).
 set -uo pipefail
-BIN=${1:?usage: test_full_disk.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT}
-MPI=${2:?}
-ROOT=${3:?}
-PY=/usr/bin/python3
-export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/full-disk.XXXXXX")
-SMALL=$TMP/small
-cleanup() { pkill -9 -P $$ 2>/dev/null; umount "$SMALL" 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
 # shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+SMALL=$TMP/small
+runs_cleanup() { pkill -9 -P $$ 2>/dev/null; umount "$SMALL" 2>/dev/null; }
+
 
 mkdir -p "$SMALL"
 if [[ $(id -u) != 0 ]] || ! mount -t tmpfs -o size=1m tmpfs "$SMALL" 2>/dev/null; then

@@ -11,17 +11,9 @@
 #   * bad settings and inputs are clear errors naming the option, file or line.
 #   tests/runs/test_seq2seq_runs.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT
 set -uo pipefail
-BIN=${1:?usage: test_seq2seq_runs.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT}
-MPI=${2:?}
-ROOT=${3:?}
-PY=/usr/bin/python3
-export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/seq2seq_runs.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
 # shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+
 
 # reversal: a random string of 1-6 letters a-h -> its letters reversed, space-separated
 "$PY" - "$TMP/rev.tsv" <<'PYEOF'

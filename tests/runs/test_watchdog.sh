@@ -7,17 +7,10 @@
 # stopping rank 0 and stopping rank 1. (A cut network link: tests/multihost/test_cut_link.sh.)
 #   tests/runs/test_watchdog.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT
 set -uo pipefail
-BIN=${1:?usage: test_watchdog.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT}
-MPI=${2:?}
-ROOT=${3:?}
-PY=/usr/bin/python3
-export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export PMIX_MCA_gds=${PMIX_MCA_gds:-hash} # see scripts/run-main-job.sh
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/watchdog.XXXXXX")
-trap 'pkill -9 -P $$ 2>/dev/null; rm -rf "$TMP"' EXIT
 # shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
+runs_cleanup() { pkill -9 -P $$ 2>/dev/null; }
+
 
 head -c 300000 "$ROOT/datasets/moby-dick.txt" > "$TMP/text.txt"
 "$BIN" prepare --input "$TMP/text.txt" --output "$TMP/lm.h5" >/dev/null || fail "prepare"
