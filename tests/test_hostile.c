@@ -646,6 +646,23 @@ START_TEST(tokens_changed) {
         snprintf(what, sizeof what, "a changed token in %s", split[i]);
         expect(what, p, args, 3, "fails its checksum", split[i]);
     }
+    /* sequence datasets (prepare --csv) carry a checksum per dataset: a changed feature and
+     * a changed label are found at open */
+    const char *seqds[2] = {"valid/inputs", "test/labels"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/seqflip%d.h5", dir, i);
+        snprintf(cmd, sizeof cmd, "cp %s/seq.h5 %s", dir, p);
+        ck_assert_int_eq(test_status(cmd), 0);
+        if (i == 0)
+            put_value(p, seqds[i], 0.25f); /* a pixel, 0 there */
+        else
+            put_last_token(p, seqds[i], 7); /* a digit's class, 2 there */
+        snprintf(args, sizeof args, "train --data %s --out %s/sf%d --hidden 8 --batch 4 --steps 1",
+                 p, dir, i);
+        char what[64];
+        snprintf(what, sizeof what, "a changed value in sequence dataset %s", seqds[i]);
+        expect(what, p, args, 3, "fails its checksum", seqds[i]);
+    }
     /* replaced under a running job: prepare writes a new file (new inode) at the same path */
     snprintf(cmd, sizeof cmd, "cp %s/lm.h5 %s/live.h5 && (timeout 60 %s train --data %s/live.h5 "
              "--out %s/live --hidden 8 --batch 4 --bptt 8 --steps 1000000 --ckpt-every 20 "

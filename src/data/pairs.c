@@ -390,7 +390,7 @@ static void write_symbols(hid_t f, const char *name, const char *prefix, const S
         buf[at++] = '\n';
     }
     uint64_t d[1] = {bytes};
-    h5_write_u8(f, name, buf, 1, d, path);
+    h5_write_u8_summed(f, name, buf, 1, d, path);
     free(buf);
 }
 
@@ -433,21 +433,21 @@ static void write_split(hid_t f, const char *path, int s, const Pairs *p, const 
     char name[64];
     uint64_t d1[1] = {(uint64_t)N}, d2[2] = {(uint64_t)N, T}, dw[2] = {(uint64_t)N, width};
     snprintf(name, sizeof name, "%s/inputs", split_names[s]);
-    h5_write_i32(f, name, inputs, 2, d2, path);
+    h5_write_i32_summed(f, name, inputs, 2, d2, path);
     snprintf(name, sizeof name, "%s/labels", split_names[s]);
-    h5_write_i32(f, name, labels, 2, d2, path);
+    h5_write_i32_summed(f, name, labels, 2, d2, path);
     snprintf(name, sizeof name, "%s/lengths", split_names[s]);
-    h5_write_i32(f, name, lengths, 1, d1, path);
+    h5_write_i32_summed(f, name, lengths, 1, d1, path);
     snprintf(name, sizeof name, "%s/group", split_names[s]);
-    h5_write_i32(f, name, group, 1, d1, path);
+    h5_write_i32_summed(f, name, group, 1, d1, path);
     if (features) {
         snprintf(name, sizeof name, "%s/cond", split_names[s]);
-        h5_write_f32(f, name, cond, 2, dw, path);
+        h5_write_f32_summed(f, name, cond, 2, dw, path);
     } else {
         snprintf(name, sizeof name, "%s/source", split_names[s]);
-        h5_write_i32(f, name, source, 2, dw, path);
+        h5_write_i32_summed(f, name, source, 2, dw, path);
         snprintf(name, sizeof name, "%s/source_lengths", split_names[s]);
-        h5_write_i32(f, name, source_lengths, 1, d1, path);
+        h5_write_i32_summed(f, name, source_lengths, 1, d1, path);
     }
     free(inputs);
     free(labels);
@@ -507,6 +507,7 @@ void seq_prepare_pairs(const PairsPrepare *pp) {
     hid_t f = h5_create(tmp);
     h5_write_attr_str(f, "format", "rnntrain-sequences", tmp);
     h5_write_attr_int(f, "version", 1, tmp);
+    h5_write_attr_int(f, "checksums", 1, tmp); /* every dataset has one (seq_open verifies) */
     h5_write_attr_str(f, "task", "seq2seq", tmp);
     h5_write_attr_str(f, "inputs", "tokens", tmp);
     h5_write_attr_int(f, "steps", g.T, tmp);

@@ -390,6 +390,12 @@ void seq_open(SeqFile *sf, const char *path) {
     if (!(sf->norm_std > 0.0) || !isfinite(sf->norm_mean))
         rt_die(EXIT_INPUT, "data file '%s': bad normalisation (norm_std must be > 0)", path);
     if (sf->task == TASK_SEQ2SEQ) open_seq2seq(sf);
+    /* files from prepare (--csv, --pairs) carry a checksum per dataset: a changed or damaged
+     * value is found here, not in training; files written by other tools may have none */
+    char why[512];
+    if (h5_attr_exists(sf->file, "checksums") && h5_read_attr_int_in(sf->file, "checksums", 0, 1, path) &&
+        h5_verify_checksums(sf->file, why, sizeof why) != 0)
+        rt_die(EXIT_INPUT, "data file '%s': %s", path, why);
     for (int s = 0; s < 3; s++) validate_split(sf, s);
     if (sf->n[0] < 1) rt_die(EXIT_INPUT, "data file '%s': the train split has no sequences", path);
 }

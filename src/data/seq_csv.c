@@ -136,22 +136,22 @@ static void write_split(hid_t f, const char *out, int s, const SplitData *d, con
     H5Gclose(g);
     uint64_t in[3] = {(uint64_t)d->n, (uint64_t)cp->steps, (uint64_t)D_in};
     snprintf(name, sizeof name, "%s/inputs", split_names[s]);
-    h5_write_f32(f, name, d->inputs, 3, in, out);
+    h5_write_f32_summed(f, name, d->inputs, 3, in, out);
     if (d->labels) {
         uint64_t ld[1] = {(uint64_t)d->n};
         snprintf(name, sizeof name, "%s/labels", split_names[s]);
-        h5_write_i32(f, name, d->labels, 1, ld, out);
+        h5_write_i32_summed(f, name, d->labels, 1, ld, out);
     }
     if (d->targets) {
         uint64_t td[3] = {(uint64_t)d->n, per_step_targets ? (uint64_t)cp->steps : (uint64_t)Y,
                           (uint64_t)Y};
         snprintf(name, sizeof name, "%s/targets", split_names[s]);
-        h5_write_f32(f, name, d->targets, per_step_targets ? 3 : 2, td, out);
+        h5_write_f32_summed(f, name, d->targets, per_step_targets ? 3 : 2, td, out);
     }
     if (d->cond) {
         uint64_t cd[2] = {(uint64_t)d->n, (uint64_t)C};
         snprintf(name, sizeof name, "%s/cond", split_names[s]);
-        h5_write_f32(f, name, d->cond, 2, cd, out);
+        h5_write_f32_summed(f, name, d->cond, 2, cd, out);
     }
 }
 
@@ -283,6 +283,7 @@ void seq_prepare_csv(const CsvPrepare *cp) {
     hid_t f = h5_create(tmp);
     h5_write_attr_str(f, "format", "rnntrain-sequences", tmp);
     h5_write_attr_int(f, "version", 1, tmp);
+    h5_write_attr_int(f, "checksums", 1, tmp); /* every dataset has one (seq_open verifies) */
     h5_write_attr_str(f, "task", task_name(cp->task), tmp);
     h5_write_attr_str(f, "inputs", "features", tmp);
     h5_write_attr_int(f, "steps", cp->task == TASK_REGRESS ? cp->window : cp->steps, tmp);

@@ -433,6 +433,28 @@ int h5_verify_checksums(hid_t f, char *why, size_t size) {
     return 0;
 }
 
+/* write_ds, then the dataset's checksum (h5_set_checksum) over its elem-byte values. */
+static void write_summed(hid_t f, const char *name, const void *buf, size_t elem,
+                         hid_t filetype, hid_t memtype, int ndim, const uint64_t *dims,
+                         const char *path) {
+    write_ds(f, name, buf, filetype, memtype, ndim, dims, path);
+    size_t bytes = elem;
+    for (int i = 0; i < ndim; i++) bytes *= (size_t)dims[i];
+    h5_set_checksum(f, name, buf, bytes, path);
+}
+void h5_write_f32_summed(hid_t f, const char *name, const float *buf, int ndim,
+                         const uint64_t *dims, const char *path) {
+    write_summed(f, name, buf, 4, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ndim, dims, path);
+}
+void h5_write_i32_summed(hid_t f, const char *name, const int32_t *buf, int ndim,
+                         const uint64_t *dims, const char *path) {
+    write_summed(f, name, buf, 4, H5T_STD_I32LE, H5T_NATIVE_INT32, ndim, dims, path);
+}
+void h5_write_u8_summed(hid_t f, const char *name, const uint8_t *buf, int ndim,
+                        const uint64_t *dims, const char *path) {
+    write_summed(f, name, buf, 1, H5T_STD_U8LE, H5T_NATIVE_UINT8, ndim, dims, path);
+}
+
 void h5_write_i64(hid_t f, const char *name, const int64_t *buf, int ndim,
                   const uint64_t *dims, const char *path) {
     write_ds(f, name, buf, H5T_STD_I64LE, H5T_NATIVE_INT64, ndim, dims, path);

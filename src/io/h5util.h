@@ -74,6 +74,13 @@ uint64_t h5_hash(const void *buf, size_t bytes);
 /* Stores h5_hash(buf) as the uint64 attribute "checksum" of dataset name. */
 void h5_set_checksum(hid_t f, const char *name, const void *buf, size_t bytes,
                      const char *path);
+/* h5_write_f32/_i32/_u8 with the dataset's checksum (as h5_set_checksum). */
+void h5_write_f32_summed(hid_t f, const char *name, const float *buf, int ndim,
+                         const uint64_t *dims, const char *path);
+void h5_write_i32_summed(hid_t f, const char *name, const int32_t *buf, int ndim,
+                         const uint64_t *dims, const char *path);
+void h5_write_u8_summed(hid_t f, const char *name, const uint8_t *buf, int ndim,
+                        const uint64_t *dims, const char *path);
 /* Verifies every dataset of the file that has a "checksum" attribute and that every dataset
  * has one. Never dies: returns 0 if all good, else -1 with a reason in why. */
 int h5_verify_checksums(hid_t f, char *why, size_t size);
