@@ -581,6 +581,17 @@ START_TEST(locked_files) {
                args, 3, "holds it open for writing", NULL);
         H5Fclose(f);
     }
+    /* --resume auto beside a writer of the newest checkpoint (another run in the directory):
+     * refused, not a silent fallback to an older checkpoint */
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s/run/checkpoints/ckpt-0000000002.h5", dir);
+    hid_t f = H5Fopen(ck, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    snprintf(args, sizeof args, "train --data %s --out %s/run --hidden 8 --batch 4 --bptt 8 "
+             "--steps 4 --ckpt-every 2 --resume auto", data, dir);
+    expect("--resume auto with the newest checkpoint locked by a writer", ck, args, 3,
+           "held open for writing", "another run");
+    H5Fclose(f);
     teardown();
 }
 END_TEST
@@ -626,6 +637,19 @@ START_TEST(checkpoint_counters) {
         snprintf(what, sizeof what, "checkpoint %s = %lld", attr[i], (long long)value[i]);
         /* the attributes are not checksummed; cursor 3 is not a chunk start (bptt 8) */
         expect(what, p, args, 3, attr[i], NULL);
+    }
+    /* lr_scale (what rollbacks multiplied the learning rate by) outside (0, 1] */
+    const double scale[3] = {0.0, 2.0, NAN};
+    for (int i = 0; i < 3; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "ckpt-scale%d.h5", i);
+        copy("run/checkpoints/ckpt-0000000002.h5", name, p, sizeof p);
+        put_attr(p, "/", "lr_scale", H5T_NATIVE_DOUBLE, 0, &scale[i]);
+        snprintf(args, sizeof args, "train --data %s/lm.h5 --out %s/s%d --hidden 8 --batch 4 "
+                 "--bptt 8 --steps 3 --resume %s", dir, dir, i, p);
+        char what[96];
+        snprintf(what, sizeof what, "checkpoint lr_scale = %g", scale[i]);
+        expect(what, p, args, 3, "lr_scale", "expected a factor in (0, 1]");
     }
     teardown();
 }

@@ -244,6 +244,12 @@ char *ckpt_find(const char *dir, const char *resume) {
                 char path[4400];
                 snprintf(path, sizeof path, "%s/%s", dir, names[i]);
                 if (status == 0) {
+                    /* a writer's lock is a live process (flock ends with it): another run in
+                     * this directory, not damage to fall back from */
+                    if (h5_locked_by_other(path))
+                        rt_die(EXIT_INPUT, "--resume auto: checkpoint '%s' is held open for "
+                               "writing by another process (another run in '%s'?); not "
+                               "resuming beside it: stop that process or wait for it", path, dir);
                     if (ckpt_verify(path, why, sizeof why) == 0) {
                         snprintf(chosen, sizeof chosen, "%s", path);
                         status = 1;

@@ -12,7 +12,8 @@
 void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 int h5_locked_by_other(const char *path) {
-    int fd = open(path, O_RDONLY);
+    if (rt_not_regular(path)) return 0; /* a FIFO would block open() */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return 0;
     int locked = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     close(fd);
