@@ -655,6 +655,36 @@ START_TEST(checkpoint_counters) {
 }
 END_TEST
 
+/* Strings as h5py writes them (UTF-8, variable length by default, or fixed length): read,
+ * not "cannot read attribute" (HDF5 converts no UTF-8 string to an ASCII one). */
+START_TEST(strings_from_other_writers) {
+    setup();
+    char p[512], cmd[2048], out[8192];
+    for (int vlen = 0; vlen < 2; vlen++) {
+        copy("lm.h5", vlen ? "utf8-vlen.h5" : "utf8-fixed.h5", p, sizeof p);
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+        const char *v = "bytes";
+        if (vlen) {
+            H5Tset_size(t, H5T_VARIABLE);
+            put_attr(p, "/", "vocab_kind", t, 0, &v);
+        } else {
+            H5Tset_size(t, strlen(v));
+            H5Tset_strpad(t, H5T_STR_NULLPAD);
+            put_attr(p, "/", "vocab_kind", t, 0, v);
+        }
+        H5Tclose(t);
+        snprintf(cmd, sizeof cmd, "timeout 30 %s train --data %s --out %s/s%d --hidden 8 "
+                 "--batch 4 --bptt 8 --steps 1", RNNTRAIN_BIN, p, dir, vlen);
+        int rc = test_capture(cmd, out, sizeof out);
+        ck_assert_msg(rc == 0, "a %s UTF-8 vocab_kind: exit %d: %.400s",
+                      vlen ? "variable-length" : "fixed-length", rc, out);
+        printf("ok: a %s UTF-8 string attribute is read\n", vlen ? "variable-length" : "fixed-length");
+    }
+    teardown();
+}
+END_TEST
+
 START_TEST(tokens_changed) {
     setup();
     char p[512], args[2048], cmd[4096], out[8192];
@@ -721,6 +751,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, long_paths);
     tcase_add_test(tc, checkpoint_counters);
     tcase_add_test(tc, tokens_changed);
+    tcase_add_test(tc, strings_from_other_writers);
     tcase_add_unchecked_fixture(tc, note_runner, remove_leftovers);
     tcase_set_timeout(tc, 240);
     suite_add_tcase(s, tc);

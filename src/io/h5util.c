@@ -192,8 +192,10 @@ void h5_read_attr_str(hid_t loc, const char *name, char *buf, size_t size, const
         char *s = NULL;
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t)); /* h5py writes UTF-8: no ASCII <-> UTF-8 conversion */
         if (H5Aread(a, mt, &s) < 0 || !s)
-            rt_die(EXIT_INPUT, "%s: cannot read attribute '%s'", path, name);
+            rt_die(EXIT_INPUT, "%s: cannot read attribute '%s' (a variable-length string "
+                   "HDF5 could not read: damaged?)", path, name);
         snprintf(buf, size, "%s", s);
         H5free_memory(s);
         H5Tclose(mt);
@@ -204,8 +206,10 @@ void h5_read_attr_str(hid_t loc, const char *name, char *buf, size_t size, const
         char *tmp = rt_calloc(n + 1, 1, "attribute");
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, n + 1);
+        H5Tset_cset(mt, H5Tget_cset(t));
         if (H5Aread(a, mt, tmp) < 0)
-            rt_die(EXIT_INPUT, "%s: cannot read attribute '%s'", path, name);
+            rt_die(EXIT_INPUT, "%s: cannot read attribute '%s' (a %zu-byte string HDF5 could "
+                   "not read: damaged?)", path, name, n);
         snprintf(buf, size, "%s", tmp);
         free(tmp);
         H5Tclose(mt);
