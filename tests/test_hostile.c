@@ -428,6 +428,18 @@ START_TEST(found_before_the_first_step) {
     snprintf(args, sizeof args, "train --data %s --out %s/o2 --hidden 8 --batch 4 --bptt 8 "
              "--steps 50", p, dir);
     expect("an empty valid split (--split 1,0,0)", p, args, 3, "valid", NULL);
+    /* a --bptt longer than the streams: that error, before a model sized by it is allocated
+     * (it was "out of memory" for 2^20 steps); and a long --bptt with --batch 1 */
+    const char *bptt[2] = {"1048576", "300000"}, *batch[2] = {"4", "1"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/lm.h5", dir);
+        snprintf(args, sizeof args, "train --data %s --out %s/ob%d --hidden 8 --batch %s "
+                 "--bptt %s --steps 50", p, dir, i, batch[i], bptt[i]);
+        char what[96];
+        snprintf(what, sizeof what, "--bptt %s with --batch %s: longer than the streams", bptt[i],
+                 batch[i]);
+        expect(what, p, args, 3, "split 'train'", "--bptt");
+    }
     /* a chars vocabulary; a bad token as the last of train, and as the last of test */
     snprintf(cmd, sizeof cmd, "%s prepare --input %s/t.txt --vocab chars --output %s/ch.h5 "
              ">/dev/null", RNNTRAIN_BIN, dir, dir);

@@ -172,17 +172,26 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
         rt_die(EXIT_USAGE, "--pool mean needs each sequence in one chunk: --bptt %d is shorter "
                "than its %d steps (drop --bptt)", c->bptt, T_seq);
 
-    ModelShape shape = c->stack;
-    task_model_shape(task, &shape, c->embed);
-    Model *m = &t->model;
-    model_init(m, shape, c->B_micro, t->chunk_T);
-    model_state_init(&t->state, m, c->B_local);
+    /* The data readers before the model: a split too short for the streams and --bptt (or
+     * the validation split for --eval-batch streams) is that error, found now, not "out of
+     * memory" for a model sized by a huge --bptt, nor at the first validation hours later. */
     t->G = c->B_local / c->B_micro;
     t->readers = rt_calloc((size_t)t->G, sizeof *t->readers, "readers");
     t->batches = rt_calloc((size_t)t->G, sizeof *t->batches, "batches");
     for (int g = 0; g < t->G; g++)
         reader_init(&t->readers[g], task, 0, c->batch, rank * c->B_local + g * c->B_micro,
                     c->B_micro, t->chunk_T, 1);
+    if (task->lm) {
+        Reader probe;
+        int Be = c->eval_batch / N;
+        reader_init(&probe, task, 1, c->eval_batch, rank * Be, Be, t->chunk_T, 0);
+        reader_free(&probe);
+    }
+    ModelShape shape = c->stack;
+    task_model_shape(task, &shape, c->embed);
+    Model *m = &t->model;
+    model_init(m, shape, c->B_micro, t->chunk_T);
+    model_state_init(&t->state, m, c->B_local);
     t->drop_stream = rt_calloc((size_t)c->B_local, sizeof *t->drop_stream, "dropout streams");
     for (int i = 0; i < c->B_local; i++) t->drop_stream[i] = (int64_t)rank * c->B_local + i;
     t->batches_per_epoch = reader_batches_per_epoch(&t->readers[0]);
@@ -211,13 +220,6 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     dist_bcast_f32(m->params.value, m->params.total);
     /* Validation runs on the training model itself (its state is separate) when it has as
      * many streams per rank; otherwise on a second model over the same parameters. */
-    if (task->lm) { /* the validation split, read as --eval-batch streams: checked now, not
-                       at the first validation hours later */
-        Reader probe;
-        int Be = c->eval_batch / N;
-        reader_init(&probe, task, 1, c->eval_batch, rank * Be, Be, t->chunk_T, 0);
-        reader_free(&probe);
-    }
     t->eval_model = m;
     if (c->eval_batch / N != c->B_micro) {
         model_init_shared(&t->eval_own, m, c->eval_batch / N, t->chunk_T);
