@@ -486,6 +486,44 @@ START_TEST(ranks_that_disagree) {
 }
 END_TEST
 
+/* Each node with its own copy of the data at the same path, and the copies differ (same
+ * size, other values): rank 0 sees another file there through a private mount namespace
+ * (unshare -m, a bind mount), so both ranks get the same command line. A token dataset
+ * (one byte of its text changed) and a sequence dataset (one pixel of its CSV changed). */
+START_TEST(ranks_with_other_copies) {
+    setup();
+    char cmd[8192], out[8192];
+    snprintf(cmd, sizeof cmd, "unshare -m --propagation private true 2>/dev/null");
+    if (test_status(cmd) != 0) {
+        printf("skipped: ranks with other copies (unshare -m not permitted)\n");
+        teardown();
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "cd %s && { printf X; tail -c +2 t.txt; } > t-alt.txt && "
+             "%s prepare --input t-alt.txt --output lm-alt.h5 >/dev/null && "
+             "awk -F, 'NR == 2 { $1 = $1 + 1 } 1' OFS=, %s/datasets/digits.csv > digits-alt.csv && "
+             "%s prepare --csv digits-alt.csv --task classify --steps 8 --features 8 "
+             "--output seq-alt.h5 >/dev/null", dir, RNNTRAIN_BIN, SOURCE_DIR, RNNTRAIN_BIN);
+    ck_assert_int_eq(test_status(cmd), 0);
+    const char *data[2] = {"lm", "seq"}, *want[2] = {"different tokens", "different sequences"};
+    for (int i = 0; i < 2; i++) {
+        char args[1024];
+        snprintf(args, sizeof args, "train --data %s/%s.h5 --out %s/oc%d --hidden 8 --batch 4 "
+                 "--steps 2%s", dir, data[i], dir, i, i ? "" : " --bptt 8");
+        snprintf(cmd, sizeof cmd, "timeout -k 2 60 %s -np 1 unshare -m --propagation private sh -c "
+                 "'mount --bind %s/%s-alt.h5 %s/%s.h5 && exec %s %s' : -np 1 %s %s",
+                 MPIEXEC, dir, data[i], dir, data[i], RNNTRAIN_BIN, args, RNNTRAIN_BIN, args);
+        int rc = test_capture(cmd, out, sizeof out);
+        ck_assert_msg(rc != 0 && rc != 124 && rc != 137 && strstr(out, want[i]),
+                      "ranks with other copies of %s.h5: exit %d: %.600s", data[i], rc, out);
+        printf("ok: ranks with other copies of a %s dataset: stopped, exit %d\n",
+               i ? "sequence" : "token", rc);
+    }
+    teardown();
+}
+END_TEST
+
 START_TEST(full_disk) {
     setup();
     char mnt[512], cmd[4096], out[8192];
@@ -757,6 +795,7 @@ static Suite *hostile_suite(void) {
     tcase_add_test(tc, weights_that_mislead);
     tcase_add_test(tc, found_before_the_first_step);
     tcase_add_test(tc, ranks_that_disagree);
+    tcase_add_test(tc, ranks_with_other_copies);
     tcase_add_test(tc, full_disk);
     tcase_add_test(tc, another_runs_checkpoints);
     tcase_add_test(tc, locked_files);

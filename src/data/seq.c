@@ -118,6 +118,19 @@ static void read_block(const SeqFile *sf, int s, const char *name, int64_t first
     free(index);
 }
 
+/* read_block for the validation at open, mixing the block's bytes into sf->content_hash. */
+static void read_hashed(SeqFile *sf, int s, const char *name, int64_t first, int count,
+                        hid_t memtype, void *buf) {
+    read_block(sf, s, name, first, count, memtype, buf);
+    char ds[64];
+    uint64_t d[8];
+    snprintf(ds, sizeof ds, "%s/%s", split_names[s], name);
+    int nd = h5_dataset_shape(sf->file, ds, d, sf->path);
+    size_t bytes = (size_t)count * 4; /* every type read here is 4 bytes */
+    for (int i = 1; i < nd; i++) bytes *= (size_t)d[i];
+    sf->content_hash = (sf->content_hash ^ h5_hash(buf, bytes)) * 0x100000001b3ULL;
+}
+
 /* Sequences per validation block: about 4 MB of the widest per-sequence dataset, so opening
  * a file needs memory independent of its size. */
 static int block_rows(const SeqFile *sf) {
@@ -181,11 +194,11 @@ static void validate_split(SeqFile *sf, int s) {
         int cnt = (int)(N - first < R ? N - first : R);
         size_t nin = (size_t)cnt * sf->T * (sf->float_inputs ? sf->D : 1);
         if (sf->float_inputs) {
-            read_block(sf, s, "inputs", first, cnt, H5T_NATIVE_FLOAT, buf);
+            read_hashed(sf, s, "inputs", first, cnt, H5T_NATIVE_FLOAT, buf);
             check_finite(sf, s, "inputs", buf, nin, (size_t)sf->T * sf->D, first);
         } else {
             int32_t *x = buf;
-            read_block(sf, s, "inputs", first, cnt, H5T_NATIVE_INT32, buf);
+            read_hashed(sf, s, "inputs", first, cnt, H5T_NATIVE_INT32, buf);
             for (size_t i = 0; i < nin; i++)
                 if (x[i] < 0 || x[i] >= sf->vocab)
                     rt_die(EXIT_INPUT, "data file '%s': /%s/inputs token %d at sequence %lld is "
@@ -194,7 +207,7 @@ static void validate_split(SeqFile *sf, int s) {
         }
         if (has_len) {
             int32_t *len = buf;
-            read_block(sf, s, "lengths", first, cnt, H5T_NATIVE_INT32, buf);
+            read_hashed(sf, s, "lengths", first, cnt, H5T_NATIVE_INT32, buf);
             for (int i = 0; i < cnt; i++)
                 if (len[i] < 1 || len[i] > sf->T)
                     rt_die(EXIT_INPUT, "data file '%s': /%s/lengths[%lld] is %d, expected 1..%d",
@@ -203,7 +216,7 @@ static void validate_split(SeqFile *sf, int s) {
         if (has_labels) {
             int32_t *lab = buf;
             size_t nl = (size_t)cnt * (per_step ? sf->T : 1);
-            read_block(sf, s, "labels", first, cnt, H5T_NATIVE_INT32, buf);
+            read_hashed(sf, s, "labels", first, cnt, H5T_NATIVE_INT32, buf);
             int K = sf->task == TASK_GENERATE ? sf->C : sf->K;
             for (size_t i = 0; i < nl; i++)
                 if (lab[i] < 0 || lab[i] >= K)
@@ -213,13 +226,13 @@ static void validate_split(SeqFile *sf, int s) {
         }
         if (sf->S > 0) {
             int32_t *x = buf;
-            read_block(sf, s, "source", first, cnt, H5T_NATIVE_INT32, buf);
+            read_hashed(sf, s, "source", first, cnt, H5T_NATIVE_INT32, buf);
             for (size_t i = 0; i < (size_t)cnt * sf->S; i++)
                 if (x[i] < 0 || x[i] >= sf->src_vocab)
                     rt_die(EXIT_INPUT, "data file '%s': /%s/source token %d at sequence %lld is "
                            "outside [0, %d)", sf->path, split_names[s], x[i],
                            (long long)(first + (int64_t)(i / sf->S)), sf->src_vocab);
-            read_block(sf, s, "source_lengths", first, cnt, H5T_NATIVE_INT32, buf);
+            read_hashed(sf, s, "source_lengths", first, cnt, H5T_NATIVE_INT32, buf);
             for (int i = 0; i < cnt; i++)
                 if (x[i] < 1 || x[i] > sf->S)
                     rt_die(EXIT_INPUT, "data file '%s': /%s/source_lengths[%lld] is %d, expected "
@@ -227,7 +240,7 @@ static void validate_split(SeqFile *sf, int s) {
         }
         if (sf->task == TASK_SEQ2SEQ) { /* row i's group is i or row i-1's */
             int32_t *g = buf;
-            read_block(sf, s, "group", first, cnt, H5T_NATIVE_INT32, buf);
+            read_hashed(sf, s, "group", first, cnt, H5T_NATIVE_INT32, buf);
             for (int i = 0; i < cnt; i++) {
                 int64_t row = first + i;
                 if (g[i] != row && (row == 0 || g[i] != prev_group))
@@ -239,11 +252,11 @@ static void validate_split(SeqFile *sf, int s) {
         }
         if (has_targets) {
             size_t row = (size_t)sf->Y * (per_step_targets ? sf->T : 1);
-            read_block(sf, s, "targets", first, cnt, H5T_NATIVE_FLOAT, buf);
+            read_hashed(sf, s, "targets", first, cnt, H5T_NATIVE_FLOAT, buf);
             check_finite(sf, s, "targets", buf, (size_t)cnt * row, row, first);
         }
         if (sf->C > 0) {
-            read_block(sf, s, "cond", first, cnt, H5T_NATIVE_FLOAT, buf);
+            read_hashed(sf, s, "cond", first, cnt, H5T_NATIVE_FLOAT, buf);
             check_finite(sf, s, "cond", buf, (size_t)cnt * sf->C, (size_t)sf->C, first);
         }
     }

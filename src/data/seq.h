@@ -39,6 +39,8 @@ typedef struct {
     int S, src_vocab;              /* seq2seq with a token source: its steps and vocabulary */
     char **tgt_symbols, **src_symbols; /* seq2seq: the symbols of each id (K, src_vocab) */
     int tgt_chars, src_chars;      /* 1: the symbols are characters (else space-separated) */
+    uint64_t content_hash;         /* of every value read when the file was opened: the ranks
+                                      compare it (each node may have its own copy) */
 } SeqFile;
 
 typedef struct {

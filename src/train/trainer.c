@@ -161,6 +161,10 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
         rt_die(EXIT_INPUT, "--data: the ranks read different tokens from '%s' (checksum "
                "%016llx on rank %d): each node has its own copy, and they differ", c->data,
                (unsigned long long)task->tf.tokens_hash, rank);
+    if (!task->lm && !dist_all_equal_u64(task->sf.content_hash))
+        rt_die(EXIT_INPUT, "--data: the ranks read different sequences from '%s' (checksum "
+               "%016llx on rank %d): each node has its own copy, and they differ", c->data,
+               (unsigned long long)task->sf.content_hash, rank);
     int T_seq = task_sequence_steps(task);
     t->has_valid = task->lm || task->sf.n[1] > 0;
     t->chunk_T = task->lm || (c->bptt_given && c->bptt < T_seq) ? c->bptt : T_seq;
