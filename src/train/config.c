@@ -116,7 +116,8 @@ static int option_table(TrainConfig *c, CliOption *o) {
          "fine-tuning, or weights exported from PyTorch); optimizer state starts afresh; "
          "ignored when --resume finds a checkpoint", 1, 0, NULL, 0, 0},
         {"watchdog", CLI_DOUBLE, &c->watchdog, "S", "with several ranks: a rank waiting more "
-         "than S seconds in a collective (another rank stalled, was stopped or lost its network) "
+         "than S seconds (or 10x the longest step so far, if more) in a collective (another "
+         "rank stalled, was stopped or lost its network) names the ranks that do not answer and "
          "exits with status 76, which the SLURM scripts requeue; 0 = off", 0, 1e9, NULL, 0, 0},
         {"max-bad-steps", CLI_I64, &c->max_bad, "K", "after K non-finite steps in a row, roll back "
          "to the last checkpoint with a lower lr", 1, 1e9, NULL, 0, 0},
