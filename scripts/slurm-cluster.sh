@@ -5,7 +5,7 @@
 # a few network namespaces); `down` stops exactly the daemons `up` started, by PID.
 #
 # Usage: scripts/slurm-cluster.sh COMMAND [--dir DIR] [options]
-#   up   [--nodes N] [--cpus C] [--kill-wait S]
+#   up   [--nodes N] [--cpus C] [--kill-wait S] [--slurmd-timeout T]
 #            start munged (as user munge), slurmctld and the slurmd(s); wait until every
 #            node is idle. N = 1 (default): one node named `hostname -s` at 127.0.0.1.
 #            N > 1: nodes node1..nodeN, each slurmd in its own network namespace (10.213.77.0/24,
@@ -13,10 +13,22 @@
 #            hostname, /etc/hosts and /tmp; slurmctld in another namespace. C = CPUs per node
 #            (default: nproc for one node, 2 for several; more than the machine has is allowed).
 #            S = SLURM's KillWait, seconds between SIGTERM and SIGKILL (default 30).
+#            T = SLURM's SlurmdTimeout: a node whose slurmd has not answered for T seconds
+#            is set DOWN, its jobs end NODE_FAIL or are requeued (default: SLURM's, 300 s).
 #   down [--purge]
 #            cancel the cluster's jobs, stop its daemons by the PIDs in their pid files
 #            (SIGTERM, then SIGKILL after 15 s), kill leftover job step daemons of this cluster,
 #            delete its namespaces. --purge also removes DIR. Safe to repeat.
+#   node-kill NAME
+#            the node NAME (node1..nodeN, N > 1) dies: every process in its network namespace
+#            (its slurmd, its slurmstepd, the job's processes there) is SIGKILLed at once.
+#   node-start NAME
+#            start NAME's slurmd again (after node-kill: nothing may run in its namespace)
+#            and wait until it has registered with slurmctld. First removes what the dead
+#            step daemons left (their PMIx sockets in the spool, which would make the next
+#            step of the same job on NAME fail) and empties the node's /tmp, as a reboot
+#            would. A node SLURM set DOWN meanwhile returns to service by itself
+#            (ReturnToService=2) once it registers.
 #   exec -- CMD [ARGS...]
 #            run a SLURM client (sbatch, squeue, scontrol, srun, ...) against the cluster:
 #            SLURM_CONF is set and, for N > 1, CMD runs in the controller's network namespace.
@@ -49,6 +61,8 @@ DIR=${SLURM_CLUSTER_DIR:-/var/tmp/rnntrain-slurm-$(id -u)}
 NODES=1
 CPUS=
 KILL_WAIT=30
+SLURMD_TIMEOUT=
+NODE_ARG=
 PURGE=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -60,17 +74,22 @@ while [ $# -gt 0 ]; do
     --cpus=*) CPUS=${1#*=}; shift ;;
     --kill-wait) [ $# -ge 2 ] || die "--kill-wait needs a value"; KILL_WAIT=$2; shift 2 ;;
     --kill-wait=*) KILL_WAIT=${1#*=}; shift ;;
+    --slurmd-timeout) [ $# -ge 2 ] || die "--slurmd-timeout needs a value"; SLURMD_TIMEOUT=$2; shift 2 ;;
+    --slurmd-timeout=*) SLURMD_TIMEOUT=${1#*=}; shift ;;
     --purge) PURGE=1; shift ;;
     -q|--quiet) QUIET=1; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; break ;;
-    *) [ "$cmd" = exec ] && break; die "unknown option '$1' (see --help)" ;;
+    *) [ "$cmd" = exec ] && break
+       case "$cmd" in node-kill|node-start) [ -z "$NODE_ARG" ] && { NODE_ARG=$1; shift; continue; } ;; esac
+       die "unknown option '$1' (see --help)" ;;
   esac
 done
 case "$NODES" in ''|*[!0-9]*) die "--nodes must be a positive integer" ;; esac
 [ "$NODES" -ge 1 ] && [ "$NODES" -le 64 ] || die "--nodes must be between 1 and 64"
 case "$KILL_WAIT" in ''|*[!0-9]*) die "--kill-wait must be a non-negative integer" ;; esac
 [ -z "$CPUS" ] || case "$CPUS" in *[!0-9]*|0) die "--cpus must be a positive integer" ;; esac
+[ -z "$SLURMD_TIMEOUT" ] || case "$SLURMD_TIMEOUT" in *[!0-9]*|0) die "--slurmd-timeout must be a positive integer" ;; esac
 case "$DIR" in /*) ;; *) DIR="$(pwd -P)/$DIR" ;; esac
 DIR=${DIR%/}
 ENVFILE="$DIR/cluster.env"
@@ -321,7 +340,8 @@ MailProg=/bin/true
 JobRequeue=1
 ReturnToService=2
 KillWait=$KILL_WAIT
-MinJobAge=900
+${SLURMD_TIMEOUT:+SlurmdTimeout=$SLURMD_TIMEOUT
+}MinJobAge=900
 InactiveLimit=0
 FirstJobId=$FIRST_JOB
 StateSaveLocation=$DIR/ctld/state
@@ -465,6 +485,78 @@ EOF
   die "nodes not idle after 30 s: $(tr '\n' ';' <<<"$states") (logs in $DIR/ctld, $DIR/nodes)"
 }
 
+# ---------------------------------------------------------------- one node dies, comes back
+node_arg() { # check NODE_ARG names a node of this multi-node cluster
+  load_env || die "no cluster in $DIR"
+  NODES=$C_NODES
+  [ "$C_NODES" -gt 1 ] || die "$cmd needs a cluster of several nodes (up --nodes N)"
+  [ -n "$NODE_ARG" ] || die "$cmd needs a node name (node1..node$C_NODES)"
+  case "$NODE_ARG" in node[1-9]|node[1-9][0-9]) ;; *) die "no node '$NODE_ARG' (node1..node$C_NODES)" ;; esac
+  [ "${NODE_ARG#node}" -le "$C_NODES" ] || die "no node '$NODE_ARG' (node1..node$C_NODES)"
+  [ -e "/run/netns/$C_NS-$NODE_ARG" ] || die "no namespace $C_NS-$NODE_ARG"
+}
+# ns_pids NS: live processes in network namespace NS (fork-free: test -ef compares the
+# namespace inodes).
+ns_pids() {
+  local p
+  for p in /proc/[0-9]*; do
+    [ "$p/ns/net" -ef "/run/netns/$1" ] 2>/dev/null && alive "${p#/proc/}" && echo "${p#/proc/}"
+  done
+  return 0
+}
+do_node_kill() {
+  node_arg
+  local ns="$C_NS-$NODE_ARG" pids=() all=() t
+  # SIGKILL everything at once, then again whatever was forked meanwhile, until none is left.
+  for ((t = 0; t < 50; t++)); do
+    mapfile -t pids < <(ns_pids "$ns")
+    [ ${#pids[@]} -gt 0 ] || break
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+    all+=("${pids[@]}")
+    sleep 0.1
+  done
+  [ ${#pids[@]} -eq 0 ] || die "processes left in $ns after SIGKILL: ${pids[*]}"
+  log "$NODE_ARG killed: SIGKILL to PID ${all[*]:-(none)}"
+}
+do_node_start() {
+  node_arg
+  local f="$DIR/nodes/$NODE_ARG/slurmd.pid" pid st t
+  pid=$(pidfile_pid "$f")
+  if [ -n "$pid" ] && alive "$pid" && ours "$pid"; then die "slurmd of $NODE_ARG is running (PID $pid)"; fi
+  local left=()
+  mapfile -t left < <(ns_pids "$C_NS-$NODE_ARG")
+  [ ${#left[@]} -eq 0 ] || die "processes still run on $NODE_ARG (PID ${left[*]}): node-kill it first"
+  rm -f -- "$f"
+  # What the node's dead slurmstepd left behind: their PMIx server sockets and directories in
+  # the spool (stepd.slurm.pmix.JOB.STEP, pmix.JOB.STEP), which SLURM 22.05 does not remove
+  # (a requeued job's step on this node then fails: "Cannot bind() UNIX socket ...: Address
+  # already in use"), and the node's /tmp, which a reboot would have emptied.
+  local d="$DIR/nodes/$NODE_ARG" stale=() x
+  for x in "$d/spool"/stepd.slurm.pmix.* "$d/spool"/pmix.* "$d/tmp"/* "$d/tmp"/.[!.]*; do
+    [ -e "$x" ] || [ -L "$x" ] && stale+=("$x")
+  done
+  if [ ${#stale[@]} -gt 0 ]; then
+    rm -rf -- "${stale[@]}"
+    log "$NODE_ARG: removed what its dead step daemons left: ${stale[*]#"$d/"}"
+  fi
+  # Registered when slurmctld shows the new slurmd's start time (seconds: never start in
+  # the second the previous one started) and no longer flags the node as not responding.
+  started() { client scontrol -o show node "$NODE_ARG" 2>/dev/null | tr ' ' '\n' | sed -n 's/^SlurmdStartTime=//p'; }
+  local before
+  before=$(started || true)
+  [ "$before" != "$(date +%FT%T)" ] || sleep 1
+  start_slurmd "$NODE_ARG"
+  wait_file "$f" 15 || die "slurmd $NODE_ARG wrote no pid file (log: $DIR/nodes/$NODE_ARG/slurmd.log)"
+  for ((t = 0; t < 300; t++)); do
+    st=$(client sinfo -h -n "$NODE_ARG" -N -o %T 2>/dev/null | head -n 1 || true)
+    if [ "$(started || true)" != "$before" ]; then
+      case "$st" in ''|*'*') ;; *) log "$NODE_ARG: slurmd started (PID $(pidfile_pid "$f")), state $st"; return 0 ;; esac
+    fi
+    sleep 0.1
+  done
+  die "$NODE_ARG's slurmd did not register within 30 s (state $st; log: $DIR/nodes/$NODE_ARG/slurmd.log)"
+}
+
 do_status() {
   load_env || { echo "no cluster in $DIR"; return 1; }
   local f pid name
@@ -481,6 +573,8 @@ case "$cmd" in
   up) do_up ;;
   down) do_down ;;
   status) do_status ;;
+  node-kill) do_node_kill ;;
+  node-start) do_node_start ;;
   env)
     load_env || die "no cluster in $DIR"
     [ "$C_NODES" -eq 1 ] || die "a cluster of $C_NODES nodes lives in network namespaces: use '$0 exec --dir $DIR -- CMD'"
@@ -490,5 +584,5 @@ case "$cmd" in
     load_env || die "no cluster in $DIR"
     export SLURM_CONF=$CONF
     if [ "$C_NODES" -gt 1 ]; then exec nsenter --net="/run/netns/$C_NS-ctl" -- "$@"; else exec "$@"; fi ;;
-  *) die "unknown command '$cmd' (up, down, exec, env, status; see --help)" ;;
+  *) die "unknown command '$cmd' (up, down, exec, env, status, node-kill, node-start; see --help)" ;;
 esac
