@@ -39,7 +39,7 @@ static void case_init(Case *c, const LayerKind *kind, int d, int Tmax) {
     torch_rng_seed(&g, 5);
     Rng rng;
     rng_seed(&rng, 11);
-    LayerInit init = {INIT_PYTORCH, &g, &rng, 1};
+    LayerInit init = {INIT_PYTORCH, &g, &rng, 1, 0.0, 0.0};
     kind->init_weights(&c->l, &init);
     /* larger steps than the initialisation's so that the recurrence matters over 37 steps */
     for (int i = 0; i < c->p.count; i++) {
@@ -410,7 +410,7 @@ START_TEST(hippo_n_eigenvalues) {
     torch_rng_seed(&g, 1);
     Rng rng;
     rng_seed(&rng, 2);
-    LayerInit init = {INIT_PYTORCH, &g, &rng, 1};
+    LayerInit init = {INIT_PYTORCH, &g, &rng, 1, 0.0, 0.0};
     layer_s5.init_weights(&l, &init);
     double want_im[4];
     uint64_t dims[1] = {4};
@@ -428,6 +428,61 @@ START_TEST(hippo_n_eigenvalues) {
     layer_free(&l);
     params_free(&p);
     H5Fclose(f);
+}
+END_TEST
+
+/* --dt-min/--dt-max: the initial steps lie in the range given, log-uniform (their logs
+ * spread over it), and the defaults are the references' [1e-3, 1e-1]. */
+static void step_logs(const LayerKind *kind, double lo, double hi, double *mn, double *mx) {
+    Layer l;
+    Params p = {0};
+    LayerOpts o = {0};
+    layer_declare(&l, kind, 8, 32, &o, &p, "", "");
+    params_alloc(&p);
+    layer_alloc(&l, &p, 1, 1);
+    TorchRng g;
+    torch_rng_seed(&g, 3);
+    Rng rng;
+    rng_seed(&rng, 4);
+    LayerInit init = {INIT_PYTORCH, &g, &rng, 1, lo, hi};
+    kind->init_weights(&l, &init);
+    const char *name = kind == &layer_s5 ? "seq.log_step" : "mixer.dt_proj.bias";
+    int t = -1;
+    for (int i = 0; i < p.count; i++)
+        if (strcmp(p.tensors[i].name, name) == 0) t = i;
+    ck_assert_int_ge(t, 0);
+    const float *v = params_value(&p, t);
+    *mn = INFINITY;
+    *mx = -INFINITY;
+    for (size_t i = 0; i < p.tensors[t].size; i++) {
+        /* S5 stores log(step); Mamba the inverse softplus of the step */
+        double step = kind == &layer_s5 ? exp(v[i]) : log1p(exp((double)v[i]));
+        double ls = log(step);
+        *mn = ls < *mn ? ls : *mn;
+        *mx = ls > *mx ? ls : *mx;
+    }
+    layer_free(&l);
+    params_free(&p);
+}
+
+START_TEST(initial_step_range) {
+    const LayerKind *kinds[2] = {&layer_mamba, &layer_s5};
+    const double ranges[3][2] = {{0.0, 0.0}, {1e-4, 1e-2}, {2e-3, 2e-3}};
+    for (int k = 0; k < 2; k++)
+        for (int r = 0; r < 3; r++) {
+            double lo = ranges[r][0] > 0 ? ranges[r][0] : 1e-3, hi = ranges[r][1] > 0 ? ranges[r][1] : 0.1;
+            double mn, mx;
+            step_logs(kinds[k], ranges[r][0], ranges[r][1], &mn, &mx);
+            double tol = 1e-5, span = log(hi) - log(lo);
+            ck_assert_msg(mn >= log(lo) - tol && mx <= log(hi) + tol,
+                          "%s [%g, %g]: steps from %g to %g", kinds[k]->name, lo, hi, exp(mn),
+                          exp(mx));
+            /* 32 (s5) or 64 (mamba) log-uniform draws cover most of the range */
+            ck_assert_msg(span == 0.0 || (mx - mn) > 0.7 * span, "%s [%g, %g]: steps only from "
+                          "%g to %g", kinds[k]->name, lo, hi, exp(mn), exp(mx));
+            printf("initial steps %s [%g, %g]: %.3g to %.3g\n", kinds[k]->name, lo, hi, exp(mn),
+                   exp(mx));
+        }
 }
 END_TEST
 
@@ -513,6 +568,7 @@ static Suite *ssm_suite(void) {
     tcase_add_test(tc, pytorch_reference_s5_glu);
     tcase_add_test(tc, hippo_n_eigenvalues);
     tcase_add_test(tc, mean_pooling_gradients);
+    tcase_add_test(tc, initial_step_range);
     suite_add_tcase(s, tc);
     return s;
 }

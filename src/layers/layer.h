@@ -77,6 +77,8 @@ typedef struct {
     TorchRng *torch;
     Rng *rng;
     int n_layer; /* layers in the model (Mamba scales out_proj by 1/sqrt(n_layer)) */
+    double dt_min, dt_max; /* mamba, s5: the initial steps, log-uniform in [dt_min, dt_max]
+                              (0: the references' 1e-3 and 1e-1) */
 } LayerInit;
 
 struct LayerKind {

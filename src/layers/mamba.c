@@ -233,7 +233,8 @@ static void mamba_free(Layer *l) {
 }
 
 /* mamba_ssm's init: Linear and conv weights PyTorch's default; dt_proj.weight U(+-R^-1/2);
- * dt_proj.bias the inverse softplus of dt = exp(U(ln 1e-3, ln 1e-1)) (at least 1e-4);
+ * dt_proj.bias the inverse softplus of dt = exp(U(ln dt_min, ln dt_max)) (at least 1e-4;
+ * dt_min, dt_max 1e-3 and 1e-1 unless LayerInit says otherwise);
  * A_log[d,n] = log(n+1); D = 1; norm 1; out_proj redrawn / sqrt(n_layer) (the language
  * model's rescaling of the residual branch). */
 static void mamba_init_weights(Layer *l, const LayerInit *init) {
@@ -251,8 +252,10 @@ static void mamba_init_weights(Layer *l, const LayerInit *init) {
     torch_uniform_fill(g, (float *)m->dt_w, (size_t)E * R, -b_dt, b_dt);
     float *u = rt_alloc_floats((size_t)E, "dt init");
     torch_uniform_fill(g, u, (size_t)E, 0.0, 1.0);
+    double lo = log(init->dt_min > 0.0 ? init->dt_min : 1e-3),
+           hi = log(init->dt_max > 0.0 ? init->dt_max : 1e-1);
     for (int d = 0; d < E; d++) {
-        double dt = exp(u[d] * (log(0.1) - log(1e-3)) + log(1e-3));
+        double dt = exp(u[d] * (hi - lo) + lo);
         if (dt < 1e-4) dt = 1e-4;
         ((float *)m->dt_b)[d] = (float)(dt + log(-expm1(-dt)));
     }

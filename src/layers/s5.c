@@ -359,9 +359,10 @@ static void s5_init_weights(Layer *l, const LayerInit *init) {
     free(V);
     free(w);
     for (int h = 0; h < H; h++) ((float *)m->dd)[h] = (float)rng_normal(rng);
+    double lo = log(init->dt_min > 0.0 ? init->dt_min : 1e-3),
+           hi = log(init->dt_max > 0.0 ? init->dt_max : 1e-1);
     for (int p = 0; p < P; p++)
-        ((float *)m->log_step)[p] =
-            (float)(log(1e-3) + rng_uniform(rng) * (log(1e-1) - log(1e-3)));
+        ((float *)m->log_step)[p] = (float)(lo + rng_uniform(rng) * (hi - lo));
     if (m->glu) layer_init_linear(g, (float *)m->o2_w, (float *)m->o2_b, H, H);
 }
 

@@ -433,7 +433,7 @@ void model_init_weights(Model *m, InitKind kind, float a, uint64_t seed) {
     if (m->emb >= 0) /* MambaLMHeadModel: N(0, 0.02) */
         torch_normal_fill(&g, params_value(p, m->emb), p->tensors[m->emb].size, 0.0,
                           top_is_mamba(s) ? 0.02 : 1.0);
-    LayerInit init = {kind, &g, &rng, s->L};
+    LayerInit init = {kind, &g, &rng, s->L, m->init_dt_min, m->init_dt_max};
     for (int k = 0; k < s->L; k++) {
         m->layers[k].kind->init_weights(&m->layers[k], &init);
         if (m->bidir) m->rev[k].kind->init_weights(&m->rev[k], &init);

@@ -121,6 +121,8 @@ struct Model {
     float *normed;           /* (Tmax,B,H_top) the head's input under norm_f */
     float *norm_rinv;        /* (Tmax*B) its reciprocal roots */
     int cond_width;          /* sum over layers of the width of their first state tensor */
+    double init_dt_min, init_dt_max; /* model_init_weights' step range of mamba and s5 layers
+                                        (0: the references' defaults); init only */
     int cond_w, cond_b;      /* -1 without conditioning */
     Layer layers[MODEL_MAX_LAYERS];
     int32_t *inputs;  /* (Tmax,B) tokens of the last forward */

@@ -48,6 +48,11 @@ static int option_table(TrainConfig *c, CliOption *o) {
          "zero-order hold", 1, 0, NULL, 0, 0},
         {"clip-eigs", CLI_FLAG, &c->clip_eigs, NULL, "s5: keep Re(Lambda) <= -1e-4", 1, 0, NULL, 0, 0},
         {"s5-glu", CLI_FLAG, &c->s5_glu, NULL, "s5: half-GLU output instead of GELU", 1, 0, NULL, 0, 0},
+        {"dt-min", CLI_DOUBLE, &c->dt_min, "X", "mamba, s5: smallest initial step (the steps "
+         "are drawn log-uniform in [dt-min, dt-max]; the references' dt_min; 0 = 1e-3)", 0, 1,
+         NULL, 0, 0},
+        {"dt-max", CLI_DOUBLE, &c->dt_max, "X", "mamba, s5: largest initial step (0 = 0.1)", 0,
+         10, NULL, 0, 0},
         {"ssm-lr", CLI_DOUBLE, &c->ssm_lr, "X", "s5: learning rate of Lambda, B and log_step "
          "(no weight decay); 0 = --lr", 0, 1e6, NULL, 0, 0},
         {"untie", CLI_FLAG, &c->untie, NULL, "mamba language model: a head matrix of its own "
@@ -228,6 +233,11 @@ void train_config_finish(TrainConfig *c) {
     if (strlen(c->out) > room) cli_bad("out", "the path is %zu bytes long, at most %zu", strlen(c->out), room);
     if (c->ckpt_dir && strlen(c->ckpt_dir) > room)
         cli_bad("ckpt-dir", "the path is %zu bytes long, at most %zu", strlen(c->ckpt_dir), room);
+    double dt_lo = c->dt_min > 0.0 ? c->dt_min : 1e-3, dt_hi = c->dt_max > 0.0 ? c->dt_max : 0.1;
+    if (dt_lo > dt_hi)
+        cli_bad(c->dt_min > 0.0 ? "dt-min" : "dt-max", "the initial step range [%g, %g] is empty "
+                "(--dt-min must not exceed --dt-max; their defaults are 1e-3 and 0.1)", dt_lo,
+                dt_hi);
     if (c->log && strlen(c->log) >= sizeof c->metrics_path)
         cli_bad("log", "the path is %zu bytes long, at most %zu", strlen(c->log),
                 sizeof c->metrics_path - 1);

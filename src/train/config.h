@@ -25,6 +25,7 @@ typedef struct {
     int d_state, d_conv, expand, dt_rank, ssm_blocks, no_conj_sym, bilinear, clip_eigs, s5_glu;
     int untie;
     char *pool;            /* classify: "last" step or "mean" over the steps */
+    double dt_min, dt_max; /* mamba, s5: initial step range (0: 1e-3, 1e-1) */
     double ssm_lr;         /* S5's Lambda, B, log_step: this rate, no weight decay; 0 = --lr */
     double dropout;        /* after each layer (before the next and the head), training only */
     int bptt_step;         /* lm: update every bptt_step tokens, backpropagating bptt; 0 = bptt */

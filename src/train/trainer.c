@@ -220,6 +220,8 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
                 rt_die(EXIT_USAGE, "--init uniform: layer %d is s5, whose Lambda_re would be "
                        "positive for about half the modes (a growing state); S5 has its own "
                        "HiPPO-N initialisation: use --init pytorch", k);
+    m->init_dt_min = c->dt_min;
+    m->init_dt_max = c->dt_max;
     model_init_weights(m, init_kind(c->init), (float)c->init_scale, (uint64_t)c->seed);
     dist_bcast_f32(m->params.value, m->params.total);
     /* Validation runs on the training model itself (its state is separate) when it has as
