@@ -173,6 +173,8 @@ bad "--d-state 7" --model s5 --d-state 7
 bad "--ssm-blocks" --model s5 --d-state 8 --ssm-blocks 3
 bad "--d-state 10000" --model s5 --hidden 16 --d-state 10000
 bad "--dropout" --dropout 1
+bad "--dt-min: the initial step range [0.5, 0.1] is empty" --model s5 --dt-min 0.5
+bad "--dt-max: the initial step range [0.001, 0.0001] is empty" --model mamba --dt-max 1e-4
 bad "--dropout" --dropout -0.1
 bad "--dropout" --dropout 1.5
 bad "--bptt-step" --bptt 16 --bptt-step 17
