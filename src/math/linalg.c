@@ -1,5 +1,7 @@
 #include "linalg.h"
 
+#include "bf16.h"
+
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,37 +14,48 @@
 #define LA_HAVE_X86 1
 #endif
 
-void la_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, beta, C,
-                N);
-}
+static LaPrecision g_precision = LA_FP32;
 
-void la_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, beta, C,
-                N);
-}
-
-void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, M, B, N, beta, C,
-                N);
-}
+void la_set_precision(LaPrecision p) { g_precision = p; }
+LaPrecision la_precision(void) { return g_precision; }
 
 void la_gemm_nt(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
                 int N, int K, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, beta,
-                C, ldc);
+    if (g_precision == LA_BF16)
+        bf16_gemm(C, ldc, A, lda, 0, B, ldb, 1, M, N, K, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                    beta, C, ldc);
 }
 
 void la_gemm_nn(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
                 int N, int K, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
-                beta, C, ldc);
+    if (g_precision == LA_BF16)
+        bf16_gemm(C, ldc, A, lda, 0, B, ldb, 0, M, N, K, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                    beta, C, ldc);
 }
 
 void la_gemm_tn(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
                 int N, int K, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb, beta,
-                C, ldc);
+    if (g_precision == LA_BF16)
+        bf16_gemm(C, ldc, A, lda, 1, B, ldb, 0, M, N, K, beta);
+    else
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                    beta, C, ldc);
+}
+
+void la_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, float beta) {
+    la_gemm_nt(C, N, A, K, B, K, M, N, K, beta);
+}
+
+void la_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, float beta) {
+    la_gemm_nn(C, N, A, K, B, N, M, N, K, beta);
+}
+
+void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, float beta) {
+    la_gemm_tn(C, N, A, M, B, N, M, N, K, beta);
 }
 
 void la_colsum_add(float *db, const float *A, int M, int N) {
@@ -181,6 +194,11 @@ static void pack(LaPacked *p, float *panels, const float *W, int N, int K, int w
     p->K = K;
     p->w_is_nk = w_is_nk;
     p->unpacked = 0;
+    p->bf16 = g_precision == LA_BF16;
+    if (p->bf16) {
+        bf16_pack((uint16_t *)panels, W, w_is_nk ? K : N, N, K, w_is_nk);
+        return;
+    }
     if (!la_packed_native()) return;
     int np = (N + LA_PANEL - 1) / LA_PANEL;
     for (int j = 0; j < np; j++) {
@@ -211,7 +229,7 @@ void la_pack_nn(LaPacked *p, float *panels, const float *W, int K, int N) {
 }
 
 void la_unpacked_nt(LaPacked *p, const float *W, int N, int K) {
-    LaPacked u = {NULL, W, N, K, 1, 1};
+    LaPacked u = {NULL, W, N, K, 1, 1, 0};
     *p = u;
 }
 
@@ -287,6 +305,10 @@ int la_packed_native(void) {
 
 void la_matmul_packed(float *C, const float *A, const LaPacked *p, int M, float beta) {
     int N = p->N, K = p->K;
+    if (p->bf16) {
+        bf16_gemm_prepacked(C, N, A, K, (const uint16_t *)p->panels, M, N, K, beta);
+        return;
+    }
 #ifdef LA_HAVE_X86
     if (la_packed_native() && !p->unpacked) {
         int np = (N + LA_PANEL - 1) / LA_PANEL;

@@ -10,6 +10,13 @@
 
 #include <stddef.h>
 
+/* The inputs of every product below: fp32 (cblas_sgemm and the packed fp32 kernel) or bf16
+ * (rounded on the way in, fp32 accumulation and output: bf16.h). LA_BF16 needs
+ * bf16_supported(); the caller checks. Set once, before any packing. */
+typedef enum { LA_FP32, LA_BF16 } LaPrecision;
+void la_set_precision(LaPrecision p);
+LaPrecision la_precision(void);
+
 void la_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 void la_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
@@ -39,6 +46,7 @@ typedef struct {
     const float *w; /* the unpacked matrix, for the fallback */
     int N, K, w_is_nk; /* w_is_nk: w is (N,K) (used transposed); else (K,N) */
     int unpacked;      /* use w as it is (la_unpacked_nt) */
+    int bf16;          /* panels hold bf16 pairs (bf16.h), packed in LA_BF16 mode */
 } LaPacked;
 
 size_t la_packed_floats(int N, int K);

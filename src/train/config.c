@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "cli.h"
 #include "common.h"
 #include "dist.h"
@@ -17,7 +18,7 @@ static const TrainConfig defaults = {
     .max_bad = 10, .ckpt_minutes = 15.0, .rollback_factor = 0.5, .lr = 2e-3, .clip = 5.0,
     .init_scale = 0.08, .min_lr = 0.0, .gamma = 0.5, .weight_decay = 0.0, .momentum = 0.9,
     .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .rms_alpha = 0.99, .pool = "last",
-    .encoder = "", .attention = "none", .watchdog = 300};
+    .encoder = "", .attention = "none", .watchdog = 300, .precision = "fp32"};
 
 void train_config_defaults(TrainConfig *c) { *c = defaults; }
 
@@ -101,6 +102,9 @@ static int option_table(TrainConfig *c, CliOption *o) {
         {"eps", CLI_DOUBLE, &c->eps, "E", "adam/rmsprop epsilon", 1e-300, 1, NULL, 0, 0},
         {"rms-alpha", CLI_DOUBLE, &c->rms_alpha, "A", "rmsprop smoothing", 0, 0.999999, NULL, 0, 0},
         {"threads", CLI_INT, &c->threads, "K", "BLAS threads per rank", 1, 256, NULL, 0, 0},
+        {"precision", CLI_STR, &c->precision, "P", "inputs of the matrix products: fp32, or bf16 "
+         "(rounded to bfloat16, fp32 sums; weights, gradients, optimizer state, checkpoints "
+         "and all element-wise work stay fp32; needs AVX512-BF16)", 1, 0, "fp32|bf16", 0, 0},
         {"print-every", CLI_I64, &c->print_every, "N", "progress line every N steps", 1, 1e15, NULL, 0, 0},
         {"eval-every", CLI_I64, &c->eval_every, "N", "validate every N steps; 0 = only at the end", 0, 1e15, NULL, 0, 0},
         {"verify-every", CLI_I64, &c->verify_every, "N", "check every N steps that all ranks hold "
@@ -225,6 +229,12 @@ void train_config_finish(TrainConfig *c) {
         cli_bad("micro-batch", "%d does not divide the %d streams of each rank (--batch %d over "
                 "%d ranks)", c->micro_batch, c->B_local, c->batch, N);
     c->B_micro = c->deterministic ? c->micro_batch : c->B_local;
+    const char *missing = NULL;
+    if (strcmp(c->precision, "bf16") == 0 && !bf16_supported(&missing))
+        cli_bad("precision", "bf16 needs the CPU feature %s (AVX512-BF16: AMD Zen 4 and later, "
+                "Intel Cooper Lake, Sapphire Rapids and later), which this CPU does not offer%s; "
+                "use --precision fp32", missing,
+                getenv("RNNTRAIN_CPU_HIDE") ? " (hidden by RNNTRAIN_CPU_HIDE)" : "");
     parse_layers(c);
     apply_layer_opts(c);
     if (c->embed == 0) c->embed = c->stack.layer[0].H;

@@ -60,8 +60,9 @@ static void banner(const Trainer *t) {
         rt_log("rnntrain %s | %s embed %d vocab %d (%s) | %zu parameters\n", RNNTRAIN_VERSION,
                layers, s->E, task->tf.vocab.V, vocab_kind_name(task->tf.vocab.kind),
                t->model.params.total);
-        rt_log("ranks %d x %d BLAS threads (%s) | streams %d global, %d per rank, %lld tokens "
-               "each | T %d | %lld chunks per epoch%s\n", c->ranks, c->threads, core, c->batch,
+        rt_log("ranks %d x %d BLAS threads (%s) | %s products | streams %d global, %d per rank, "
+               "%lld tokens each | T %d | %lld chunks per epoch%s\n", c->ranks, c->threads, core,
+               la_precision() == LA_BF16 ? "bf16 (AVX512-BF16)" : "fp32", c->batch,
                c->B_local, (long long)t->stream_length, t->chunk_T,
                (long long)t->batches_per_epoch, c->deterministic ? " | deterministic" : "");
         if (t->k1 != t->chunk_T)
@@ -87,8 +88,9 @@ static void banner(const Trainer *t) {
            RNNTRAIN_VERSION, layers, task_name(sf->task),
            sf->float_inputs ? "features" : "vocabulary", sf->float_inputs ? sf->D : sf->vocab,
            s->V, extra, t->model.params.total);
-    rt_log("ranks %d x %d BLAS threads (%s) | %d sequences per batch, %d per rank | T %d in "
-           "chunks of %d | %lld batches per epoch%s\n", c->ranks, c->threads, core, c->batch,
+    rt_log("ranks %d x %d BLAS threads (%s) | %s products | %d sequences per batch, %d per rank "
+           "| T %d in chunks of %d | %lld batches per epoch%s\n", c->ranks, c->threads, core,
+           la_precision() == LA_BF16 ? "bf16 (AVX512-BF16)" : "fp32", c->batch,
            c->B_local, sf->T, t->chunk_T, (long long)t->batches_per_epoch,
            c->deterministic ? " | deterministic" : "");
 }
@@ -142,6 +144,7 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
         rt_die(EXIT_USAGE, "the ranks were started with different options; every rank must get "
                "the same command line");
     la_setup(c->threads);
+    la_set_precision(strcmp(c->precision, "bf16") == 0 ? LA_BF16 : LA_FP32);
     if (rank == 0) {
         make_dir(c->out, "out");
         make_dir(c->ckpt_path, c->ckpt_dir ? "ckpt-dir" : "out");
