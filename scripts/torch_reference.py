@@ -70,6 +70,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                   help="bf16: forward and loss under torch.autocast('cpu', "
+                   "dtype=torch.bfloat16) (mixed precision; fp32 weights and optimizer)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="evaluate every N steps (0: only at the end)")
     p.add_argument("--eval-batch", type=int, default=32,
@@ -295,9 +298,10 @@ def main(argv=None):
             state = zero_state(B)
         chunk = train_streams[cursor:cursor + T + 1]
         cursor += T
-        logits, state = net(chunk[:-1], state)
-        state = detach(state)
-        loss = F.cross_entropy(logits.reshape(-1, V), chunk[1:].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast == "bf16"):
+            logits, state = net(chunk[:-1], state)
+            state = detach(state)
+            loss = F.cross_entropy(logits.reshape(-1, V).float(), chunk[1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if a.clip > 0:

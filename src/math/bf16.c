@@ -86,7 +86,7 @@ BF16_TARGET static inline void convert16(uint16_t *dst, const float *src, int n)
 }
 #endif
 
-/* d[2c + 0] = r0[c], d[2c + 1] = r1[c] (0 if r1 is NULL) for c < n (<= 32), in bf16 */
+/* d[2c + 0] = r0[c], d[2c + 1] = r1[c] (0 if r1 is NULL) for c < n, in bf16 */
 static void interleave_rows(uint16_t *d, const float *r0, const float *r1, int n);
 
 void bf16_convert_rows(uint16_t *dst, const float *A, int lda, int M, int K, int a_is_km) {
@@ -140,25 +140,32 @@ void bf16_pack(uint16_t *panels, const float *B, int ldb, int N, int K, int b_is
     free(pair_row);
 }
 
+/* A for the kernels: 32-bit units, each the bf16 pair (A(m, 2kp), A(m, 2kp+1)), unit (m, kp)
+ * at a[m * rs + kp * ks]: rows (rs = lda / 2, ks = 1), or, for a transposed A, pairs of its
+ * rows interleaved (rs = 1, ks = ld) */
+typedef struct {
+    const uint32_t *a;
+    size_t rs, ks;
+} PairsA;
+
 #ifdef BF16_HAVE_X86
-/* C rows [0,mr) x columns [0,nr) (mr <= R, nr <= 32) = beta*C + A . panel over all K (kp_n
- * pairs): an R x 32 block of C in 2R zmm registers. Rows past mr read row 0 and are not
- * stored. */
+/* C rows [0,mr) x columns [0,nr) (mr <= R, nr <= 32) = beta*C + A . panel over kpb pairs of
+ * K: an R x 32 block of C in 2R zmm registers. Rows past mr read row 0 and are not stored. */
 BF16_TARGET __attribute__((always_inline)) static inline void
-kernel_rx32(const int R, int kp_n, const uint16_t *A, int lda, const uint16_t *panel, float *C,
-            int ldc, int mr, int nr, float beta) {
+kernel_rx32(const int R, int kpb, const uint32_t *A, size_t rs, size_t ks, const uint16_t *panel,
+            float *C, int ldc, int mr, int nr, float beta) {
     __m512 c0[12], c1[12];
     const uint32_t *a[12];
     for (int r = 0; r < R; r++) {
         c0[r] = _mm512_setzero_ps();
         c1[r] = _mm512_setzero_ps();
-        a[r] = (const uint32_t *)(A + (size_t)(r < mr ? r : 0) * lda);
+        a[r] = A + (size_t)(r < mr ? r : 0) * rs;
     }
-    for (int kp = 0; kp < kp_n; kp++) {
+    for (int kp = 0; kp < kpb; kp++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64);
         __m512bh b1 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64 + 32);
         for (int r = 0; r < R; r++) {
-            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r][kp]);
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r][kp * ks]);
             c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
             c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
         }
@@ -166,7 +173,7 @@ kernel_rx32(const int R, int kp_n, const uint16_t *A, int lda, const uint16_t *p
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
     __m512 vb = _mm512_set1_ps(beta);
-    for (int r = 0; r < mr; r++) {
+    for (int r = 0; r < mr && r < R; r++) {
         float *crow = C + (size_t)r * ldc;
         if (beta != 0.0f) {
             c0[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, crow), c0[r]);
@@ -177,48 +184,24 @@ kernel_rx32(const int R, int kp_n, const uint16_t *A, int lda, const uint16_t *p
     }
 }
 
-BF16_TARGET static void kernel_12x32(int kp_n, const uint16_t *A, int lda,
-                                     const uint16_t *panel, float *C, int ldc, int mr, int nr,
-                                     float beta) {
-    kernel_rx32(12, kp_n, A, lda, panel, C, ldc, mr, nr, beta);
-}
-
-BF16_TARGET static void kernel_8x32(int kp_n, const uint16_t *A, int lda, const uint16_t *panel,
-                                    float *C, int ldc, int mr, int nr, float beta) {
-    kernel_rx32(8, kp_n, A, lda, panel, C, ldc, mr, nr, beta);
-}
-#endif
-
-void bf16_matmul_packed(float *C, int ldc, const uint16_t *A, int lda, const uint16_t *panels,
-                        int M, int N, int K, float beta) {
-#ifdef BF16_HAVE_X86
-    int np = (N + BF16_PANEL - 1) / BF16_PANEL, kp_n = (K + 1) / 2;
-    size_t panel_elems = (size_t)kp_n * BF16_PANEL * 2;
-    /* K in blocks of BF16_KC rows: a block of a panel (32 KB) stays in L1 and a 12-row block
-     * of A in L1/L2 while it is used; each block after the first adds to C (a fixed order:
-     * the bits do not depend on M, N or on how the work is split) */
-    for (int kp0 = 0; kp0 < kp_n; kp0 += BF16_KC / 2) {
-        int kpb = kp_n - kp0 < BF16_KC / 2 ? kp_n - kp0 : BF16_KC / 2;
-        float b = kp0 == 0 ? beta : 1.0f;
-        for (int j = 0; j < np; j++) {
-            const uint16_t *panel = panels + (size_t)j * panel_elems + (size_t)kp0 * 64;
-            const uint16_t *a = A + (size_t)kp0 * 2;
-            float *c = C + j * BF16_PANEL;
-            int nr = N - j * BF16_PANEL < BF16_PANEL ? N - j * BF16_PANEL : BF16_PANEL, i = 0;
-            /* 12-row blocks while the rest is not left with a thin remainder, then 8 rows */
-            for (; M - i >= 20 || M - i == 12; i += 12)
-                kernel_12x32(kpb, a + (size_t)i * lda, lda, panel, c + (size_t)i * ldc, ldc, 12,
-                             nr, b);
-            for (; i < M; i += 8)
-                kernel_8x32(kpb, a + (size_t)i * lda, lda, panel, c + (size_t)i * ldc, ldc,
-                            M - i < 8 ? M - i : 8, nr, b);
-        }
+/* the four shapes, each compiled on its own: 12 or 8 rows, A in rows (ks = 1) or in
+ * interleaved pairs (rs = 1) */
+#define BF16_KERNEL(NAME, R, RS, KS)                                                       \
+    BF16_TARGET static void NAME(int kpb, const uint32_t *A, size_t rs, size_t ks,        \
+                                 const uint16_t *panel, float *C, int ldc, int mr, int nr, \
+                                 float beta) {                                             \
+        (void)rs, (void)ks;                                                                \
+        kernel_rx32(R, kpb, A, RS, KS, panel, C, ldc, mr, nr, beta);                       \
     }
-#else
-    (void)C, (void)ldc, (void)A, (void)lda, (void)panels, (void)M, (void)N, (void)K, (void)beta;
-    rt_die(1, "bf16 matrix products need an x86-64 CPU with AVX512-BF16");
+BF16_KERNEL(kernel_12_rows, 12, rs, 1)
+BF16_KERNEL(kernel_8_rows, 8, rs, 1)
+BF16_KERNEL(kernel_12_pairs, 12, 1, ks)
+BF16_KERNEL(kernel_8_pairs, 8, 1, ks)
+#undef BF16_KERNEL
+
+typedef void (*KernelFn)(int, const uint32_t *, size_t, size_t, const uint16_t *, float *, int,
+                         int, int, float);
 #endif
-}
 
 #ifdef BF16_HAVE_X86
 BF16_TARGET static void interleave16(uint16_t *d, const float *r0, const float *r1, int n) {
@@ -236,13 +219,69 @@ BF16_TARGET static void interleave16(uint16_t *d, const float *r0, const float *
 
 static void interleave_rows(uint16_t *d, const float *r0, const float *r1, int n) {
 #ifdef BF16_HAVE_X86
-    for (int c = 0; c < n; c += 16) interleave16(d + 2 * c, r0 + c, r1 ? r1 + c : NULL, n - c < 16 ? n - c : 16);
+    for (int c = 0; c < n; c += 16)
+        interleave16(d + 2 * c, r0 + c, r1 ? r1 + c : NULL, n - c < 16 ? n - c : 16);
 #else
     for (int c = 0; c < n; c++) {
         d[2 * c] = bf16_round(r0[c]);
         d[2 * c + 1] = r1 ? bf16_round(r1[c]) : 0;
     }
 #endif
+}
+
+static void matmul_pairs(float *C, int ldc, PairsA A, const uint16_t *panels, int M, int N,
+                         int K, float beta) {
+#ifdef BF16_HAVE_X86
+    int np = (N + BF16_PANEL - 1) / BF16_PANEL, kp_n = (K + 1) / 2;
+    size_t panel_elems = (size_t)kp_n * BF16_PANEL * 2;
+    KernelFn k12 = A.ks == 1 ? kernel_12_rows : kernel_12_pairs;
+    KernelFn k8 = A.ks == 1 ? kernel_8_rows : kernel_8_pairs;
+    /* K in blocks of BF16_KC rows: a block of a panel (32 KB) stays in L1 and a 12-row block
+     * of A in L1/L2 while it is used; each block after the first adds to C (a fixed order:
+     * the bits do not depend on M, N or on how the work is split) */
+    for (int kp0 = 0; kp0 < kp_n; kp0 += BF16_KC / 2) {
+        int kpb = kp_n - kp0 < BF16_KC / 2 ? kp_n - kp0 : BF16_KC / 2;
+        float b = kp0 == 0 ? beta : 1.0f;
+        const uint32_t *a = A.a + (size_t)kp0 * A.ks;
+        for (int j = 0; j < np; j++) {
+            const uint16_t *panel = panels + (size_t)j * panel_elems + (size_t)kp0 * 64;
+            float *c = C + j * BF16_PANEL;
+            int nr = N - j * BF16_PANEL < BF16_PANEL ? N - j * BF16_PANEL : BF16_PANEL, i = 0;
+            /* 12-row blocks while the rest is not left with a thin remainder, then 8 rows */
+            for (; M - i >= 20 || M - i == 12; i += 12)
+                k12(kpb, a + (size_t)i * A.rs, A.rs, A.ks, panel, c + (size_t)i * ldc, ldc, 12,
+                    nr, b);
+            for (; i < M; i += 8)
+                k8(kpb, a + (size_t)i * A.rs, A.rs, A.ks, panel, c + (size_t)i * ldc, ldc,
+                   M - i < 8 ? M - i : 8, nr, b);
+        }
+    }
+#else
+    (void)C, (void)ldc, (void)A, (void)panels, (void)M, (void)N, (void)K, (void)beta;
+    rt_die(1, "bf16 matrix products need an x86-64 CPU with AVX512-BF16");
+#endif
+}
+
+void bf16_matmul_packed(float *C, int ldc, const uint16_t *A, int lda, const uint16_t *panels,
+                        int M, int N, int K, float beta) {
+    PairsA a = {(const uint32_t *)A, (size_t)lda / 2, 1};
+    matmul_pairs(C, ldc, a, panels, M, N, K, beta);
+}
+
+/* A (K,M) (lda) as interleaved pairs of its rows: unit (m, kp) at dst[kp * ld + m], ld from
+ * pairs_stride(M) */
+static size_t pairs_stride(int M) {
+    size_t ld = ((size_t)M + 15) & ~(size_t)15;
+    return ld % 256 == 0 ? ld + 16 : ld; /* 1 KB multiples alias in L1: see bf16_row_stride */
+}
+
+static void convert_pairs(uint32_t *dst, const float *A, int lda, int M, int K) {
+    size_t ld = pairs_stride(M);
+    for (int kp = 0; kp < (K + 1) / 2; kp++) {
+        const float *r0 = A + (size_t)(2 * kp) * lda;
+        interleave_rows((uint16_t *)(dst + (size_t)kp * ld), r0, 2 * kp + 1 < K ? r0 + lda : NULL,
+                        M);
+    }
 }
 
 /* per-thread scratch, grown as needed */
@@ -262,11 +301,19 @@ static uint16_t *scratch(uint16_t **buf, size_t *cap, size_t elems) {
 void bf16_gemm(float *C, int ldc, const float *A, int lda, int a_is_km, const float *B, int ldb,
                int b_is_nk, int M, int N, int K, float beta) {
     if (M <= 0 || N <= 0) return;
+    uint16_t *b = scratch(&g_b, &g_b_cap, bf16_packed_elems(N, K));
+    bf16_pack(b, B, ldb, N, K, b_is_nk);
+    if (a_is_km) {
+        size_t ld = pairs_stride(M);
+        uint16_t *a = scratch(&g_a, &g_a_cap, (size_t)(K + 1) / 2 * ld * 2);
+        convert_pairs((uint32_t *)a, A, lda, M, K);
+        PairsA pa = {(const uint32_t *)a, 1, ld};
+        matmul_pairs(C, ldc, pa, b, M, N, K, beta);
+        return;
+    }
     int ld = bf16_row_stride(K);
     uint16_t *a = scratch(&g_a, &g_a_cap, (size_t)M * ld);
-    uint16_t *b = scratch(&g_b, &g_b_cap, bf16_packed_elems(N, K));
-    bf16_convert_rows(a, A, lda, M, K, a_is_km);
-    bf16_pack(b, B, ldb, N, K, b_is_nk);
+    bf16_convert_rows(a, A, lda, M, K, 0);
     bf16_matmul_packed(C, ldc, a, ld, b, M, N, K, beta);
 }
 
