@@ -13,6 +13,8 @@
 #   build-essential cmake pkg-config   compiler, build system, library discovery
 #   libopenmpi-dev openmpi-bin         Open MPI: ranks, gradient all-reduce, mpirun
 #   libopenblas-dev                    OpenBLAS: every matrix product (cblas)
+#   libopenblas-openmp-dev             its OpenMP build, which rnntrain links when present:
+#                                      with --threads K, one pool of threads with ours
 #   libhdf5-openmpi-dev hdf5-tools     HDF5: datasets and models; h5dump/h5ls. The build Debian
 #                                      pairs with Open MPI; rnntrain itself makes only serial
 #                                      HDF5 calls (each file written by one rank), so the
@@ -30,6 +32,7 @@ PKGS=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin
   libopenblas-dev
+  libopenblas-openmp-dev
   libhdf5-openmpi-dev hdf5-tools
   check
   python3-h5py python3-numpy python3-torch python3-matplotlib

@@ -4,6 +4,7 @@
  * Because r multiplies the recurrent part of n, the input and recurrent pre-activation
  * gradients differ in the n block: dA_in = [dr dz dn], dA_rec = [dr dz dn*r]. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "activ.h"
@@ -47,6 +48,8 @@ static void gru_forward(Layer *l, float *const *state, const float *x, int T, fl
         la_matmul_packed(rec, hprev, &whh, B, 0.0f);
         float *hn = c->hn + t * BH, *h = c->h + (t + 1) * BH;
         const float *b_hn = c->bhh + 2 * H;
+        /* --threads: streams shared out (element-wise: the same bits on any count) */
+#pragma omp parallel for schedule(static) if (B > 1 && omp_get_max_threads() > 1)
         for (int b = 0; b < B; b++) {
             float *ab = a + (size_t)b * GH;
             const float *rb = rec + (size_t)b * GH, *hp = hprev + (size_t)b * H;
@@ -80,6 +83,7 @@ static void gru_backward(Layer *l, const float *dy, float *const *dstate0, int T
         float *a = c->gates + (size_t)t * B * GH;    /* [r z n] in, dA_in out */
         float *ar = c->rec + (size_t)t * B * GH;     /* dA_rec out */
         const float *dyt = dy + t * BH, *hprev = c->h + t * BH, *hn = c->hn + t * BH;
+#pragma omp parallel for schedule(static) if (B > 1 && omp_get_max_threads() > 1)
         for (int b = 0; b < B; b++) {
             size_t k = (size_t)b * H;
             gru_step_backward_row(a + (size_t)b * GH, ar + (size_t)b * GH, dh + k, dyt + k,

@@ -2,6 +2,7 @@
  *   [i f g o] = [s s tanh s](W_ih x + b_ih + W_hh h + b_hh),  c' = f*c + i*g,
  *   h' = o * tanh(c'). */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "activ.h"
@@ -56,17 +57,17 @@ static void lstm_forward(Layer *l, float *const *state, const float *x, int T, f
         la_matmul_packed(a, hprev, &whh, B, 1.0f);
         const float *cprev = c->c + t * BH;
         float *ct = c->c + (t + 1) * BH, *h = c->h + (t + 1) * BH;
+        /* --threads: streams shared out (element-wise: the same bits on any count) */
+#pragma omp parallel for schedule(static) if (B > 1 && omp_get_max_threads() > 1)
         for (int b = 0; b < B; b++) {
-            float *ab = a + (size_t)b * GH;
+            float *ab = a + (size_t)b * GH, *tc = c->tmp + (size_t)b * H;
             activ_sigmoid(ab, ab, 2 * (size_t)H);          /* i, f */
             activ_tanh(ab + 2 * H, ab + 2 * H, (size_t)H); /* g */
             activ_sigmoid(ab + 3 * H, ab + 3 * H, (size_t)H); /* o */
             lstm_cell_row(ct + (size_t)b * H, ab, cprev + (size_t)b * H, H);
+            activ_tanh(tc, ct + (size_t)b * H, (size_t)H);
+            lstm_output_row(h + (size_t)b * H, ab + 3 * H, tc, H);
         }
-        activ_tanh(c->tmp, ct, BH);
-        for (int b = 0; b < B; b++)
-            lstm_output_row(h + (size_t)b * H, a + (size_t)b * GH + 3 * H, c->tmp + (size_t)b * H,
-                            H);
     }
     cell_state_out(l, state, T);
 }
@@ -84,9 +85,11 @@ static void lstm_backward(Layer *l, const float *dy, float *const *dstate0, int 
         float *a = c->gates + (size_t)t * B * GH;    /* gates in, dA_t out (B,4H) */
         const float *dyt = dy + t * BH;
         const float *cprev = c->c + t * BH;
-        activ_tanh(c->tmp, c->c + (t + 1) * BH, BH);
+        const float *ct = c->c + (t + 1) * BH;
+#pragma omp parallel for schedule(static) if (B > 1 && omp_get_max_threads() > 1)
         for (int b = 0; b < B; b++) {
             size_t k = (size_t)b * H;
+            activ_tanh(c->tmp + k, ct + k, (size_t)H);
             lstm_step_backward_row(a + (size_t)b * GH, dc + k, c->tmp + k, dyt + k, dh + k,
                                    cprev + k, H);
         }

@@ -2,6 +2,7 @@
 
 #include "../core/common.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,8 +116,11 @@ void bf16_convert_rows(uint16_t *dst, const float *A, int lda, int M, int K, int
 void bf16_pack(uint16_t *panels, const float *B, int ldb, int N, int K, int b_is_nk) {
     int np = (N + BF16_PANEL - 1) / BF16_PANEL, kp_n = (K + 1) / 2;
     size_t panel_elems = (size_t)kp_n * BF16_PANEL * 2;
+#pragma omp parallel if (np > 1 && omp_get_max_threads() > 1)
+    {
     uint16_t *pair_row = NULL;
     if (b_is_nk) pair_row = (uint16_t *)rt_alloc_floats((size_t)kp_n, "bf16 packing row");
+#pragma omp for schedule(static)
     for (int j = 0; j < np; j++) {
         uint16_t *dst = panels + (size_t)j * panel_elems;
         int cols = N - j * BF16_PANEL < BF16_PANEL ? N - j * BF16_PANEL : BF16_PANEL;
@@ -138,6 +142,7 @@ void bf16_pack(uint16_t *panels, const float *B, int ldb, int N, int K, int b_is
         }
     }
     free(pair_row);
+    }
 }
 
 /* A for the kernels: 32-bit units, each the bf16 pair (A(m, 2kp), A(m, 2kp+1)), unit (m, kp)
@@ -243,6 +248,8 @@ static void matmul_pairs(float *C, int ldc, PairsA A, const uint16_t *panels, in
         int kpb = kp_n - kp0 < BF16_KC / 2 ? kp_n - kp0 : BF16_KC / 2;
         float b = kp0 == 0 ? beta : 1.0f;
         const uint32_t *a = A.a + (size_t)kp0 * A.ks;
+        /* --threads: the panels (column blocks) are shared out */
+#pragma omp parallel for schedule(static) if (np > 1 && omp_get_max_threads() > 1)
         for (int j = 0; j < np; j++) {
             const uint16_t *panel = panels + (size_t)j * panel_elems + (size_t)kp0 * 64;
             float *c = C + j * BF16_PANEL;

@@ -1,8 +1,10 @@
 #include "linalg.h"
 
 #include "bf16.h"
+#include "common.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,20 +60,34 @@ void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K,
     la_gemm_tn(C, N, A, M, B, N, M, N, K, beta);
 }
 
+/* --threads: columns in blocks of LA_COLSUM_BLOCK, one block per thread at a time; each
+ * column is summed over the rows in order (the same bits on any thread count) */
+#define LA_COLSUM_BLOCK 256
+
 void la_colsum_add(float *db, const float *A, int M, int N) {
-    for (int m = 0; m < M; m++) {
-        const float *row = A + (long)m * N;
-        for (int n = 0; n < N; n++) db[n] += row[n];
+    int nb = (N + LA_COLSUM_BLOCK - 1) / LA_COLSUM_BLOCK;
+#pragma omp parallel for schedule(static) if (nb > 1 && omp_get_max_threads() > 1)
+    for (int j = 0; j < nb; j++) {
+        int n0 = j * LA_COLSUM_BLOCK, n1 = n0 + LA_COLSUM_BLOCK < N ? n0 + LA_COLSUM_BLOCK : N;
+        for (int m = 0; m < M; m++) {
+            const float *row = A + (long)m * N;
+            for (int n = n0; n < n1; n++) db[n] += row[n];
+        }
     }
 }
 
 void la_colsum_add2(float *restrict db1, float *restrict db2, const float *restrict A, int M,
                     int N) {
-    for (int m = 0; m < M; m++) {
-        const float *row = A + (long)m * N;
-        for (int n = 0; n < N; n++) {
-            db1[n] += row[n];
-            db2[n] += row[n];
+    int nb = (N + LA_COLSUM_BLOCK - 1) / LA_COLSUM_BLOCK;
+#pragma omp parallel for schedule(static) if (nb > 1 && omp_get_max_threads() > 1)
+    for (int j = 0; j < nb; j++) {
+        int n0 = j * LA_COLSUM_BLOCK, n1 = n0 + LA_COLSUM_BLOCK < N ? n0 + LA_COLSUM_BLOCK : N;
+        for (int m = 0; m < M; m++) {
+            const float *row = A + (long)m * N;
+            for (int n = n0; n < n1; n++) {
+                db1[n] += row[n];
+                db2[n] += row[n];
+            }
         }
     }
 }
@@ -92,7 +108,14 @@ void la_ref_matmul(float *C, const float *A, const float *B, int M, int N, int K
 }
 
 const char *la_setup(int threads) {
-    if (threads > 0) openblas_set_num_threads(threads);
+    if (threads > 0) {
+        openblas_set_num_threads(threads);
+        omp_set_num_threads(threads);
+    }
+    if (threads > 1 && openblas_get_parallel() == 1)
+        rt_log("warning: --threads %d: this OpenBLAS is the pthreads build, whose threads "
+               "compete with OpenMP's for the cores (several times slower); install "
+               "libopenblas-openmp-dev and rebuild\n", threads);
     return openblas_get_corename();
 }
 
@@ -201,6 +224,7 @@ static void pack(LaPacked *p, float *panels, const float *W, int N, int K, int w
     }
     if (!la_packed_native()) return;
     int np = (N + LA_PANEL - 1) / LA_PANEL;
+#pragma omp parallel for schedule(static) if (np > 1 && omp_get_max_threads() > 1)
     for (int j = 0; j < np; j++) {
         float *dst = panels + (size_t)j * K * LA_PANEL;
         int cols = N - j * LA_PANEL < LA_PANEL ? N - j * LA_PANEL : LA_PANEL;
@@ -318,13 +342,16 @@ void la_matmul_packed(float *C, const float *A, const LaPacked *p, int M, float 
          * panel j is computed from L1/L2 (W_hh of an H=512 LSTM is 4 MB: it does not stay
          * in L2 from one step to the next) */
         size_t panel_floats = (size_t)K * LA_PANEL;
-        int passes = 0, i = 0;
-        for (; M - i >= 20 || M - i == 12; i += 12) passes++;
-        for (; i < M; i += 8) passes++;
+        int passes = 0, i0 = 0;
+        for (; M - i0 >= 20 || M - i0 == 12; i0 += 12) passes++;
+        for (; i0 < M; i0 += 8) passes++;
+        /* --threads: the panels (column blocks) are shared out; each element is computed
+         * as with one thread */
+#pragma omp parallel for schedule(static) if (np > 1 && omp_get_max_threads() > 1)
         for (int j = 0; j < np; j++) {
             const float *panel = p->panels + (size_t)j * panel_floats;
             const char *next = (const char *)(panel + panel_floats);
-            int nr = N - j * LA_PANEL < LA_PANEL ? N - j * LA_PANEL : LA_PANEL, pass = 0;
+            int nr = N - j * LA_PANEL < LA_PANEL ? N - j * LA_PANEL : LA_PANEL, pass = 0, i;
             /* 12-row blocks while the rest is not left with a thin remainder (M = 32: 12, 12,
              * 8; M = 16: 8, 8), then 8-row blocks */
             for (i = 0; M - i >= 20 || M - i == 12; i += 12, pass++) {

@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -665,11 +666,15 @@ static void unpool_grad(Model *m) {
 double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad) {
     int V = m->shape.V;
     size_t rows = (size_t)T * m->B;
-    double total = 0.0;
     if (m->shape.pool_mean) pool_logits(m, targets, T);
+    /* --threads: rows shared out; the row losses are then added in row order (the same
+     * bits on any thread count) */
+    double *row_loss = rt_malloc(rows * sizeof(double), "row losses");
+#pragma omp parallel for schedule(static) if (rows > 1 && omp_get_max_threads() > 1)
     for (size_t r = 0; r < rows; r++) {
         float *z = m->logits + r * V;
         int32_t y = targets[r];
+        row_loss[r] = 0.0;
         if (y < 0) {
             if (grad) memset(z, 0, (size_t)V * sizeof(float));
             continue;
@@ -680,12 +685,16 @@ double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad
         double sum = 0.0;
         for (int v = 0; v < V; v++) sum += exp((double)z[v] - (double)zmax);
         double lse = (double)zmax + log(sum);
-        total += lse - (double)z[y];
+        row_loss[r] = lse - (double)z[y];
         if (grad) {
             for (int v = 0; v < V; v++) z[v] = (float)exp((double)z[v] - lse) * scale;
             z[y] -= scale;
         }
     }
+    double total = 0.0;
+    for (size_t r = 0; r < rows; r++)
+        if (targets[r] >= 0) total += row_loss[r];
+    free(row_loss);
     if (m->shape.pool_mean && grad) unpool_grad(m);
     return total;
 }

@@ -1,6 +1,7 @@
 #include "optim.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "common.h"
@@ -82,6 +83,23 @@ RT_SIMD_CLONES static void update_range(const Optim *o, Params *p, size_t begin,
     }
 }
 
+/* --threads: the range in pieces of whole cache lines, one per thread (element-wise: the
+ * same bits on any thread count) */
+static void update_threads(const Optim *o, Params *p, size_t begin, size_t end, double lr,
+                           double weight_decay, int first) {
+    int n = omp_get_max_threads();
+    if (n < 2 || end - begin < 65536) {
+        update_range(o, p, begin, end, lr, weight_decay, first);
+        return;
+    }
+    size_t piece = ((end - begin) / (size_t)n + 15) & ~(size_t)15;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        size_t b = begin + (size_t)i * piece, e = b + piece < end ? b + piece : end;
+        if (b < e) update_range(o, p, b, e, lr, weight_decay, first);
+    }
+}
+
 void optim_step(Optim *o, Params *p, double lr) {
     int first = o->step == 0;
     o->step++;
@@ -92,10 +110,11 @@ void optim_step(Optim *o, Params *p, double lr) {
         size_t end = i + 1 < p->count ? p->tensors[i + 1].offset : p->total;
         if (i + 1 < p->count && p->tensors[i + 1].group == g) continue;
         double glr = g == PARAM_GROUP_SSM && o->ssm_lr_scale > 0.0 ? lr * o->ssm_lr_scale : lr;
-        update_range(o, p, begin, end, glr, g == PARAM_GROUP_SSM ? 0.0 : o->weight_decay, first);
+        update_threads(o, p, begin, end, glr, g == PARAM_GROUP_SSM ? 0.0 : o->weight_decay,
+                       first);
         begin = end;
     }
-    if (begin < p->total) update_range(o, p, begin, p->total, lr, o->weight_decay, first);
+    if (begin < p->total) update_threads(o, p, begin, p->total, lr, o->weight_decay, first);
 }
 
 /* Eight partial sums: one chain of dependent double additions would take 4 cycles per
