@@ -3,10 +3,13 @@
  * C(M,N) = beta*C + A . B, A and B given in fp32 and rounded to bf16 (round to nearest even,
  * as VCVTNEPS2BF16 does: subnormal inputs become zero) on the way in; every product of two
  * bf16 values is exact in fp32 and the sums are fp32, added over k in order (pairs k, k+1
- * from the first k up), whatever the blocking or thread count: the same bits for the same
- * inputs. Bound against the exact product of the fp32 inputs, per element:
+ * from the first k up, in blocks of 512), whatever the blocking or thread count: the same
+ * bits for the same inputs. Bound against the exact product of the fp32 inputs, per element,
+ * for normal inputs whose products and partial sums stay in fp32's normal range:
  *   |C' - C| <= (2^-7 + 2^-16 + (K+1) 2^-24) * sum_k |A(m,k)| |B(k,n)|
- * (each input rounded by at most 2^-8 relative, the fp32 sum as any ordered sum).
+ * (each input rounded by at most 2^-8 relative, the fp32 sum as any ordered sum). Below
+ * that range the instructions flush to zero: a subnormal input, or a product or sum under
+ * 2^-126, counts as 0 (an absolute error under 2^-126 per term). */
  *
  * B is packed into panels of 32 columns holding pairs of rows, (ceil(N/32), ceil(K/2), 32, 2)
  * bf16, zero-padded; a 12 x 32 or 8 x 32 block of C stays in registers over all of K. */
