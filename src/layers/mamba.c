@@ -27,6 +27,7 @@
  * (MAMBA_SEG,N,E) buffer of one stream, and runs the reverse recurrence through it; the
  * memory is that of one chunk's (T,B,E) activations. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,11 @@ typedef struct {
     float *hseg;   /* (MAMBA_SEG+1, N, MAMBA_DB) a block's states over one segment */
     float *eseg;   /* (MAMBA_SEG, N, MAMBA_DB) their exp(delta A) */
     float *dh;     /* (N,MAMBA_DB) a block's state gradient */
+    /* hseg, eseg and dh: one of each per thread (nthr, for --threads), at a stride of
+     * seg_floats, eseg_floats, dh_floats */
+    int nthr;
+    size_t seg_floats, eseg_floats, dh_floats;
+    float *dbc_part; /* (nblk, 2, rows, N) each channel block's sums for dbm, dcm */
     float *dat;    /* (N,E) dLoss/dA accumulated over the chunk */
     float *dwct;   /* (K,E) */
     float *yrow;   /* (E) scratch */
@@ -210,9 +216,15 @@ static void mamba_alloc(Layer *l, const Params *p) {
     m->dbm = rt_alloc_floats(rows * N, "mamba B gradient");
     m->dcm = rt_alloc_floats(rows * N, "mamba C gradient");
     m->dxpad = rt_alloc_floats(pad, "mamba conv input gradient");
-    m->hseg = rt_alloc_floats((size_t)(MAMBA_SEG + 1) * N * MAMBA_DB, "mamba segment states");
-    m->dh = rt_alloc_floats((size_t)N * MAMBA_DB, "mamba state gradient");
-    m->eseg = rt_alloc_floats((size_t)MAMBA_SEG * N * MAMBA_DB, "mamba segment decays");
+    m->nthr = omp_get_max_threads();
+    m->seg_floats = (size_t)(MAMBA_SEG + 1) * N * MAMBA_DB;
+    m->eseg_floats = (size_t)MAMBA_SEG * N * MAMBA_DB;
+    m->dh_floats = (size_t)N * MAMBA_DB;
+    m->hseg = rt_alloc_floats(m->nthr * m->seg_floats, "mamba segment states");
+    m->dh = rt_alloc_floats(m->nthr * m->dh_floats, "mamba state gradient");
+    m->eseg = rt_alloc_floats(m->nthr * m->eseg_floats, "mamba segment decays");
+    size_t nblk = ((size_t)E + MAMBA_DB - 1) / MAMBA_DB;
+    m->dbc_part = rt_alloc_floats(nblk * 2 * rows * N, "mamba per-block B, C gradients");
     m->dat = rt_alloc_floats((size_t)N * E, "mamba A gradient");
     m->dwct = rt_alloc_floats((size_t)K * E, "mamba conv weight gradient");
     m->yrow = rt_alloc_floats((size_t)E, "mamba scratch");
@@ -225,7 +237,7 @@ static void mamba_free(Layer *l) {
     float *bufs[] = {m->r,   m->xn,  m->rinv,   m->xpad, m->z,   m->xc,    m->u,    m->dt,
                      m->bm,  m->cm,  m->delta,  m->ys,   m->g,   m->hsave, m->at,   m->wct,
                      m->dres, m->dxn, m->dz,    m->du,   m->ddelta, m->ddt, m->dbm, m->dcm,
-                     m->dxpad, m->hseg, m->dh,  m->dat,  m->dwct, m->yrow, m->dsig, m->dbc, m->eseg, l->y};
+                     m->dxpad, m->hseg, m->dh,  m->dat,  m->dwct, m->yrow, m->dsig, m->dbc, m->eseg, m->dbc_part, l->y};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(m);
     l->impl = NULL;
@@ -550,11 +562,16 @@ static void mamba_forward(Layer *l, float *const *state, const float *x, int T, 
     for (int d = 0; d < E; d++)
         for (int n = 0; n < N; n++)
             m->at[(size_t)n * E + d] = -expf(m->a_log[(size_t)d * N + n]);
-    /* the scan, stream by stream, block by block; the block's h in hseg[0] */
-    float *h = m->hseg;
+    /* the scan, stream by stream, block by block; the block's h in the thread's hseg[0]
+     * (--threads: the (stream, block) pairs are shared out; each is computed alone) */
+    int nblk = (E + MAMBA_DB - 1) / MAMBA_DB;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(m->nthr) if (B * nblk > 1 && m->nthr > 1)
     for (int b = 0; b < B; b++)
-        for (int d0 = 0; d0 < E; d0 += MAMBA_DB) {
-            int w = E - d0 < MAMBA_DB ? E - d0 : MAMBA_DB;
+        for (int blk = 0; blk < nblk; blk++) {
+            int d0 = blk * MAMBA_DB, w = E - d0 < MAMBA_DB ? E - d0 : MAMBA_DB;
+            int tid = omp_get_thread_num();
+            REQUIRE(tid < m->nthr);
+            float *h = m->hseg + (size_t)tid * m->seg_floats;
             float *s = state[0] + (size_t)b * E * N;
             for (int j = 0; j < w; j++)
                 for (int n = 0; n < N; n++) h[(size_t)n * MAMBA_DB + j] = s[(size_t)(d0 + j) * N + n];
@@ -607,46 +624,65 @@ static void mamba_backward(Layer *l, const float *dy, float *const *dstate0, int
     memset(m->du, 0, RE * sizeof(float));
     memset(m->ddelta, 0, RE * sizeof(float));
     memset(m->dat, 0, NE * sizeof(float));
-    memset(m->dbm, 0, (size_t)rows * N * sizeof(float));
-    memset(m->dcm, 0, (size_t)rows * N * sizeof(float));
-    int nseg = (T + MAMBA_SEG - 1) / MAMBA_SEG;
-    size_t HB = (size_t)N * MAMBA_DB; /* one block's state */
-    for (int b = 0; b < B; b++) {
-        for (int d0 = 0; d0 < E; d0 += MAMBA_DB) {
-            int w = E - d0 < MAMBA_DB ? E - d0 : MAMBA_DB;
-            memset(m->dh, 0, HB * sizeof(float));
+    int nseg = (T + MAMBA_SEG - 1) / MAMBA_SEG, nblk = (E + MAMBA_DB - 1) / MAMBA_DB;
+    size_t HB = (size_t)N * MAMBA_DB, RN = (size_t)rows * N; /* one block's state */
+    memset(m->dbc_part, 0, (size_t)nblk * 2 * RN * sizeof(float));
+    /* block by block, stream by stream (--threads: the blocks are shared out; dat is a
+     * block's own, and each block sums its channels' dB, dC into a part of its own, which
+     * are then added in block order: the same bits as one thread adding them block by
+     * block) */
+#pragma omp parallel for schedule(static) num_threads(m->nthr) if (nblk > 1 && m->nthr > 1)
+    for (int blk = 0; blk < nblk; blk++) {
+        int d0 = blk * MAMBA_DB, w = E - d0 < MAMBA_DB ? E - d0 : MAMBA_DB;
+        int tid = omp_get_thread_num();
+        REQUIRE(tid < m->nthr);
+        float *hseg = m->hseg + (size_t)tid * m->seg_floats;
+        float *eseg = m->eseg + (size_t)tid * m->eseg_floats;
+        float *dh = m->dh + (size_t)tid * m->dh_floats;
+        float *dbm = m->dbc_part + (size_t)blk * 2 * RN, *dcm = dbm + RN;
+        for (int b = 0; b < B; b++) {
+            memset(dh, 0, HB * sizeof(float));
             for (int sg = nseg - 1; sg >= 0; sg--) {
                 int t0 = sg * MAMBA_SEG, t1 = t0 + MAMBA_SEG < T ? t0 + MAMBA_SEG : T;
                 /* hseg[0] = h before step t0, hseg[i+1] = h after step t0+i */
                 const float *hs = m->hsave + ((size_t)sg * B + b) * NE + d0;
                 for (int n = 0; n < N; n++)
-                    memcpy(m->hseg + (size_t)n * MAMBA_DB, hs + (size_t)n * E, (size_t)w * sizeof(float));
+                    memcpy(hseg + (size_t)n * MAMBA_DB, hs + (size_t)n * E, (size_t)w * sizeof(float));
                 for (int t = t0; t < t1; t++) {
                     size_t o = ((size_t)t * B + b) * E + d0, on = ((size_t)t * B + b) * N;
-                    float *hn = m->hseg + (size_t)(t - t0 + 1) * HB;
+                    float *hn = hseg + (size_t)(t - t0 + 1) * HB;
                     memcpy(hn, hn - HB, HB * sizeof(float));
-                    scan_step_keep(hn, m->eseg + (size_t)(t - t0) * HB, m->delta + o, m->u + o,
+                    scan_step_keep(hn, eseg + (size_t)(t - t0) * HB, m->delta + o, m->u + o,
                                    m->bm + on, m->at + d0, w, N, E);
                 }
                 for (int t = t1 - 1; t >= t0; t--) {
                     size_t o = ((size_t)t * B + b) * E + d0, on = ((size_t)t * B + b) * N;
-                    const float *hc = m->hseg + (size_t)(t - t0 + 1) * HB;
+                    const float *hc = hseg + (size_t)(t - t0 + 1) * HB;
                     float *dur = m->du + o;
                     for (int d = 0; d < w; d++) dur[d] += dys[o + d] * m->dd[d0 + d];
-                    scan_back_step(m->dh, m->dat + d0, dur, m->ddelta + o, m->dbm + on,
-                                   m->dcm + on, hc - HB, hc, m->eseg + (size_t)(t - t0) * HB,
-                                   dys + o, m->delta + o, m->u + o, m->bm + on, m->cm + on,
-                                   m->at + d0, w, N, E);
+                    scan_back_step(dh, m->dat + d0, dur, m->ddelta + o, dbm + on, dcm + on,
+                                   hc - HB, hc, eseg + (size_t)(t - t0) * HB, dys + o,
+                                   m->delta + o, m->u + o, m->bm + on, m->cm + on, m->at + d0,
+                                   w, N, E);
                 }
             }
             if (dstate0) {
                 float *ds = dstate0[0] + (size_t)b * E * N;
                 for (int j = 0; j < w; j++)
                     for (int n = 0; n < N; n++)
-                        ds[(size_t)(d0 + j) * N + n] = m->dh[(size_t)n * MAMBA_DB + j];
+                        ds[(size_t)(d0 + j) * N + n] = dh[(size_t)n * MAMBA_DB + j];
             }
+            if (omp_get_thread_num() == 0) layer_progress(hooks, b); /* MPI: the main thread */
         }
-        layer_progress(hooks, b);
+    }
+    memset(m->dbm, 0, RN * sizeof(float));
+    memset(m->dcm, 0, RN * sizeof(float));
+    for (int blk = 0; blk < nblk; blk++) {
+        const float *pb = m->dbc_part + (size_t)blk * 2 * RN, *pc = pb + RN;
+        for (size_t i = 0; i < RN; i++) {
+            m->dbm[i] += pb[i];
+            m->dcm[i] += pc[i];
+        }
     }
     /* D, A_log: dD += sum dys u; dA_log[d,n] = dA[n,d] * A[n,d] */
     d_grad(m->g_d, dys, m->u, rows, E);

@@ -34,6 +34,7 @@
 
 #include <complex.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,13 +560,16 @@ static void s5_step_row(float *restrict x, const float *restrict prev, const flo
     }
 }
 
-/* One reverse step for one stream: g = dx + carry is dLoss/dx_t (left in dx: it is also
- * dLoss/dBu_t); dl += dLoss/dLbar through prev = x_{t-1}; carry = conj(Lbar) g. */
+#define S5_MODE_CHUNK 64 /* modes per piece of the reverse recurrence (--threads) */
+
+/* One reverse step for one stream, modes [0, n) of the row (real parts at [0, n), imaginary
+ * at [P, P + n)): g = dx + carry is dLoss/dx_t (left in dx: it is also dLoss/dBu_t); dl +=
+ * dLoss/dLbar through prev = x_{t-1}; carry = conj(Lbar) g. */
 RT_SIMD_CLONES
 static void s5_back_row(float *restrict dx, float *restrict carry, double *restrict dl,
-                        const float *restrict prev, const float *restrict lbar, int P) {
+                        const float *restrict prev, const float *restrict lbar, int P, int n) {
     const float *lr = lbar, *li = lbar + P, *pr = prev, *pi = prev + P;
-    for (int p = 0; p < P; p++) {
+    for (int p = 0; p < n; p++) {
         float gr = dx[p] + carry[p], gi = dx[P + p] + carry[P + p];
         dx[p] = gr;
         dx[P + p] = gi;
@@ -595,8 +599,10 @@ static void s5_forward(Layer *l, float *const *state, const float *x, int T, flo
     /* Bu for every row, then the recurrence in place over it */
     la_matmul_nt(m->xs, m->un, m->bbar, rows, (int)P2, H, 0.0f);
     memcpy(m->x0, state[0], (size_t)B * P2 * sizeof(float));
-    for (int t = 0; t < T; t++)
-        for (int b = 0; b < B; b++) {
+    /* --threads: the streams are shared out */
+#pragma omp parallel for schedule(static) if (B > 1 && omp_get_max_threads() > 1)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
             float *row = m->xs + ((size_t)t * B + b) * P2;
             const float *prev = t ? row - (size_t)B * P2 : m->x0 + (size_t)b * P2;
             s5_step_row(row, prev, m->lbar, P);
@@ -654,13 +660,21 @@ static void s5_backward(Layer *l, const float *dy, float *const *dstate0, int T,
     /* the reverse recurrence */
     memset(m->carry, 0, (size_t)B * P2 * sizeof(float));
     memset(m->dl, 0, P2 * sizeof(double));
-    for (int t = T - 1; t >= 0; t--) {
-        for (int b = 0; b < B; b++) {
-            size_t o = ((size_t)t * B + b) * P2;
-            const float *prev = t ? m->xs + o - (size_t)B * P2 : m->x0 + (size_t)b * P2;
-            s5_back_row(m->dxs + o, m->carry + (size_t)b * P2, m->dl, prev, m->lbar, P);
+    /* --threads: the modes in chunks of S5_MODE_CHUNK shared out (dl sums over streams and
+     * steps: each mode's sum stays in one thread, in the order of one thread) */
+    int nchunk = (P + S5_MODE_CHUNK - 1) / S5_MODE_CHUNK;
+#pragma omp parallel for schedule(static) if (nchunk > 1 && omp_get_max_threads() > 1)
+    for (int ck = 0; ck < nchunk; ck++) {
+        int p0 = ck * S5_MODE_CHUNK, n = P - p0 < S5_MODE_CHUNK ? P - p0 : S5_MODE_CHUNK;
+        for (int t = T - 1; t >= 0; t--) {
+            for (int b = 0; b < B; b++) {
+                size_t o = ((size_t)t * B + b) * P2;
+                const float *prev = t ? m->xs + o - (size_t)B * P2 : m->x0 + (size_t)b * P2;
+                s5_back_row(m->dxs + o + p0, m->carry + (size_t)b * P2 + p0, m->dl + p0,
+                            prev + p0, m->lbar + p0, P, n);
+            }
+            if (omp_get_thread_num() == 0) layer_progress(hooks, t); /* MPI: the main thread */
         }
-        layer_progress(hooks, t);
     }
     if (dstate0) memcpy(dstate0[0], m->carry, (size_t)B * P2 * sizeof(float));
     /* Bu = un Bbar^T */

@@ -19,33 +19,66 @@
 static LaPrecision g_precision = LA_FP32;
 
 void la_set_precision(LaPrecision p) { g_precision = p; }
+
+/* --deterministic with --threads K > 1: OpenBLAS's threaded sgemm does not give the bits of
+ * its one-thread sgemm when K is not a multiple of its block of K (seen on AMD Zen 4 for
+ * K = 385, 513, 700, 1025 with 1 vs 2 threads), so its products run on one thread; our own
+ * loops and the bf16 kernels still use all K. The OpenMP build of OpenBLAS takes its thread
+ * count from omp_get_max_threads() at each call, the pthreads build from
+ * openblas_set_num_threads: both are set to 1 around the call. */
+static int g_blas_serial;
+
+void la_set_blas_serial(int on) { g_blas_serial = on; }
+
+static int blas_threads_begin(void) {
+    int n = omp_get_max_threads();
+    if (!g_blas_serial || n == 1) return 0;
+    openblas_set_num_threads(1);
+    omp_set_num_threads(1);
+    return n;
+}
+
+static void blas_threads_end(int n) {
+    if (n == 0) return;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
 LaPrecision la_precision(void) { return g_precision; }
 
 void la_gemm_nt(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
                 int N, int K, float beta) {
-    if (g_precision == LA_BF16)
+    if (g_precision == LA_BF16) {
         bf16_gemm(C, ldc, A, lda, 0, B, ldb, 1, M, N, K, beta);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb,
-                    beta, C, ldc);
+        return;
+    }
+    int n = blas_threads_begin();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                beta, C, ldc);
+    blas_threads_end(n);
 }
 
 void la_gemm_nn(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
                 int N, int K, float beta) {
-    if (g_precision == LA_BF16)
+    if (g_precision == LA_BF16) {
         bf16_gemm(C, ldc, A, lda, 0, B, ldb, 0, M, N, K, beta);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
-                    beta, C, ldc);
+        return;
+    }
+    int n = blas_threads_begin();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B,
+                ldb, beta, C, ldc);
+    blas_threads_end(n);
 }
 
 void la_gemm_tn(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
                 int N, int K, float beta) {
-    if (g_precision == LA_BF16)
+    if (g_precision == LA_BF16) {
         bf16_gemm(C, ldc, A, lda, 1, B, ldb, 0, M, N, K, beta);
-    else
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
-                    beta, C, ldc);
+        return;
+    }
+    int n = blas_threads_begin();
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, A, lda, B, ldb,
+                beta, C, ldc);
+    blas_threads_end(n);
 }
 
 void la_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, float beta) {

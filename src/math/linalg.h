@@ -16,6 +16,8 @@
 typedef enum { LA_FP32, LA_BF16 } LaPrecision;
 void la_set_precision(LaPrecision p);
 LaPrecision la_precision(void);
+/* 1: fp32 BLAS products on one thread whatever --threads is (--deterministic: linalg.c) */
+void la_set_blas_serial(int on);
 
 void la_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 void la_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
