@@ -9,7 +9,7 @@
  *   |C' - C| <= (2^-7 + 2^-16 + (K+1) 2^-24) * sum_k |A(m,k)| |B(k,n)|
  * (each input rounded by at most 2^-8 relative, the fp32 sum as any ordered sum). Below
  * that range the instructions flush to zero: a subnormal input, or a product or sum under
- * 2^-126, counts as 0 (an absolute error under 2^-126 per term). */
+ * 2^-126, counts as 0 (an absolute error under 2^-126 per term).
  *
  * B is packed into panels of 32 columns holding pairs of rows, (ceil(N/32), ceil(K/2), 32, 2)
  * bf16, zero-padded; a 12 x 32 or 8 x 32 block of C stays in registers over all of K. */
