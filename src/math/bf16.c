@@ -213,10 +213,10 @@ BF16_TARGET static void interleave16(uint16_t *d, const float *r0, const float *
     static const uint16_t idx[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-    __m256i h0 = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r0));
-    __m256i h1 = r1 ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r1))
-                    : _mm256_setzero_si256();
-    __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(h0), h1, 1);
+    __m512 v0 = _mm512_maskz_loadu_ps(m, r0);
+    __m512 v1 = r1 ? _mm512_maskz_loadu_ps(m, r1) : _mm512_setzero_ps();
+    /* r0's 16 values in the low half, r1's in the high half, then interleaved */
+    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
     __m512i out = _mm512_permutexvar_epi16(_mm512_loadu_si512(idx), both);
     _mm512_mask_storeu_epi32(d, m, out);
 }

@@ -93,15 +93,24 @@ void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K,
     la_gemm_tn(C, N, A, M, B, N, M, N, K, beta);
 }
 
-/* --threads: columns in blocks of LA_COLSUM_BLOCK, one block per thread at a time; each
- * column is summed over the rows in order (the same bits on any thread count) */
-#define LA_COLSUM_BLOCK 256
+/* --threads: the columns in one contiguous range per thread (a multiple of 16 wide; one
+ * range with one thread: rows read whole, in order); each column is summed over the rows in
+ * order whatever the ranges (the same bits on any thread count) */
+static int colsum_ranges(int N, int *width) {
+    int n = omp_get_max_threads();
+    if (n < 2 || N < 64) {
+        *width = N;
+        return 1;
+    }
+    *width = ((N + n - 1) / n + 15) & ~15;
+    return (N + *width - 1) / *width;
+}
 
 void la_colsum_add(float *db, const float *A, int M, int N) {
-    int nb = (N + LA_COLSUM_BLOCK - 1) / LA_COLSUM_BLOCK;
-#pragma omp parallel for schedule(static) if (nb > 1 && omp_get_max_threads() > 1)
-    for (int j = 0; j < nb; j++) {
-        int n0 = j * LA_COLSUM_BLOCK, n1 = n0 + LA_COLSUM_BLOCK < N ? n0 + LA_COLSUM_BLOCK : N;
+    int w, nr = colsum_ranges(N, &w);
+#pragma omp parallel for schedule(static) if (nr > 1)
+    for (int j = 0; j < nr; j++) {
+        int n0 = j * w, n1 = n0 + w < N ? n0 + w : N;
         for (int m = 0; m < M; m++) {
             const float *row = A + (long)m * N;
             for (int n = n0; n < n1; n++) db[n] += row[n];
@@ -111,10 +120,10 @@ void la_colsum_add(float *db, const float *A, int M, int N) {
 
 void la_colsum_add2(float *restrict db1, float *restrict db2, const float *restrict A, int M,
                     int N) {
-    int nb = (N + LA_COLSUM_BLOCK - 1) / LA_COLSUM_BLOCK;
-#pragma omp parallel for schedule(static) if (nb > 1 && omp_get_max_threads() > 1)
-    for (int j = 0; j < nb; j++) {
-        int n0 = j * LA_COLSUM_BLOCK, n1 = n0 + LA_COLSUM_BLOCK < N ? n0 + LA_COLSUM_BLOCK : N;
+    int w, nr = colsum_ranges(N, &w);
+#pragma omp parallel for schedule(static) if (nr > 1)
+    for (int j = 0; j < nr; j++) {
+        int n0 = j * w, n1 = n0 + w < N ? n0 + w : N;
         for (int m = 0; m < M; m++) {
             const float *row = A + (long)m * N;
             for (int n = n0; n < n1; n++) {
