@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "decode.h"
+#include "bf16.h"
 #include "commands.h"
 #include "common.h"
 #include "dist.h"
@@ -296,7 +297,7 @@ int cmd_predict(int argc, char **argv) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    char *model_path = NULL, *data_path = NULL, *split = "valid";
+    char *model_path = NULL, *data_path = NULL, *split = "valid", *precision = "fp32";
     int batch = 32, bptt = 64, json = 0, threads = 1, beam = 1;
     double alpha = 1.0;
     CliOption opts[] = {
@@ -310,8 +311,9 @@ int cmd_eval(int argc, char **argv) {
          " a multiple of the rank count)", 1, 1 << 20, NULL, 0, 0},
         {"bptt", CLI_INT, &bptt, "T", "chunk length (default 64; state is carried, so it only "
          "changes speed)", 1, 1 << 20, NULL, 0, 0},
-        {"threads", CLI_INT, &threads, "K", "BLAS threads per rank (default 1)", 1, 256, NULL, 0,
-         0},
+        {"threads", CLI_INT, &threads, "K", "threads per rank (default 1)", 1, 256, NULL, 0, 0},
+        {"precision", CLI_STR, &precision, "P", "inputs of the matrix products: fp32 (default) "
+         "or bf16 (AVX512-BF16; as rnntrain train)", 1, 0, "fp32|bf16", 0, 0},
         {"json", CLI_FLAG, &json, NULL, "print one JSON object: split, nats, bits, perplexity, "
          "tokens", 1, 0, NULL, 0, 0},
         {"beam", CLI_INT, &beam, "K", "seq2seq: decode with beam search of width K (1 = "
@@ -324,6 +326,13 @@ int cmd_eval(int argc, char **argv) {
     if (batch % dist_size() != 0)
         cli_bad("batch", "%d streams cannot be shared evenly by %d ranks", batch, dist_size());
     la_setup(threads);
+    const char *missing = NULL;
+    if (strcmp(precision, "bf16") == 0) {
+        if (!bf16_supported(&missing))
+            cli_bad("precision", "bf16 needs the CPU feature %s (AVX512-BF16), which this CPU "
+                    "does not offer; use --precision fp32", missing);
+        la_set_precision(LA_BF16);
+    }
     Task task;
     task_open(&task, data_path, 0);
     Model m;

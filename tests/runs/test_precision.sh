@@ -15,7 +15,9 @@
 #   * RNNTRAIN_CPU_HIDE=avx512_bf16 (as on a CPU without the feature): --precision bf16 exits
 #     with status 2 naming --precision and avx512_bf16 (on 1 and 2 ranks), no output
 #     directory; --precision fp32 trains, bitwise as without the variable; a hidden avx512f
-#     is named instead; --precision fp16 is refused naming the option.
+#     is named instead; --precision fp16 is refused naming the option;
+#   * eval --precision bf16 scores an fp32 model within 1% of eval in fp32, and is refused
+#     on a CPU without the feature.
 # On a CPU without avx512_bf16 (/proc/cpuinfo) only the refusals run, without the variable.
 #   tests/runs/test_precision.sh RNNTRAIN_BIN MPIEXEC REPO_ROOT
 set -uo pipefail
@@ -181,6 +183,20 @@ cross() { # cross NAME FROM TO [ENV...]: 12 steps in FROM, resumed in TO to 24
 cross bf16-to-fp32 bf16 fp32
 cross bf16-to-fp32-hidden bf16 fp32 RNNTRAIN_CPU_HIDE=avx512_bf16
 cross fp32-to-bf16 fp32 bf16
+
+# eval --precision: the bf16 score of the fp32 model within 1% of its fp32 score; refused
+# naming the option and the feature on a CPU without it
+ev32=$("$BIN" eval --model "$TMP/fp32" --data "$TMP/lm.h5" --json 2>"$TMP/ev32.err") || fail "eval fp32: $(tail -2 "$TMP/ev32.err")"
+ev16=$("$BIN" eval --model "$TMP/fp32" --data "$TMP/lm.h5" --json --precision bf16 2>"$TMP/ev16.err") || fail "eval bf16: $(tail -2 "$TMP/ev16.err")"
+n32=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["nats"])' "$ev32" 2>/dev/null)
+n16=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["nats"])' "$ev16" 2>/dev/null)
+if [[ -n $n32 && -n $n16 && $n32 != "$n16" ]] && within "$n16" "$n32" 0.01; then
+    ok "eval --precision bf16: $n16 nats, fp32 $n32 (within 1%, not equal)"
+else fail "eval --precision bf16: '$n16' vs fp32 '$n32'"; fi
+out=$(RNNTRAIN_CPU_HIDE=avx512_bf16 "$BIN" eval --model "$TMP/fp32" --data "$TMP/lm.h5" --precision bf16 2>&1)
+rc=$?
+if [[ $rc == 2 && $out == *--precision* && $out == *avx512_bf16* ]]; then ok "eval --precision bf16 refused without the feature (2)"
+else fail "eval --precision bf16 without the feature: ($rc) $out"; fi
 
 echo "precision_runs: $fails failure(s)"
 [[ $fails == 0 ]]
