@@ -4,7 +4,11 @@
  * AVX512-BF16): bf16_round against the conversion instruction, every product within the
  * stated bound of the exact one and really rounded, the packed product bitwise the unpacked
  * one, results independent of the row and column blocking, RNNTRAIN_CPU_HIDE. */
+#include <omp.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "bf16.h"
 #include "linalg.h"
@@ -645,6 +649,28 @@ START_TEST(bf16_cpu_hide) {
 }
 END_TEST
 
+/* la_flush_denormals: subnormal inputs read as zero and subnormal results flushed, in this
+ * thread and in every thread of the OpenMP pool (MXCSR is per thread); restored after. */
+START_TEST(flush_denormals_all_threads) {
+#if defined(__x86_64__)
+    unsigned saved = _mm_getcsr();
+    volatile float tiny = 1e-39f, one = 1.0f, small = 0x1p-126f;
+    ck_assert(tiny * one != 0.0f); /* the default: subnormals kept */
+    la_flush_denormals();
+    ck_assert(tiny * one == 0.0f);  /* DAZ: the subnormal input is zero */
+    ck_assert(small * 0.5f == 0.0f); /* FTZ: a subnormal result is zero */
+    int threads = omp_get_max_threads() < 2 ? 2 : omp_get_max_threads(), flushed = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : flushed)
+    flushed += (tiny * one == 0.0f) && (_mm_getcsr() & 0x8040) == 0x8040;
+    ck_assert_int_eq(flushed, threads);
+    _mm_setcsr(saved);
+#pragma omp parallel num_threads(threads)
+    _mm_setcsr(saved);
+    ck_assert(tiny * one != 0.0f);
+#endif
+}
+END_TEST
+
 /* after every bf16 case, failed or not: back to fp32 for the cases that follow */
 static void bf16_teardown(void) {
     la_set_precision(LA_FP32);
@@ -657,6 +683,7 @@ static Suite *linalg_suite(void) {
     tcase_add_test(tc, packed_matches_reference);
     tcase_add_test(tc, blas_wrappers_match_reference);
     tcase_add_test(tc, blas_core_matches_cpu);
+    tcase_add_test(tc, flush_denormals_all_threads);
     suite_add_tcase(s, tc);
     TCase *tb = tcase_create("bf16");
     tcase_add_checked_fixture(tb, NULL, bf16_teardown);

@@ -161,6 +161,16 @@ const char *la_setup(int threads) {
     return openblas_get_corename();
 }
 
+void la_flush_denormals(void) {
+#ifdef LA_HAVE_X86
+    /* MXCSR is per thread: this one, and every thread of the OpenMP pool (OpenBLAS's too,
+     * in its OpenMP build); threads created later inherit it from their creator */
+    _mm_setcsr(_mm_getcsr() | 0x8040); /* FTZ (bit 15) and DAZ (bit 6) */
+#pragma omp parallel
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+#endif
+}
+
 /* Vector ISA level of the x86 OpenBLAS core names: 0 SSE (the generic fallbacks OpenBLAS
  * picks for CPUs it does not know), 1 AVX, 2 AVX2+FMA, 3 AVX-512; -1 for a name not in the
  * table (an OpenBLAS newer than it, or another architecture: left alone). */

@@ -80,6 +80,10 @@ const char *la_best_core_for_cpu(void);
 int la_core_level(const char *name);
 /* "Core" or "Core; OpenBLAS detected X on this CPU, rnntrain set OPENBLAS_CORETYPE=Core". */
 void la_core_text(char *buf, size_t size);
+/* Subnormal floats as zero, in and out (x86 FTZ and DAZ, in this thread and the OpenMP
+ * pool): arithmetic on them costs up to 10x on some CPUs (an LSTM at T = 1000 on Intel
+ * Emerald Rapids: docs/long-range.md). Changes results wherever one occurs. */
+void la_flush_denormals(void);
 /* Sets the number of BLAS threads (0 leaves OpenBLAS's default); returns the core name. */
 const char *la_setup(int threads);
 

@@ -102,6 +102,9 @@ static int option_table(TrainConfig *c, CliOption *o) {
         {"eps", CLI_DOUBLE, &c->eps, "E", "adam/rmsprop epsilon", 1e-300, 1, NULL, 0, 0},
         {"rms-alpha", CLI_DOUBLE, &c->rms_alpha, "A", "rmsprop smoothing", 0, 0.999999, NULL, 0, 0},
         {"threads", CLI_INT, &c->threads, "K", "BLAS threads per rank", 1, 256, NULL, 0, 0},
+        {"flush-denormals", CLI_FLAG, &c->flush_denormals, NULL, "treat subnormal floats as "
+         "zero (x86 FTZ/DAZ): arithmetic on them can cost 10x on some CPUs (long sequences, "
+         "decaying states); changes results where one occurs", 1, 0, NULL, 0, 0},
         {"precision", CLI_STR, &c->precision, "P", "inputs of the matrix products: fp32, or bf16 "
          "(rounded to bfloat16, fp32 sums; weights, gradients, optimizer state, checkpoints "
          "and all element-wise work stay fp32; needs AVX512-BF16)", 1, 0, "fp32|bf16", 0, 0},

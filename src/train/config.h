@@ -14,6 +14,7 @@ typedef struct {
     char *data, *out, *cell, *layers, *optim, *log, *init, *schedule, *ckpt_dir, *resume,
         *init_from, *precision;
     int hidden, embed, batch, bptt, threads, eval_batch, deterministic, micro_batch;
+    int flush_denormals;   /* FTZ/DAZ: subnormal floats as zero */
     int64_t steps, seed, print_every, eval_every, warmup, decay_every, verify_every;
     int64_t ckpt_every, keep, max_bad;
     double ckpt_minutes, rollback_factor;

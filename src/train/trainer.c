@@ -146,6 +146,7 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
     la_setup(c->threads);
     la_set_precision(strcmp(c->precision, "bf16") == 0 ? LA_BF16 : LA_FP32);
     la_set_blas_serial(c->deterministic);
+    if (c->flush_denormals) la_flush_denormals();
     if (rank == 0) {
         make_dir(c->out, "out");
         make_dir(c->ckpt_path, c->ckpt_dir ? "ckpt-dir" : "out");
