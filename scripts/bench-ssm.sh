@@ -28,6 +28,8 @@
 #              datasets/moby-dick.txt); SPLIT=0.998,0.001,0.001 (tiny valid split: the
 #              end-of-run validation is in no figure but is in a PERF profile)
 #   RNNTRAIN=PATH (default build/rnntrain)   NICE=N   SKIP_TORCH=1   KEEP=1
+#   RN_EXTRA="--precision bf16"  more rnntrain train options (e.g. bf16 products, or
+#              --flush-denormals)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,6 +40,7 @@ ROUNDS=${ROUNDS:-3}
 STEPS=${STEPS:-30}
 PRINT_EVERY=${PRINT_EVERY:-10}
 TORCH_STEPS=${TORCH_STEPS:-13}
+RN_EXTRA=${RN_EXTRA:-}
 BATCH=${BATCH:-32}
 BPTT=${BPTT:-64}
 LR=${LR:-2e-3}
@@ -120,7 +123,7 @@ run_rnntrain() {  # run_rnntrain SPEC DIR DATA [prefix...]: writes DIR/rn.{stder
     timed "$dir/rn.time" "$@" "${BENCH_ENV[@]}" "$TMP/rnntrain" train --data "$data" --out "$dir/out" \
         $(rn_opts "$spec") --batch "$BATCH" --bptt "$BPTT" --optim adam --lr "$LR" --clip "$CLIP" \
         --seed "$SEED" --steps "$STEPS" --print-every "$PRINT_EVERY" --eval-batch 8 --threads 1 \
-        --ckpt-minutes 0 --log "$dir/rn.jsonl" > "$dir/rn.stderr" 2>&1 \
+        --ckpt-minutes 0 --log "$dir/rn.jsonl" $RN_EXTRA > "$dir/rn.stderr" 2>&1 \
         || { cat "$dir/rn.stderr" >&2; die "rnntrain train failed ($spec)"; }
     rm -rf "$dir/out"
 }

@@ -1,17 +1,25 @@
 /* bench_onednn_bf16: is a bf16 matrix product (oneDNN, bf16 inputs, fp32 accumulation and
- * output) faster than OpenBLAS's sgemm on this CPU, at the shapes an LSTM step uses? The
- * measurement behind issue 16's choice of a bf16 backend. Not part of the build (oneDNN is
- * not a dependency of rnntrain):
+ * output) faster than OpenBLAS's sgemm on this CPU, and than rnntrain's own AVX512-BF16
+ * kernels (src/math/bf16.c), at the shapes an LSTM step uses? The measurement behind issue
+ * 16's choice of a bf16 backend. Not part of the build (oneDNN is not a dependency of
+ * rnntrain); after a CMake build in build/:
  *
  *   apt-get install libdnnl-dev
- *   gcc -O2 scripts/bench_onednn_bf16.c -o /tmp/bench_bf16 -ldnnl -lopenblas
+ *   gcc -O2 -fopenmp -Isrc/math -Isrc/core scripts/bench_onednn_bf16.c build/librnncore.a \
+ *       -o /tmp/bench_bf16 -ldnnl $(pkg-config --cflags --libs openblas ompi-c) -lm
  *   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /tmp/bench_bf16 M N K [ROUNDS]
  *
  * C(M,N) = A(M,K) . B(N,K)^T, the weights used transposed as in rnntrain's forward
  * products. Prints oneDNN's kernel (e.g. brg:avx512_core_bf16, or ..._amx when AMX tiles
- * are usable) and GFLOP/s of both, alternating, ROUNDS rounds (default 5), and the ratio. */
+ * are usable) and GFLOP/s of the three, alternating, ROUNDS rounds (default 5), and the
+ * ratios. oneDNN and rnntrain are timed on inputs already in bf16 (rnntrain's packed B and
+ * converted A), as a trainer holding bf16 copies would run them; "rnntrain+conv" also
+ * converts A and packs B every call, as rnntrain does for every product but the recurrent
+ * one. */
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
+
+#include "bf16.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +94,17 @@ int main(int argc, char **argv) {
     double flop = 2.0 * M * N * K;
     int reps = (int)(6e9 / flop) + 1; /* about 6 GFLOP per timing */
     printf("M %d N %d K %d | oneDNN kernel %s | %d products per timing\n", M, N, K, impl, reps);
-    double sum_b = 0, sum_s = 0;
+    if (!bf16_supported(NULL)) {
+        fprintf(stderr, "bench_bf16: this CPU has no AVX512-BF16\n");
+        return 1;
+    }
+    int lda = bf16_row_stride(K);
+    uint16_t *Ar = aligned_alloc(64, ((size_t)M * lda * 2 + 63) / 64 * 64);
+    uint16_t *Bp = aligned_alloc(64, (bf16_packed_elems(N, K) * 2 + 63) / 64 * 64);
+    if (!Ar || !Bp) return 1;
+    bf16_convert_rows(Ar, A, K, M, K, 0);
+    bf16_pack(Bp, B, K, N, K, 1);
+    double sum_b = 0, sum_s = 0, sum_r = 0, sum_c = 0;
     for (int r = 0; r < rounds; r++) {
         CHECK(dnnl_primitive_execute(prim, stream, 3, args));
         CHECK(dnnl_stream_wait(stream));
@@ -101,13 +119,26 @@ int main(int argc, char **argv) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, B, K, 0.0f,
                         C, N);
         double gs = flop * reps / (now() - t0) / 1e9;
-        printf("round %d: bf16 %.1f GFLOP/s, sgemm %.1f GFLOP/s, ratio %.2f\n", r + 1, gb, gs,
-               gb / gs);
+        t0 = now();
+        for (int i = 0; i < reps; i++) bf16_matmul_packed(C, N, Ar, lda, Bp, M, N, K, 0.0f);
+        double gr = flop * reps / (now() - t0) / 1e9;
+        t0 = now();
+        for (int i = 0; i < reps; i++) bf16_gemm(C, N, A, K, 0, B, K, 1, M, N, K, 0.0f);
+        double gc = flop * reps / (now() - t0) / 1e9;
+        printf("round %d: oneDNN bf16 %.1f, rnntrain bf16 %.1f, rnntrain+conv %.1f, sgemm %.1f "
+               "GFLOP/s | rnntrain/oneDNN %.2f, oneDNN/sgemm %.2f\n", r + 1, gb, gr, gc, gs,
+               gr / gb, gb / gs);
         sum_b += gb;
         sum_s += gs;
+        sum_r += gr;
+        sum_c += gc;
     }
-    printf("mean: bf16 %.1f GFLOP/s, sgemm %.1f GFLOP/s, ratio %.2f\n", sum_b / rounds,
-           sum_s / rounds, sum_b / sum_s);
+    printf("mean: oneDNN bf16 %.1f, rnntrain bf16 %.1f, rnntrain+conv %.1f, sgemm %.1f GFLOP/s "
+           "| rnntrain/oneDNN %.2f, oneDNN/sgemm %.2f, rnntrain/sgemm %.2f\n", sum_b / rounds,
+           sum_r / rounds, sum_c / rounds, sum_s / rounds, sum_r / sum_b, sum_b / sum_s,
+           sum_r / sum_s);
+    free(Ar);
+    free(Bp);
     dnnl_primitive_destroy(prim);
     dnnl_primitive_desc_destroy(pd);
     dnnl_memory_destroy(am);

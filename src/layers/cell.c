@@ -2,6 +2,7 @@
 #include "cell.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,7 @@ static void input_projection(Layer *l, const float *x, int T, int bias_hh_cols) 
     float *a = c->gates;
     for (int j = 0; j < bias_hh_cols; j++) a[j] = c->bih[j] + c->bhh[j];
     for (int j = bias_hh_cols; j < GH; j++) a[j] = c->bih[j];
+#pragma omp parallel for schedule(static) if (rows > 64 && omp_get_max_threads() > 1)
     for (int r = 1; r < rows; r++) memcpy(a + (size_t)r * GH, a, (size_t)GH * sizeof(float));
     la_matmul_nt(c->gates, x, c->wih, rows, GH, l->D, 1.0f);
 }

@@ -94,6 +94,8 @@ void bf16_convert_rows(uint16_t *dst, const float *A, int lda, int M, int K, int
     int ld = bf16_row_stride(K);
 #ifdef BF16_HAVE_X86
     if (!a_is_km) {
+        /* --threads: rows shared out when there are enough of them to repay it */
+#pragma omp parallel for schedule(static) if ((size_t)M * K >= 65536 && omp_get_max_threads() > 1)
         for (int m = 0; m < M; m++) {
             const float *src = A + (size_t)m * lda;
             uint16_t *d = dst + (size_t)m * ld;
@@ -284,6 +286,7 @@ static size_t pairs_stride(int M) {
 
 static void convert_pairs(uint32_t *dst, const float *A, int lda, int M, int K) {
     size_t ld = pairs_stride(M);
+#pragma omp parallel for schedule(static) if ((size_t)M * K >= 65536 && omp_get_max_threads() > 1)
     for (int kp = 0; kp < (K + 1) / 2; kp++) {
         const float *r0 = A + (size_t)(2 * kp) * lda;
         interleave_rows((uint16_t *)(dst + (size_t)kp * ld), r0, 2 * kp + 1 < K ? r0 + lda : NULL,

@@ -483,6 +483,7 @@ static void head_forward(Model *m, const float *y, int rows) {
     float beta = 0.0f;
     if (m->head_b >= 0) {
         const float *hb = params_value(&m->params, m->head_b);
+#pragma omp parallel for schedule(static) if (rows > 64 && omp_get_max_threads() > 1)
         for (int r = 0; r < rows; r++)
             memcpy(m->logits + (size_t)r * s->V, hb, (size_t)s->V * sizeof(float));
         beta = 1.0f;
