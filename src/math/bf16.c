@@ -168,7 +168,24 @@ kernel_rx32(const int R, int kpb, const uint32_t *A, size_t rs, size_t ks, const
         c1[r] = _mm512_setzero_ps();
         a[r] = A + (size_t)(r < mr ? r : 0) * rs;
     }
-    for (int kp = 0; kp < kpb; kp++) {
+    int kp = 0;
+    for (; kp + 2 <= kpb; kp += 2) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64);
+        __m512bh b1 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64 + 32);
+        __m512bh b2 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64 + 64);
+        __m512bh b3 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64 + 96);
+        for (int r = 0; r < R; r++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r][kp * ks]);
+            c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
+            c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
+        }
+        for (int r = 0; r < R; r++) {
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r][(kp + 1) * ks]);
+            c0[r] = _mm512_dpbf16_ps(c0[r], av, b2);
+            c1[r] = _mm512_dpbf16_ps(c1[r], av, b3);
+        }
+    }
+    for (; kp < kpb; kp++) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64);
         __m512bh b1 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64 + 32);
         for (int r = 0; r < R; r++) {
