@@ -270,7 +270,9 @@ static void pack(LaPacked *p, float *panels, const float *W, int N, int K, int w
     p->w_is_nk = w_is_nk;
     p->unpacked = 0;
     p->bf16 = g_precision == LA_BF16;
-    if (p->bf16) {
+    if (p->bf16) { /* bf16 panels fit in the fp32 ones: (K+1)*64 bytes each, not 128*K */
+        REQUIRE(bf16_packed_elems(N, K) * sizeof(uint16_t) <=
+                la_packed_floats(N, K) * sizeof(float));
         bf16_pack((uint16_t *)panels, W, w_is_nk ? K : N, N, K, w_is_nk);
         return;
     }
