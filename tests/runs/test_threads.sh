@@ -51,7 +51,8 @@ for kind in rnn lstm gru mamba s5; do
 done
 
 # the OpenMP build of OpenBLAS is linked, or a 2-thread run says it is not
-if ldd "$BIN" | grep -q "openblas-openmp"; then
+# (grep without -q: with pipefail, -q's early exit can kill ldd with SIGPIPE and fail the if)
+if ldd "$BIN" | grep "openblas-openmp" >/dev/null; then
     ok "linked with OpenBLAS's OpenMP build"
     grep -q "pthreads build" "$TMP/lstm-t2.log" && fail "warned of a pthreads OpenBLAS although the OpenMP build is linked"
 else
