@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     uint16_t *Ar = aligned_alloc(64, ((size_t)M * lda * 2 + 63) / 64 * 64);
     uint16_t *Bp = aligned_alloc(64, (bf16_packed_elems(N, K) * 2 + 63) / 64 * 64);
     if (!Ar || !Bp) return 1;
-    bf16_convert_rows(Ar, A, K, M, K, 0);
+    bf16_convert_rows(Ar, A, K, M, K);
     bf16_pack(Bp, B, K, N, K, 1);
     double sum_b = 0, sum_s = 0, sum_r = 0, sum_c = 0;
     for (int r = 0; r < rounds; r++) {

@@ -184,7 +184,7 @@ START_TEST(bf16_round_matches_instruction) {
     float *x = malloc(n * sizeof *x);
     for (i = 0; i < n; i++) x[i] = f32_of(bits[i]);
     uint16_t *h = malloc((size_t)bf16_row_stride((int)n) * sizeof *h);
-    bf16_convert_rows(h, x, (int)n, 1, (int)n, 0);
+    bf16_convert_rows(h, x, (int)n, 1, (int)n);
     size_t nans = 0, nans_same = 0, ties = 0, subs = 0;
     for (i = 0; i < n; i++) {
         uint16_t s = bf16_round(x[i]);

@@ -10,8 +10,8 @@
 
 #include "cli.h"
 #include "decode.h"
-#include "bf16.h"
 #include "commands.h"
+#include "config.h"
 #include "common.h"
 #include "dist.h"
 #include "h5util.h"
@@ -326,13 +326,7 @@ int cmd_eval(int argc, char **argv) {
     if (batch % dist_size() != 0)
         cli_bad("batch", "%d streams cannot be shared evenly by %d ranks", batch, dist_size());
     la_setup(threads);
-    const char *missing = NULL;
-    if (strcmp(precision, "bf16") == 0) {
-        if (!bf16_supported(&missing))
-            cli_bad("precision", "bf16 needs the CPU feature %s (AVX512-BF16), which this CPU "
-                    "does not offer; use --precision fp32", missing);
-        la_set_precision(LA_BF16);
-    }
+    la_set_precision(config_precision(precision));
     Task task;
     task_open(&task, data_path, 0);
     Model m;

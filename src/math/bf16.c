@@ -90,25 +90,18 @@ BF16_TARGET static inline void convert16(uint16_t *dst, const float *src, int n)
 /* d[2c + 0] = r0[c], d[2c + 1] = r1[c] (0 if r1 is NULL) for c < n, in bf16 */
 static void interleave_rows(uint16_t *d, const float *r0, const float *r1, int n);
 
-void bf16_convert_rows(uint16_t *dst, const float *A, int lda, int M, int K, int a_is_km) {
+void bf16_convert_rows(uint16_t *dst, const float *A, int lda, int M, int K) {
     int ld = bf16_row_stride(K);
-#ifdef BF16_HAVE_X86
-    if (!a_is_km) {
-        /* --threads: rows shared out when there are enough of them to repay it */
+    /* --threads: rows shared out when there are enough of them to repay it */
 #pragma omp parallel for schedule(static) if ((size_t)M * K >= 65536 && omp_get_max_threads() > 1)
-        for (int m = 0; m < M; m++) {
-            const float *src = A + (size_t)m * lda;
-            uint16_t *d = dst + (size_t)m * ld;
-            for (int k = 0; k < K; k += 16) convert16(d + k, src + k, K - k < 16 ? K - k : 16);
-            if (K & 1) d[K] = 0;
-        }
-        return;
-    }
-#endif
     for (int m = 0; m < M; m++) {
+        const float *src = A + (size_t)m * lda;
         uint16_t *d = dst + (size_t)m * ld;
-        for (int k = 0; k < K; k++)
-            d[k] = bf16_round(a_is_km ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k]);
+#ifdef BF16_HAVE_X86
+        for (int k = 0; k < K; k += 16) convert16(d + k, src + k, K - k < 16 ? K - k : 16);
+#else
+        for (int k = 0; k < K; k++) d[k] = bf16_round(src[k]);
+#endif
         if (K & 1) d[K] = 0;
     }
 }
@@ -118,22 +111,27 @@ void bf16_convert_rows(uint16_t *dst, const float *A, int lda, int M, int K, int
 void bf16_pack(uint16_t *panels, const float *B, int ldb, int N, int K, int b_is_nk) {
     int np = (N + BF16_PANEL - 1) / BF16_PANEL, kp_n = (K + 1) / 2;
     size_t panel_elems = (size_t)kp_n * BF16_PANEL * 2;
-#pragma omp parallel if (np > 1 && omp_get_max_threads() > 1)
-    {
-    uint16_t *pair_row = NULL;
-    if (b_is_nk) pair_row = (uint16_t *)rt_alloc_floats((size_t)kp_n, "bf16 packing row");
-#pragma omp for schedule(static)
+    /* --threads: the panels are shared out */
+#pragma omp parallel for schedule(static) if (np > 1 && omp_get_max_threads() > 1)
     for (int j = 0; j < np; j++) {
         uint16_t *dst = panels + (size_t)j * panel_elems;
         int cols = N - j * BF16_PANEL < BF16_PANEL ? N - j * BF16_PANEL : BF16_PANEL;
         if (cols < BF16_PANEL) memset(dst, 0, panel_elems * sizeof(uint16_t));
         if (b_is_nk) {
             uint32_t *d32 = (uint32_t *)dst;
+            /* row n of B(N,K) in bf16, a piece of PACK_PIECE at a time (even: the pairs of a
+             * piece are pairs of the row; the element K of an odd K is zero), then its
+             * pairs into the panel's column c */
+            enum { PACK_PIECE = 512 };
+            uint32_t piece[PACK_PIECE / 2];
             for (int c = 0; c < cols; c++) {
-                /* row n of B(N,K) in bf16 (element K of an odd K zero), then its pairs */
-                bf16_convert_rows(pair_row, B + (size_t)(j * BF16_PANEL + c) * ldb, ldb, 1, K, 0);
-                const uint32_t *p32 = (const uint32_t *)pair_row;
-                for (int kp = 0; kp < kp_n; kp++) d32[(size_t)kp * BF16_PANEL + c] = p32[kp];
+                const float *row = B + (size_t)(j * BF16_PANEL + c) * ldb;
+                for (int k0 = 0; k0 < K; k0 += PACK_PIECE) {
+                    int kn = K - k0 < PACK_PIECE ? K - k0 : PACK_PIECE;
+                    bf16_convert_rows((uint16_t *)piece, row + k0, ldb, 1, kn);
+                    for (int kp = 0; kp < (kn + 1) / 2; kp++)
+                        d32[(size_t)(k0 / 2 + kp) * BF16_PANEL + c] = piece[kp];
+                }
             }
         } else {
             for (int kp = 0; kp < kp_n; kp++) {
@@ -142,8 +140,6 @@ void bf16_pack(uint16_t *panels, const float *B, int ldb, int N, int K, int b_is
                 interleave_rows(dst + (size_t)kp * BF16_PANEL * 2, r0, r1, cols);
             }
         }
-    }
-    free(pair_row);
     }
 }
 
@@ -156,6 +152,19 @@ typedef struct {
 } PairsA;
 
 #ifdef BF16_HAVE_X86
+/* c0[r], c1[r] += the pair at a[r][at] times the two 16-column halves of a panel's pair row */
+BF16_TARGET __attribute__((always_inline)) static inline void
+pair_step(const int R, __m512 *c0, __m512 *c1, const uint32_t *const *a, size_t at,
+          const uint16_t *pair_row) {
+    __m512bh b0 = (__m512bh)_mm512_load_si512(pair_row);
+    __m512bh b1 = (__m512bh)_mm512_load_si512(pair_row + 32);
+    for (int r = 0; r < R; r++) {
+        __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r][at]);
+        c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
+        c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
+    }
+}
+
 /* C rows [0,mr) x columns [0,nr) (mr <= R, nr <= 32) = beta*C + A . panel over kpb pairs of
  * K: an R x 32 block of C in 2R zmm registers. Rows past mr read row 0 and are not stored. */
 BF16_TARGET __attribute__((always_inline)) static inline void
@@ -168,32 +177,13 @@ kernel_rx32(const int R, int kpb, const uint32_t *A, size_t rs, size_t ks, const
         c1[r] = _mm512_setzero_ps();
         a[r] = A + (size_t)(r < mr ? r : 0) * rs;
     }
+    /* the pairs two at a time (+5% on the large products), then the odd one */
     int kp = 0;
     for (; kp + 2 <= kpb; kp += 2) {
-        __m512bh b0 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64);
-        __m512bh b1 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64 + 32);
-        __m512bh b2 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64 + 64);
-        __m512bh b3 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64 + 96);
-        for (int r = 0; r < R; r++) {
-            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r][kp * ks]);
-            c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
-            c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
-        }
-        for (int r = 0; r < R; r++) {
-            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r][(kp + 1) * ks]);
-            c0[r] = _mm512_dpbf16_ps(c0[r], av, b2);
-            c1[r] = _mm512_dpbf16_ps(c1[r], av, b3);
-        }
+        pair_step(R, c0, c1, a, kp * ks, panel + (size_t)kp * 64);
+        pair_step(R, c0, c1, a, (kp + 1) * ks, panel + (size_t)(kp + 1) * 64);
     }
-    for (; kp < kpb; kp++) {
-        __m512bh b0 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64);
-        __m512bh b1 = (__m512bh)_mm512_load_si512(panel + (size_t)kp * 64 + 32);
-        for (int r = 0; r < R; r++) {
-            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r][kp * ks]);
-            c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
-            c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
-        }
-    }
+    if (kp < kpb) pair_step(R, c0, c1, a, kp * ks, panel + (size_t)kp * 64);
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
     __m512 vb = _mm512_set1_ps(beta);
@@ -340,7 +330,7 @@ void bf16_gemm(float *C, int ldc, const float *A, int lda, int a_is_km, const fl
     }
     int ld = bf16_row_stride(K);
     uint16_t *a = scratch(&g_a, &g_a_cap, (size_t)M * ld);
-    bf16_convert_rows(a, A, lda, M, K, 0);
+    bf16_convert_rows(a, A, lda, M, K);
     bf16_matmul_packed(C, ldc, a, ld, b, M, N, K, beta);
 }
 
@@ -349,7 +339,7 @@ void bf16_gemm_prepacked(float *C, int ldc, const float *A, int lda, const uint1
     if (M <= 0 || N <= 0) return;
     int ld = bf16_row_stride(K);
     uint16_t *a = scratch(&g_a, &g_a_cap, (size_t)M * ld);
-    bf16_convert_rows(a, A, lda, M, K, 0);
+    bf16_convert_rows(a, A, lda, M, K);
     bf16_matmul_packed(C, ldc, a, ld, panels, M, N, K, beta);
 }
 

@@ -35,10 +35,9 @@ void bf16_pack(uint16_t *panels, const float *B, int ldb, int N, int K, int b_is
  * element K of an odd K zero). */
 void bf16_matmul_packed(float *C, int ldc, const uint16_t *A, int lda, const uint16_t *panels,
                         int M, int N, int K, float beta);
-/* A(M,K) (a_is_km: A given as (K,M), used transposed) to bf16 rows of stride
- * bf16_row_stride(K), the padding element zero. */
+/* A(M,K) (lda) to bf16 rows of stride bf16_row_stride(K), the padding element zero. */
 int bf16_row_stride(int K);
-void bf16_convert_rows(uint16_t *dst, const float *A, int lda, int M, int K, int a_is_km);
+void bf16_convert_rows(uint16_t *dst, const float *A, int lda, int M, int K);
 
 /* The whole product, as la_gemm_*: C = beta*C + op(A) . op(B), with scratch of its own
  * (per thread, kept between calls). */

@@ -19,6 +19,7 @@
 static LaPrecision g_precision = LA_FP32;
 
 void la_set_precision(LaPrecision p) { g_precision = p; }
+LaPrecision la_precision(void) { return g_precision; }
 
 /* --deterministic with --threads K > 1: OpenBLAS's threaded sgemm does not give the bits of
  * its one-thread sgemm when K is not a multiple of its block of K (seen on AMD Zen 4 for
@@ -43,7 +44,6 @@ static void blas_threads_end(int n) {
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
 }
-LaPrecision la_precision(void) { return g_precision; }
 
 void la_gemm_nt(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
                 int N, int K, float beta) {

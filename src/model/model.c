@@ -322,6 +322,8 @@ static void model_build(Model *m, ModelShape s, int B, int Tmax, const Params *s
     m->ws_floats = need;
     m->logits = m->ws;
     m->inputs = rt_calloc(rows, sizeof *m->inputs, "chunk inputs");
+    m->row_loss = rt_calloc(rows, sizeof *m->row_loss, "row losses");
+    m->rows_max = rows;
     m->pool_last = rt_calloc((size_t)B, sizeof *m->pool_last, "pooling");
     size_t dfloats = rows * widest;
     if (s.C > 0 && (size_t)B * CW > dfloats) dfloats = (size_t)B * CW;
@@ -347,6 +349,7 @@ void model_free(Model *m) {
     for (int k = 0; k < m->shape.L; k++) layer_free(&m->layers[k]);
     params_free(&m->params);
     free(m->inputs);
+    free(m->row_loss);
     free(m->dbuf);
     free(m->ws);
     free(m->cond_in);
@@ -670,7 +673,8 @@ double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad
     if (m->shape.pool_mean) pool_logits(m, targets, T);
     /* --threads: rows shared out; the row losses are then added in row order (the same
      * bits on any thread count) */
-    double *row_loss = rt_malloc(rows * sizeof(double), "row losses");
+    REQUIRE(rows <= m->rows_max);
+    double *row_loss = m->row_loss;
 #pragma omp parallel for schedule(static) if (rows > 1 && omp_get_max_threads() > 1)
     for (size_t r = 0; r < rows; r++) {
         float *z = m->logits + r * V;
@@ -695,7 +699,6 @@ double model_loss(Model *m, const int32_t *targets, int T, float scale, int grad
     double total = 0.0;
     for (size_t r = 0; r < rows; r++)
         if (targets[r] >= 0) total += row_loss[r];
-    free(row_loss);
     if (m->shape.pool_mean && grad) unpool_grad(m);
     return total;
 }

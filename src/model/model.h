@@ -139,6 +139,8 @@ struct Model {
     float *ws;
     size_t ws_floats;
     float *logits;    /* = ws */
+    double *row_loss; /* (Tmax*B) model_loss's per-row losses, summed in row order */
+    size_t rows_max;  /* Tmax*B */
     float *dbuf;
     float *cond_in;   /* (B,C) conditioning of the current sequences */
     int *pool_last;   /* (B) pool_mean: each stream's labelled step in the last loss */

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "common.h"
 #include "dist.h"
+#include "linalg.h"
 
 /* The defaults: written here and nowhere else (help shows them from here). */
 static const TrainConfig defaults = {
@@ -214,6 +215,17 @@ void train_config_parse(TrainConfig *c, int argc, char **argv) {
     train_config_finish(c);
 }
 
+LaPrecision config_precision(const char *name) {
+    if (strcmp(name, "bf16") != 0) return LA_FP32;
+    const char *missing = NULL;
+    if (!bf16_supported(&missing))
+        cli_bad("precision", "bf16 needs the CPU feature %s (AVX512-BF16: AMD Zen 4 and later, "
+                "Intel Cooper Lake, Sapphire Rapids and later), which this CPU does not offer%s; "
+                "use --precision fp32", missing,
+                getenv("RNNTRAIN_CPU_HIDE") ? " (hidden by RNNTRAIN_CPU_HIDE)" : "");
+    return LA_BF16;
+}
+
 void train_config_finish(TrainConfig *c) {
     int N = c->ranks = dist_size();
     if (c->batch % N != 0)
@@ -232,12 +244,7 @@ void train_config_finish(TrainConfig *c) {
         cli_bad("micro-batch", "%d does not divide the %d streams of each rank (--batch %d over "
                 "%d ranks)", c->micro_batch, c->B_local, c->batch, N);
     c->B_micro = c->deterministic ? c->micro_batch : c->B_local;
-    const char *missing = NULL;
-    if (strcmp(c->precision, "bf16") == 0 && !bf16_supported(&missing))
-        cli_bad("precision", "bf16 needs the CPU feature %s (AVX512-BF16: AMD Zen 4 and later, "
-                "Intel Cooper Lake, Sapphire Rapids and later), which this CPU does not offer%s; "
-                "use --precision fp32", missing,
-                getenv("RNNTRAIN_CPU_HIDE") ? " (hidden by RNNTRAIN_CPU_HIDE)" : "");
+    config_precision(c->precision);
     parse_layers(c);
     apply_layer_opts(c);
     if (c->embed == 0) c->embed = c->stack.layer[0].H;

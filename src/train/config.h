@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "linalg.h"
 #include "model.h"
 
 typedef struct {
@@ -51,5 +52,10 @@ void train_config_parse(TrainConfig *c, int argc, char **argv);
 /* Validates c against the rank count and fills the derived fields and the text. */
 void train_config_finish(TrainConfig *c);
 void train_config_free(TrainConfig *c);
+
+/* --precision NAME ("fp32" or "bf16", as the option table allows) as a LaPrecision; bf16 on
+ * a CPU without AVX512-BF16 stops with a usage error naming the option and the missing
+ * feature (train and eval share it). */
+LaPrecision config_precision(const char *name);
 
 #endif

@@ -144,7 +144,7 @@ Trainer *trainer_init(const TrainConfig *c, const TrainerCallbacks *cb) {
         rt_die(EXIT_USAGE, "the ranks were started with different options; every rank must get "
                "the same command line");
     la_setup(c->threads);
-    la_set_precision(strcmp(c->precision, "bf16") == 0 ? LA_BF16 : LA_FP32);
+    la_set_precision(config_precision(c->precision));
     la_set_blas_serial(c->deterministic);
     if (c->flush_denormals) la_flush_denormals();
     if (rank == 0) {
