@@ -520,6 +520,64 @@ START_TEST(bf16_packed_matches_unpacked) {
 }
 END_TEST
 
+/* la_matmul_tn2 (two products sharing A, A converted once in bf16) gives the bits of two
+ * la_matmul_tn calls, in fp32 and in bf16 (when the CPU has it), beta 0 and 1, K odd and past
+ * the 512-row block, N1 and N2 not multiples of a panel; and in bf16 the second product is
+ * really rounded (not the fp32 product). */
+START_TEST(matmul_tn2_matches_two_calls) {
+    Rng r;
+    rng_seed(&r, 53);
+    const int M = 45, N1 = 70, N2 = 33, Ks[] = {7, 600};
+    int cases = 0;
+    for (int prec = 0; prec < 2; prec++) {
+        if (prec == 1 && bf16_skip("matmul_tn2_matches_two_calls (bf16)")) break;
+        for (int kc = 0; kc < 2; kc++)
+            for (int beta = 0; beta < 2; beta++) {
+                int K = Ks[kc];
+                float *A = malloc(sizeof(float) * K * M), *B1 = malloc(sizeof(float) * K * N1);
+                float *B2 = malloc(sizeof(float) * K * N2);
+                float *C1 = malloc(sizeof(float) * M * N1), *C2 = malloc(sizeof(float) * M * N2);
+                float *D1 = malloc(sizeof(float) * M * N1), *D2 = malloc(sizeof(float) * M * N2);
+                float *R2 = malloc(sizeof(float) * M * N2);
+                fill_spread(A, (size_t)K * M, &r);
+                fill_spread(B1, (size_t)K * N1, &r);
+                fill_spread(B2, (size_t)K * N2, &r);
+                fill_spread(C1, (size_t)M * N1, &r);
+                fill_spread(C2, (size_t)M * N2, &r);
+                memcpy(D1, C1, sizeof(float) * M * N1);
+                memcpy(D2, C2, sizeof(float) * M * N2);
+                memcpy(R2, C2, sizeof(float) * M * N2);
+                la_set_precision(prec ? LA_BF16 : LA_FP32);
+                la_matmul_tn2(C1, B1, N1, C2, B2, N2, A, M, K, (float)beta);
+                la_matmul_tn(D1, A, B1, M, N1, K, (float)beta);
+                la_matmul_tn(D2, A, B2, M, N2, K, (float)beta);
+                la_set_precision(LA_FP32);
+                ck_assert_msg(memcmp(C1, D1, sizeof(float) * M * N1) == 0,
+                              "prec %d K=%d beta=%d: first product differs from la_matmul_tn",
+                              prec, K, beta);
+                ck_assert_msg(memcmp(C2, D2, sizeof(float) * M * N2) == 0,
+                              "prec %d K=%d beta=%d: second product differs from la_matmul_tn",
+                              prec, K, beta);
+                if (prec == 1) { /* bf16: not the fp32 product */
+                    la_matmul_tn(R2, A, B2, M, N2, K, (float)beta);
+                    ck_assert_msg(max_rel_err(C2, R2, (size_t)M * N2, 1.0) > 1e-5,
+                                  "K=%d: bf16 second product equals fp32's", K);
+                }
+                cases++;
+                free(A);
+                free(B1);
+                free(B2);
+                free(C1);
+                free(C2);
+                free(D1);
+                free(D2);
+                free(R2);
+            }
+    }
+    printf("la_matmul_tn2: %d cases bitwise equal to two la_matmul_tn\n", cases);
+}
+END_TEST
+
 /* How the work is split does not change a bit: the rows of a 33-row product equal the same
  * rows computed one at a time (and in chunks of 7, 12 and 20 + 13), and its columns the same
  * columns computed one at a time, for nt, nn, tn and the packed product, beta 0 and 1, K past
@@ -684,6 +742,7 @@ static Suite *linalg_suite(void) {
     tcase_add_test(tc, blas_wrappers_match_reference);
     tcase_add_test(tc, blas_core_matches_cpu);
     tcase_add_test(tc, flush_denormals_all_threads);
+    tcase_add_test(tc, matmul_tn2_matches_two_calls);
     suite_add_tcase(s, tc);
     TCase *tb = tcase_create("bf16");
     tcase_add_checked_fixture(tb, NULL, bf16_teardown);

@@ -179,7 +179,8 @@ void cell_backward_tail(Layer *l, const float *dA_rec, float *const *dstate0, in
     int rows = T * l->B, GH = c->G * l->H;
     size_t BH = (size_t)l->B * l->H;
     const float *dA_in = c->gates;
-    la_matmul_tn(c->dwhh, dA_rec, c->h, GH, l->H, rows, 1.0f); /* h[0..T-1] */
+    c->dwhh_with_input = dA_in == dA_rec;
+    if (!c->dwhh_with_input) la_matmul_tn(c->dwhh, dA_rec, c->h, GH, l->H, rows, 1.0f);
     if (dA_in == dA_rec) { /* rnn, lstm: b_ih and b_hh get the same gradient */
         la_colsum_add2(c->dbih, c->dbhh, dA_in, rows, GH);
     } else {
@@ -195,7 +196,11 @@ void cell_backward_tail(Layer *l, const float *dA_rec, float *const *dstate0, in
 void cell_backward_input(Layer *l, const float *x, float *dx, int T) {
     Cell *c = cell_of(l);
     int rows = T * l->B, GH = c->G * l->H;
-    la_matmul_tn(c->dwih, c->gates, x, GH, l->D, rows, 1.0f);
+    if (c->dwhh_with_input) /* h[0..T-1] */
+        la_matmul_tn2(c->dwih, x, l->D, c->dwhh, c->h, l->H, c->gates, GH, rows, 1.0f);
+    else
+        la_matmul_tn(c->dwih, c->gates, x, GH, l->D, rows, 1.0f);
+    c->dwhh_with_input = 0;
     if (dx) la_matmul_nn(dx, c->gates, c->wih, rows, l->D, GH, 0.0f);
 }
 

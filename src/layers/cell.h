@@ -33,6 +33,8 @@ typedef struct {
                      forward scratch (B,G*H) for h . W_hh^T */
     float *dh, *dc; /* (B,H) gradients carried backwards through time */
     float *tmp;     /* (B,H) scratch: tanh(c_t) */
+    int dwhh_with_input; /* backward_tail found dA_rec = dA_in (rnn, lstm): dW_hh is then
+                            accumulated in backward_input with dW_ih, from one dA */
 } Cell;
 
 static inline Cell *cell_of(const Layer *l) { return (Cell *)l->impl; }
@@ -60,9 +62,12 @@ void cell_state_out(Layer *l, float *const *state, int T);
 /* Start of every cell backward: dh (and dc) zeroed, W_hh packed into ws for dA . W_hh. */
 void cell_backward_begin(Layer *l, float *ws, LaPacked *whh);
 /* End of every cell backward: dW_hh += dA_rec^T h[0..T-1] (the recurrent path's
- * pre-activation gradients, T*B x G*H) and the initial-state gradients. */
+ * pre-activation gradients, T*B x G*H) and the initial-state gradients. Where dA_rec is
+ * dA_in (c->gates: rnn, lstm) dW_hh is left to backward_input, which forms it beside dW_ih
+ * from the same dA (bf16: one conversion of dA for both; the same sums). */
 void cell_backward_tail(Layer *l, const float *dA_rec, float *const *dstate0, int T);
-/* backward_input of every cell: dW_ih += dA_in^T x, bias sums, dx = dA_in W_ih. */
+/* backward_input of every cell: dW_ih += dA_in^T x (and dW_hh, see cell_backward_tail),
+ * dx = dA_in W_ih. */
 void cell_backward_input(Layer *l, const float *x, float *dx, int T);
 int cell_input_grad_grouped(Layer *l, const int32_t *group, int ngroups, float *dgroup, int T,
                             float *ws, size_t ws_floats);

@@ -315,23 +315,45 @@ static uint16_t *scratch(uint16_t **buf, size_t *cap, size_t elems) {
     return *buf;
 }
 
+/* A (K,M) (lda) converted into the calling thread's scratch as interleaved pairs */
+static PairsA pairs_of_km(const float *A, int lda, int M, int K) {
+    size_t ld = pairs_stride(M);
+    uint16_t *a = scratch(&g_a, &g_a_cap, (size_t)(K + 1) / 2 * ld * 2);
+    convert_pairs((uint32_t *)a, A, lda, M, K);
+    PairsA pa = {(const uint32_t *)a, 1, ld};
+    return pa;
+}
+
 void bf16_gemm(float *C, int ldc, const float *A, int lda, int a_is_km, const float *B, int ldb,
                int b_is_nk, int M, int N, int K, float beta) {
     if (M <= 0 || N <= 0) return;
     uint16_t *b = scratch(&g_b, &g_b_cap, bf16_packed_elems(N, K));
     bf16_pack(b, B, ldb, N, K, b_is_nk);
     if (a_is_km) {
-        size_t ld = pairs_stride(M);
-        uint16_t *a = scratch(&g_a, &g_a_cap, (size_t)(K + 1) / 2 * ld * 2);
-        convert_pairs((uint32_t *)a, A, lda, M, K);
-        PairsA pa = {(const uint32_t *)a, 1, ld};
-        matmul_pairs(C, ldc, pa, b, M, N, K, beta);
+        matmul_pairs(C, ldc, pairs_of_km(A, lda, M, K), b, M, N, K, beta);
         return;
     }
     int ld = bf16_row_stride(K);
     uint16_t *a = scratch(&g_a, &g_a_cap, (size_t)M * ld);
     bf16_convert_rows(a, A, lda, M, K);
     bf16_matmul_packed(C, ldc, a, ld, b, M, N, K, beta);
+}
+
+void bf16_gemm_tn2(float *C1, int ldc1, const float *B1, int ldb1, int N1, float *C2, int ldc2,
+                   const float *B2, int ldb2, int N2, const float *A, int lda, int M, int K,
+                   float beta) {
+    if (M <= 0) return;
+    PairsA pa = pairs_of_km(A, lda, M, K);
+    if (N1 > 0) {
+        uint16_t *b = scratch(&g_b, &g_b_cap, bf16_packed_elems(N1, K));
+        bf16_pack(b, B1, ldb1, N1, K, 0);
+        matmul_pairs(C1, ldc1, pa, b, M, N1, K, beta);
+    }
+    if (N2 > 0) {
+        uint16_t *b = scratch(&g_b, &g_b_cap, bf16_packed_elems(N2, K));
+        bf16_pack(b, B2, ldb2, N2, K, 0);
+        matmul_pairs(C2, ldc2, pa, b, M, N2, K, beta);
+    }
 }
 
 void bf16_gemm_prepacked(float *C, int ldc, const float *A, int lda, const uint16_t *panels,

@@ -43,6 +43,11 @@ void bf16_convert_rows(uint16_t *dst, const float *A, int lda, int M, int K);
  * (per thread, kept between calls). */
 void bf16_gemm(float *C, int ldc, const float *A, int lda, int a_is_km, const float *B, int ldb,
                int b_is_nk, int M, int N, int K, float beta);
+/* C1(M,N1) = beta*C1 + A^T . B1 and C2(M,N2) = beta*C2 + A^T . B2, A(K,M) (lda), B1(K,N1),
+ * B2(K,N2): A converted once for both; the bits of two bf16_gemm calls. */
+void bf16_gemm_tn2(float *C1, int ldc1, const float *B1, int ldb1, int N1, float *C2, int ldc2,
+                   const float *B2, int ldb2, int N2, const float *A, int lda, int M, int K,
+                   float beta);
 /* C = beta*C + A . B with A(M,K) in fp32 and B packed by bf16_pack. */
 void bf16_gemm_prepacked(float *C, int ldc, const float *A, int lda, const uint16_t *panels,
                          int M, int N, int K, float beta);

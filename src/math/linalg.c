@@ -93,6 +93,16 @@ void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K,
     la_gemm_tn(C, N, A, M, B, N, M, N, K, beta);
 }
 
+void la_matmul_tn2(float *C1, const float *B1, int N1, float *C2, const float *B2, int N2,
+                   const float *A, int M, int K, float beta) {
+    if (g_precision == LA_BF16) {
+        bf16_gemm_tn2(C1, N1, B1, N1, N1, C2, N2, B2, N2, N2, A, M, M, K, beta);
+        return;
+    }
+    la_matmul_tn(C1, A, B1, M, N1, K, beta);
+    la_matmul_tn(C2, A, B2, M, N2, K, beta);
+}
+
 /* --threads: the columns in one contiguous range per thread (a multiple of 16 wide; one
  * range with one thread: rows read whole, in order); each column is summed over the rows in
  * order whatever the ranges (the same bits on any thread count) */

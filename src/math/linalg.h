@@ -22,6 +22,10 @@ void la_set_blas_serial(int on);
 void la_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 void la_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
 void la_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, float beta);
+/* Two products of one A(K,M): C1(M,N1) = beta*C1 + A^T B1(K,N1), C2(M,N2) = beta*C2 + A^T
+ * B2(K,N2), the bits of two la_matmul_tn calls (bf16: A converted once for both). */
+void la_matmul_tn2(float *C1, const float *B1, int N1, float *C2, const float *B2, int N2,
+                   const float *A, int M, int K, float beta);
 /* The same three with leading dimensions (strided rows: one stream of a time-major
  * (T,B,W) array is rows of stride B*W): lda, ldb, ldc in floats. */
 void la_gemm_nt(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M,
