@@ -11,7 +11,9 @@
  * gives O(1) relative error). */
 #include <string.h>
 
+#include "bf16.h"
 #include "common.h"
+#include "linalg.h"
 #include "model.h"
 #include "testutil.h"
 
@@ -169,6 +171,71 @@ static void check_bare(const LayerKind *kind) {
 
 START_TEST(bare_layers) {
     for (int i = 0; layer_kinds[i]; i++) check_bare(layer_kinds[i]);
+}
+END_TEST
+
+/* bf16 products (--precision bf16): every layer kind's parameter gradients, initial-state
+ * gradients and dx near the fp32 ones (within bf16 rounding: 3% of the largest entry), and
+ * not equal to them (rounded); run twice on different inputs, the second compared, so that
+ * anything a bf16 backward keeps from one call to the next (the cells' kept dA rows) must be
+ * that call's. */
+static void bf16_backward(Bare *c, float *const *dstate, float *dx) {
+    params_zero_grad(&c->p);
+    bare_loss(c);
+    c->l.kind->backward(&c->l, c->w, dstate, T, c->ws, NULL);
+    c->l.kind->backward_input(&c->l, c->x, dx, T);
+}
+
+START_TEST(bf16_gradients_near_fp32) {
+    const char *missing = NULL;
+    if (!bf16_supported(&missing)) {
+        printf("bf16_gradients_near_fp32: skipped, this CPU lacks %s\n", missing);
+        return;
+    }
+    for (int i = 0; layer_kinds[i]; i++) {
+        const LayerKind *k = layer_kinds[i];
+        Bare c;
+        bare_init(&c, k, 40, 24, 71);
+        float *dstate[LAYER_MAX_STATES], *dstate32[LAYER_MAX_STATES];
+        for (int s = 0; s < k->nstates; s++) {
+            dstate[s] = rt_alloc_floats((size_t)B * k->state_width(&c.l, s), "dstate");
+            dstate32[s] = rt_alloc_floats((size_t)B * k->state_width(&c.l, s), "dstate");
+        }
+        size_t nx = (size_t)T * B * c.D;
+        float *dx = rt_alloc_floats(nx, "dx"), *dx32 = rt_alloc_floats(nx, "dx");
+        float *g32 = rt_alloc_floats(c.p.total, "g32");
+        la_set_precision(LA_BF16);
+        bf16_backward(&c, dstate, dx); /* a first call on other inputs */
+        for (size_t j = 0; j < nx; j++) c.x[j] = -0.7f * c.x[j] + 0.1f;
+        la_set_precision(LA_FP32);
+        bf16_backward(&c, dstate32, dx32);
+        memcpy(g32, c.p.grad, c.p.total * sizeof(float));
+        la_set_precision(LA_BF16);
+        bf16_backward(&c, dstate, dx);
+        la_set_precision(LA_FP32);
+        for (int t = 0; t < c.p.count; t++) {
+            const ParamTensor *pt = &c.p.tensors[t];
+            double e = max_rel_err(c.p.grad + pt->offset, g32 + pt->offset, pt->size, 1e-6);
+            ck_assert_msg(e < 3e-2, "%s: bf16 d%s off the fp32 one by %.3g", k->name, pt->name, e);
+        }
+        for (int s = 0; s < k->nstates; s++) {
+            size_t n = (size_t)B * k->state_width(&c.l, s);
+            double e = max_rel_err(dstate[s], dstate32[s], n, 1e-6);
+            ck_assert_msg(e < 3e-2, "%s: bf16 d%s0 off by %.3g", k->name, k->state_names[s], e);
+        }
+        double ex = max_rel_err(dx, dx32, nx, 1e-6);
+        ck_assert_msg(ex < 3e-2, "%s: bf16 dx off the fp32 one by %.3g", k->name, ex);
+        ck_assert_msg(ex > 1e-6, "%s: bf16 dx equals fp32's: not rounded?", k->name);
+        printf("bf16 gradients %s: dx within %.3g of fp32\n", k->name, ex);
+        for (int s = 0; s < k->nstates; s++) {
+            free(dstate[s]);
+            free(dstate32[s]);
+        }
+        free(dx);
+        free(dx32);
+        free(g32);
+        bare_free(&c);
+    }
 }
 END_TEST
 
@@ -487,6 +554,7 @@ static Suite *gradcheck_suite(void) {
     Suite *s = suite_create("gradcheck");
     TCase *tc = tcase_create("finite-differences");
     tcase_add_test(tc, bare_layers);
+    tcase_add_test(tc, bf16_gradients_near_fp32);
     tcase_add_test(tc, models_of_each_kind);
     tcase_add_test(tc, mixed_stack);
     tcase_add_test(tc, dropout_gradients);

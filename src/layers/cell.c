@@ -72,6 +72,7 @@ void cell_free(Layer *l) {
     free(c->dh);
     free(c->dc);
     free(c->tmp);
+    free(c->dA_kept);
     free(c);
     l->impl = NULL;
 }
@@ -167,6 +168,21 @@ void cell_backward_begin(Layer *l, float *ws, LaPacked *whh) {
     la_pack_nn(whh, ws, c->whh, c->G * l->H, l->H);
 }
 
+void cell_keep_dA(Layer *l) {
+    Cell *c = cell_of(l);
+    size_t row = la_kept_row_bytes(c->G * l->H);
+    c->dA_kept_valid = row > 0;
+    if (row > 0 && !c->dA_kept) /* bf16 only: allocated at the first bf16 backward */
+        c->dA_kept = rt_alloc_floats((size_t)l->Tmax * l->B * row / sizeof(float) + 16, "kept dA");
+}
+
+void *cell_dA_kept(Layer *l, int t) {
+    Cell *c = cell_of(l);
+    if (!c->dA_kept_valid) return NULL;
+    REQUIRE(t >= 0 && t < l->Tmax);
+    return (char *)c->dA_kept + (size_t)t * l->B * la_kept_row_bytes(c->G * l->H);
+}
+
 void cell_state_out(Layer *l, float *const *state, int T) {
     Cell *c = cell_of(l);
     size_t BH = (size_t)l->B * l->H;
@@ -201,7 +217,10 @@ void cell_backward_input(Layer *l, const float *x, float *dx, int T) {
     else
         la_matmul_tn(c->dwih, c->gates, x, GH, l->D, rows, 1.0f);
     c->dwhh_with_input = 0;
-    if (dx) la_matmul_nn(dx, c->gates, c->wih, rows, l->D, GH, 0.0f);
+    if (dx)
+        la_matmul_nn_kept(dx, c->gates, c->dA_kept_valid ? c->dA_kept : NULL, c->wih, rows,
+                          l->D, GH, 0.0f);
+    c->dA_kept_valid = 0;
 }
 
 /* dgroup[v] += sum over rows r of group v of dx[r] = (sum of those dA_in rows) . W_ih:

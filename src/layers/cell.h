@@ -35,6 +35,9 @@ typedef struct {
     float *tmp;     /* (B,H) scratch: tanh(c_t) */
     int dwhh_with_input; /* backward_tail found dA_rec = dA_in (rnn, lstm): dW_hh is then
                             accumulated in backward_input with dW_ih, from one dA */
+    void *dA_kept;       /* bf16 (rnn, lstm): dA's rows as the per-step products rounded them,
+                            (Tmax*B) rows of la_kept_row_bytes(G*H), for dx = dA W_ih */
+    int dA_kept_valid;   /* set by cell_keep_dA for this backward, used by backward_input */
 } Cell;
 
 static inline Cell *cell_of(const Layer *l) { return (Cell *)l->impl; }
@@ -57,6 +60,11 @@ void cell_forward_begin(Layer *l, float *const *state, const float *x, int T, fl
                         int bias_hh_cols, LaPacked *whh);
 /* The step of every cell: its forward over one step with W_hh used unpacked (ws unused). */
 void cell_step(Layer *l, float *const *state, const float *x, float *ws);
+/* rnn, lstm backward, after cell_backward_begin: keep the bf16 rows of dA_t (the gates'
+ * gradients, as the per-step product dA_t . W_hh rounds them) for backward_input's dx
+ * product; cell_dA_kept(l, t) is where step t's rows go (NULL in fp32: nothing kept). */
+void cell_keep_dA(Layer *l);
+void *cell_dA_kept(Layer *l, int t);
 /* End of every cell forward: the state after step T out to state. */
 void cell_state_out(Layer *l, float *const *state, int T);
 /* Start of every cell backward: dh (and dc) zeroed, W_hh packed into ws for dA . W_hh. */

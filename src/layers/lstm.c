@@ -81,6 +81,7 @@ static void lstm_backward(Layer *l, const float *dy, float *const *dstate0, int 
     float *dh = c->dh, *dc = c->dc;                  /* (B,H), carried to t-1 */
     LaPacked whh;
     cell_backward_begin(l, ws, &whh);
+    cell_keep_dA(l);
     for (int t = T - 1; t >= 0; t--) {
         float *a = c->gates + (size_t)t * B * GH;    /* gates in, dA_t out (B,4H) */
         const float *dyt = dy + t * BH;
@@ -93,7 +94,10 @@ static void lstm_backward(Layer *l, const float *dy, float *const *dstate0, int 
             lstm_step_backward_row(a + (size_t)b * GH, dc + k, c->tmp + k, dyt + k, dh + k,
                                    cprev + k, H);
         }
-        if (t > 0 || dstate0) la_matmul_packed(dh, a, &whh, B, 0.0f);
+        if (t > 0 || dstate0)
+            la_matmul_packed_keep(dh, a, &whh, B, 0.0f, cell_dA_kept(l, t));
+        else
+            la_keep_rows(cell_dA_kept(l, t), a, B, c->G * H);
         layer_progress(hooks, t);
     }
     cell_backward_tail(l, c->gates, dstate0, T);

@@ -31,11 +31,15 @@ static void rnn_backward(Layer *l, const float *dy, float *const *dstate0, int T
     float *dh = c->dh;                               /* (B,H) */
     LaPacked whh;
     cell_backward_begin(l, ws, &whh);
+    cell_keep_dA(l);
     for (int t = T - 1; t >= 0; t--) {
         float *a = c->gates + t * BH;                /* h_t in, dA_t out */
         const float *dyt = dy + t * BH;
         for (size_t k = 0; k < BH; k++) a[k] = (dyt[k] + dh[k]) * (1.0f - a[k] * a[k]);
-        if (t > 0 || dstate0) la_matmul_packed(dh, a, &whh, B, 0.0f);
+        if (t > 0 || dstate0)
+            la_matmul_packed_keep(dh, a, &whh, B, 0.0f, cell_dA_kept(l, t));
+        else
+            la_keep_rows(cell_dA_kept(l, t), a, B, c->G * H);
         layer_progress(hooks, t);
     }
     cell_backward_tail(l, c->gates, dstate0, T);

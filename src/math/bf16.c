@@ -339,6 +339,14 @@ void bf16_gemm(float *C, int ldc, const float *A, int lda, int a_is_km, const fl
     bf16_matmul_packed(C, ldc, a, ld, b, M, N, K, beta);
 }
 
+void bf16_gemm_converted(float *C, int ldc, const uint16_t *A, int lda, const float *B, int ldb,
+                         int b_is_nk, int M, int N, int K, float beta) {
+    if (M <= 0 || N <= 0) return;
+    uint16_t *b = scratch(&g_b, &g_b_cap, bf16_packed_elems(N, K));
+    bf16_pack(b, B, ldb, N, K, b_is_nk);
+    bf16_matmul_packed(C, ldc, A, lda, b, M, N, K, beta);
+}
+
 void bf16_gemm_tn2(float *C1, int ldc1, const float *B1, int ldb1, int N1, float *C2, int ldc2,
                    const float *B2, int ldb2, int N2, const float *A, int lda, int M, int K,
                    float beta) {

@@ -48,6 +48,10 @@ void bf16_gemm(float *C, int ldc, const float *A, int lda, int a_is_km, const fl
 void bf16_gemm_tn2(float *C1, int ldc1, const float *B1, int ldb1, int N1, float *C2, int ldc2,
                    const float *B2, int ldb2, int N2, const float *A, int lda, int M, int K,
                    float beta);
+/* C = beta*C + A . B with A(M,K) already in bf16 rows (lda, as bf16_convert_rows writes
+ * them) and B as in bf16_gemm. */
+void bf16_gemm_converted(float *C, int ldc, const uint16_t *A, int lda, const float *B, int ldb,
+                         int b_is_nk, int M, int N, int K, float beta);
 /* C = beta*C + A . B with A(M,K) in fp32 and B packed by bf16_pack. */
 void bf16_gemm_prepacked(float *C, int ldc, const float *A, int lda, const uint16_t *panels,
                          int M, int N, int K, float beta);

@@ -381,6 +381,37 @@ __attribute__((target("avx512f"))) static void kernel_12x32(int K, const float *
 }
 #endif
 
+size_t la_kept_row_bytes(int K) {
+    return g_precision == LA_BF16 ? (size_t)bf16_row_stride(K) * sizeof(uint16_t) : 0;
+}
+
+void la_keep_rows(void *keep, const float *A, int M, int K) {
+    if (g_precision == LA_BF16 && keep) bf16_convert_rows((uint16_t *)keep, A, K, M, K);
+}
+
+void la_matmul_packed_keep(float *C, const float *A, const LaPacked *p, int M, float beta,
+                           void *keep) {
+    if (g_precision == LA_BF16 && keep) {
+        la_keep_rows(keep, A, M, p->K);
+        if (p->bf16) {
+            bf16_matmul_packed(C, p->N, (const uint16_t *)keep, bf16_row_stride(p->K),
+                               (const uint16_t *)p->panels, M, p->N, p->K, beta);
+            return;
+        }
+    }
+    la_matmul_packed(C, A, p, M, beta);
+}
+
+void la_matmul_nn_kept(float *C, const float *A, const void *keep, const float *B, int M, int N,
+                       int K, float beta) {
+    if (g_precision == LA_BF16 && keep) {
+        bf16_gemm_converted(C, N, (const uint16_t *)keep, bf16_row_stride(K), B, N, 0, M, N, K,
+                            beta);
+        return;
+    }
+    la_matmul_nn(C, A, B, M, N, K, beta);
+}
+
 int la_packed_native(void) {
 #ifdef LA_HAVE_X86
     static int cached = -1;

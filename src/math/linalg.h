@@ -63,6 +63,18 @@ void la_pack_nn(LaPacked *p, float *panels, const float *W, int K, int N);
 /* W (N,K) for C = A . W^T, not packed (one product does not repay packing: decoding). */
 void la_unpacked_nt(LaPacked *p, const float *W, int N, int K);
 void la_matmul_packed(float *C, const float *A, const LaPacked *p, int M, float beta);
+/* bf16 mode: the rows of A as a product rounds them, kept for another product of the same A
+ * (the per-step dA_t . W_hh, then dA W_ih over the chunk). la_kept_row_bytes(K): bytes per
+ * row of K (0 in fp32: nothing is kept); la_matmul_packed_keep: la_matmul_packed that also
+ * leaves A's rows in keep (M rows; keep may be NULL); la_keep_rows: only the rows;
+ * la_matmul_nn_kept: la_matmul_nn(C, A, B, ...) reading A from keep if it is not NULL (the
+ * same bits as from A). */
+size_t la_kept_row_bytes(int K);
+void la_matmul_packed_keep(float *C, const float *A, const LaPacked *p, int M, float beta,
+                           void *keep);
+void la_keep_rows(void *keep, const float *A, int M, int K);
+void la_matmul_nn_kept(float *C, const float *A, const void *keep, const float *B, int M, int N,
+                       int K, float beta);
 /* 1 if the packed AVX-512 kernel is in use on this CPU. */
 int la_packed_native(void);
 
