@@ -444,21 +444,23 @@ static void scan_step(float *restrict h, float *restrict ys, const float *restri
     if (d0 < w) scan_step_chunk(h, ys, delta, u, bm, cm, at, dd, d0, w - d0, N, ld);
 }
 
-/* scan_step without the output, keeping e = exp(delta A) for the reverse step. */
+/* scan_step without the output, from hp (the state before the step) into h, keeping e =
+ * exp(delta A) for the reverse step. */
 RT_FMA_CLONES
-static void scan_step_keep(float *restrict h, float *restrict e, const float *restrict delta,
-                           const float *restrict u, const float *restrict bm,
-                           const float *restrict at, int w, int N, int ld) {
+static void scan_step_keep(float *restrict h, const float *restrict hp, float *restrict e,
+                           const float *restrict delta, const float *restrict u,
+                           const float *restrict bm, const float *restrict at, int w, int N,
+                           int ld) {
     float du[MAMBA_DB];
     for (int d = 0; d < w; d++) du[d] = delta[d] * u[d];
     for (int n = 0; n < N; n++) {
         float *hn = h + (size_t)n * MAMBA_DB, *en = e + (size_t)n * MAMBA_DB;
-        const float *an = at + (size_t)n * ld;
+        const float *hpn = hp + (size_t)n * MAMBA_DB, *an = at + (size_t)n * ld;
         float bn = bm[n];
         for (int d = 0; d < w; d++) {
             float a = scan_decay(delta[d], an[d]);
             en[d] = a;
-            hn[d] = fmaf(a, hn[d], bn * du[d]);
+            hn[d] = fmaf(a, hpn[d], bn * du[d]);
         }
     }
 }
@@ -651,9 +653,8 @@ static void mamba_backward(Layer *l, const float *dy, float *const *dstate0, int
                 for (int t = t0; t < t1; t++) {
                     size_t o = ((size_t)t * B + b) * E + d0, on = ((size_t)t * B + b) * N;
                     float *hn = hseg + (size_t)(t - t0 + 1) * HB;
-                    memcpy(hn, hn - HB, HB * sizeof(float));
-                    scan_step_keep(hn, eseg + (size_t)(t - t0) * HB, m->delta + o, m->u + o,
-                                   m->bm + on, m->at + d0, w, N, E);
+                    scan_step_keep(hn, hn - HB, eseg + (size_t)(t - t0) * HB, m->delta + o,
+                                   m->u + o, m->bm + on, m->at + d0, w, N, E);
                 }
                 for (int t = t1 - 1; t >= t0; t--) {
                     size_t o = ((size_t)t * B + b) * E + d0, on = ((size_t)t * B + b) * N;
