@@ -679,9 +679,10 @@ START_TEST(bf16_cpu_hide) {
     } cases[] = {
         {"avx512_bf16", "avx512_bf16"},         {"sse2,avx512_bf16,foo", "avx512_bf16"},
         {"avx512_bf16,", "avx512_bf16"},        {"avx512bw", "avx512bw"},
-        {"avx512f,avx512_bf16", "avx512f"},     {"avx512_bf1", NULL},
+        {"avx512f,avx512_bf16", "avx512f, avx512_bf16"},     {"avx512_bf1", NULL},
         {"avx512_bf16x", NULL},                 {"", NULL},
         {"avx2,sse4_2", NULL},                  {"AVX512_BF16", NULL},
+        {"avx512vl,avx512bw", "avx512bw, avx512vl"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         setenv("RNNTRAIN_CPU_HIDE", cases[i].list, 1);

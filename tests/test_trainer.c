@@ -93,10 +93,14 @@ static void tbptt_case(const char *data, const char *what) {
     ck_assert(full.n == covering.n && full.n == chunked.n);
     ck_assert_msg(memcmp(full.params, covering.params, full.n * sizeof(float)) == 0,
                   "%s: --bptt 12 over 12-step sequences differs from full BPTT", what);
-    ck_assert_msg(fabs(chunked.first_loss - full.first_loss) <= 1e-9 * full.first_loss,
+    /* chunked and whole forward differ only in the rows of each product (4 vs 12 steps):
+     * within 1e-9 where the BLAS orders the sums alike (AVX-512 sgemm), float
+     * rounding apart where it does not (AVX2 sgemm on Zen 3: 3.4e-9 relative); a state
+     * not carried or reset at a chunk boundary moves the loss by far more */
+    ck_assert_msg(fabs(chunked.first_loss - full.first_loss) <= 1e-7 * full.first_loss,
                   "%s: chunked forward loss %.12g vs %.12g: the state is not carried within a "
                   "sequence", what, chunked.first_loss, full.first_loss);
-    ck_assert_msg(fabs(chunked.valid0 - full.valid0) <= 1e-9 * full.valid0,
+    ck_assert_msg(fabs(chunked.valid0 - full.valid0) <= 1e-7 * full.valid0,
                   "%s: chunked validation %.12g vs %.12g: state carried or reset wrongly", what,
                   chunked.valid0, full.valid0);
     ck_assert_msg(memcmp(full.params, chunked.params, full.n * sizeof(float)) != 0,

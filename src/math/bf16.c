@@ -41,12 +41,18 @@ int bf16_supported(const char **missing) {
     have[2] = __builtin_cpu_supports("avx512vl");
     have[3] = __builtin_cpu_supports("avx512bf16");
 #endif
+    /* every missing feature, in the order of need[] ("avx512f, avx512bw, ..."); one
+     * static buffer: called while the configuration is read, before any thread starts */
+    static char list[64];
+    size_t len = 0;
+    list[0] = '\0';
     for (int i = 0; i < 4; i++)
-        if (!have[i] || hidden(need[i])) {
-            if (missing) *missing = need[i];
-            return 0;
-        }
-    return 1;
+        if (!have[i] || hidden(need[i]))
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "",
+                                    need[i]);
+    if (len == 0) return 1;
+    if (missing) *missing = list;
+    return 0;
 }
 
 uint16_t bf16_round(float f) {

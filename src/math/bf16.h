@@ -21,8 +21,9 @@
 
 #define BF16_PANEL 32
 
-/* 1 if this CPU (and OS) can run the bf16 kernels; otherwise 0 and *missing names the
- * missing CPU feature ("avx512_bf16" as /proc/cpuinfo spells it). RNNTRAIN_CPU_HIDE (a
+/* 1 if this CPU (and OS) can run the bf16 kernels; otherwise 0 and *missing lists every
+ * missing CPU feature as /proc/cpuinfo spells it ("avx512f, avx512bw, avx512vl,
+ * avx512_bf16" on an AVX2-only CPU, "avx512_bf16" on Ice Lake). RNNTRAIN_CPU_HIDE (a
  * comma-separated list of such names) hides features, so that tests can act as such a CPU. */
 int bf16_supported(const char **missing);
 

@@ -219,9 +219,9 @@ LaPrecision config_precision(const char *name) {
     if (strcmp(name, "bf16") != 0) return LA_FP32;
     const char *missing = NULL;
     if (!bf16_supported(&missing))
-        cli_bad("precision", "bf16 needs the CPU feature %s (AVX512-BF16: AMD Zen 4 and later, "
-                "Intel Cooper Lake, Sapphire Rapids and later), which this CPU does not offer%s; "
-                "use --precision fp32", missing,
+        cli_bad("precision", "bf16 needs the CPU features avx512f, avx512bw, avx512vl and "
+                "avx512_bf16 (AMD Zen 4 and later, Intel Cooper Lake, Sapphire Rapids and later); "
+                "this CPU does not offer %s%s; use --precision fp32", missing,
                 getenv("RNNTRAIN_CPU_HIDE") ? " (hidden by RNNTRAIN_CPU_HIDE)" : "");
     return LA_BF16;
 }

@@ -80,7 +80,12 @@ refused fp16 "" 0 "--precision" "fp16" -- --precision fp16
 
 if ! grep -qw avx512_bf16 /proc/cpuinfo; then
     # as RNNTRAIN_CPU_HIDE acts below: the refusal without the variable
-    refused no-bf16 "" 0 "--precision" "avx512_bf16" -- --precision bf16
+    # the message lists every feature of the four this CPU lacks, in this order
+    lacks=
+    for f in avx512f avx512bw avx512vl avx512_bf16; do
+        grep -qw "$f" /proc/cpuinfo || lacks+="${lacks:+, }$f"
+    done
+    refused no-bf16 "" 0 "--precision" "does not offer $lacks;" -- --precision bf16
     run nobf16-fp32 0 $LM --steps 5 --precision fp32 || fail "fp32 on this CPU: $(tail -3 "$TMP/nobf16-fp32.log")"
     echo "precision_runs: this CPU lacks avx512_bf16: the bf16 runs are skipped"
     echo "precision_runs: $fails failure(s)"
@@ -89,10 +94,10 @@ if ! grep -qw avx512_bf16 /proc/cpuinfo; then
 fi
 
 # RNNTRAIN_CPU_HIDE: act as a CPU without the feature
-refused hide "RNNTRAIN_CPU_HIDE=avx512_bf16" 0 "--precision" "avx512_bf16" -- --precision bf16
-refused hide-list "RNNTRAIN_CPU_HIDE=sse2,avx512_bf16" 0 "--precision" "avx512_bf16" -- --precision bf16
-refused hide-2ranks "RNNTRAIN_CPU_HIDE=avx512_bf16" 2 "--precision" "avx512_bf16" -- --precision bf16
-refused hide-f "RNNTRAIN_CPU_HIDE=avx512f" 0 "--precision" "avx512f" -- --precision bf16
+refused hide "RNNTRAIN_CPU_HIDE=avx512_bf16" 0 "--precision" "does not offer avx512_bf16 " -- --precision bf16
+refused hide-list "RNNTRAIN_CPU_HIDE=sse2,avx512_bf16" 0 "--precision" "does not offer avx512_bf16 " -- --precision bf16
+refused hide-2ranks "RNNTRAIN_CPU_HIDE=avx512_bf16" 2 "--precision" "does not offer avx512_bf16 " -- --precision bf16
+refused hide-f "RNNTRAIN_CPU_HIDE=avx512f" 0 "--precision" "does not offer avx512f " -- --precision bf16
 
 # fp32 and bf16, 50 steps
 run fp32 0 $LM --steps 50 --precision fp32 || fail "fp32 run: $(tail -3 "$TMP/fp32.log")"
