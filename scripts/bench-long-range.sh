@@ -11,7 +11,11 @@
 # env (defaults are the documented run): BUILD_DIR (build), TS ("200 1000"),
 #   KINDS ("mamba s5 lstm gru rnn"), LAYERS (2), HIDDEN (64), BATCH (32), STEPS (see
 #   below), LR, SCHEDULE, WARMUP, CLIP, EVAL_EVERY, NTRAIN, NVALID, NTEST, SEED,
-#   MAMBA_ARGS, S5_ARGS (kind-specific layer settings), NICE (10).
+#   MAMBA_ARGS, S5_ARGS (kind-specific layer settings), NICE (10),
+#   FROM_T (unset): a curriculum: the runs at every T other than FROM_T start from the
+#   weights of the same kind's run at FROM_T (--init-from OUTDIR/adding-T$FROM_T-KIND,
+#   which must exist: list FROM_T first in TS), as OUTDIR/adding-T$T-KIND-from$FROM_T;
+#   the budget is then STEPS at FROM_T plus STEPS at T, the same for every kind.
 # Runs are one at a time, single-threaded (OPENBLAS_NUM_THREADS=1, --threads 1).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +45,7 @@ SEED=${SEED:-1}
 MAMBA_ARGS=${MAMBA_ARGS:-"--d-state 4"}
 S5_ARGS=${S5_ARGS:-""}
 NICE=${NICE:-10}
+FROM_T=${FROM_T:-}
 
 [ -x "$bin" ] || { cmake -S "$root" -B "$bdir" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
                    cmake --build "$bdir" -j1 >/dev/null; }
@@ -58,6 +63,14 @@ for T in $TS; do
       mamba) extra=$MAMBA_ARGS ;;
       s5) extra=$S5_ARGS ;;
     esac
+    label=$kind steps=$STEPS
+    if [ -n "$FROM_T" ] && [ "$T" != "$FROM_T" ]; then
+      start=$out/adding-T$FROM_T-$kind
+      [ -f "$start/model.h5" ] || { echo "bench-long-range.sh: FROM_T=$FROM_T: no $start/model.h5 (put $FROM_T first in TS)" >&2; exit 2; }
+      run=$run-from$FROM_T
+      extra="$extra --init-from $start"
+      label="$kind, from its T = $FROM_T model" steps="$STEPS + $STEPS"
+    fi
     rm -rf "$run"
     # shellcheck disable=SC2086
     cmd=("$bin" train --data "$data" --out "$run" --model "$kind" --layers "$LAYERS"
@@ -77,7 +90,7 @@ for T in $TS; do
     case $kind in
       mamba|s5) verdict=$(awk -v m="$mse" 'BEGIN { print (m < 0.01) ? "pass" : "FAIL" }') ;;
     esac
-    echo "| $kind | $T | $params | $STEPS | $mse | $wall | $verdict |" | tee "$run.row"
+    echo "| $label | $T | $params | $steps | $mse | $wall | $verdict |" | tee "$run.row"
   done
 done
 # the table of every run in OUTDIR (also those of earlier invocations with other TS/KINDS)

@@ -7,7 +7,9 @@ Reads OUTDIR/adding-T{T}-{kind}/metrics.jsonl (written by `rnntrain train`) for 
 found and the five kinds rnn, lstm, gru, mamba, s5, and draws the validation MSE ("kind":
 "valid" lines, field "nats", which for a regress task is the MSE) against the update step,
 log scale, one panel per T, one line per kind; the 0.167 floor (predicting 1.0) and the
-0.01 target are drawn as horizontal lines.
+0.01 target are drawn as horizontal lines. Curriculum runs (adding-T{T}-{kind}-from{T0},
+bench-long-range.sh's FROM_T) are drawn dashed, their steps counted from the start of
+the run at T.
 """
 
 import argparse
@@ -23,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 KINDS = ("rnn", "lstm", "gru", "mamba", "s5")
 LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "mamba": "Mamba", "s5": "S5"}
+COLORS = {kind: "C%d" % i for i, kind in enumerate(KINDS)}  # one colour per kind, every panel
 
 
 def read_valid(path):
@@ -52,11 +55,19 @@ def main():
     for ax, T in zip(axes[0], Ts):
         for kind in KINDS:
             path = os.path.join(a.outdir, "adding-T%d-%s" % (T, kind), "metrics.jsonl")
-            if not os.path.exists(path):
-                continue
-            steps, mse = read_valid(path)
+            steps, mse = read_valid(path) if os.path.exists(path) else ([], [])
             if steps:
-                ax.plot(steps, mse, marker=".", label=LABELS[kind])
+                ax.plot(steps, mse, marker=".", color=COLORS[kind], label=LABELS[kind])
+            # curriculum runs (FROM_T): dashed
+            for d in sorted(glob.glob(os.path.join(a.outdir, "adding-T%d-%s-from*" % (T, kind)))):
+                m = re.search(r"-from(\d+)$", d)
+                mpath = os.path.join(d, "metrics.jsonl")
+                if not m or not os.path.exists(mpath):
+                    continue
+                steps, mse = read_valid(mpath)
+                if steps:
+                    ax.plot(steps, mse, marker=".", ls="--", color=COLORS[kind],
+                            label="%s, from its T = %s model" % (LABELS[kind], m.group(1)))
         ax.axhline(1.0 / 6.0, color="grey", ls=":", lw=1, label="predict 1.0 (1/6)")
         ax.axhline(0.01, color="black", ls="--", lw=1, label="target 0.01")
         ax.set_yscale("log")
